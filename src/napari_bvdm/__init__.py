@@ -1,0 +1,2 @@
+"""napari-bvdm."""
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""The ``bvdm`` command line: one tool, one subcommand per module in :mod:`napari_bvdm.commands`.
+
+Each module in ``napari_bvdm/commands/`` defines
+
+- ``NAME`` (the subcommand, e.g. ``"fit-shapes"``) and ``HELP`` (one line),
+- ``add_arguments(parser)``: its options, each with a help text that states the default,
+- ``run(args) -> int``: the work (heavy imports inside), returning the exit status.
+
+Errors a user can fix (bad input, bad settings, wrong weights file) end with exit status 2 and a
+one-line cause; Ctrl-C ends with 130 after the running job cleaned up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import __version__
+
+
+def _command_modules():
+    from . import commands
+
+    mods = []
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{commands.__name__}.{info.name}")
+        if hasattr(mod, "NAME") and hasattr(mod, "run"):
+            mods.append(mod)
+    return mods
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bvdm",
+        description="napari-bvdm: synthetic, fully annotated live-cell videos from one real video.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"napari-bvdm {__version__}")
+    parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _command_modules():
+        p = sub.add_parser(
+            mod.NAME,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        )
+        p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+        mod.add_arguments(p)
+        p.set_defaults(_run=mod.run)
+    return parser
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception types that mean 'fix your input', reported in one line."""
+    from .io.video import InputError
+    from .runtime.config import ConfigError
+    from .runtime.progress import Cancelled
+    from .runtime.weights import WeightsError
+
+    return (InputError, ConfigError, WeightsError, Cancelled, FileNotFoundError, FileExistsError,
+            PermissionError, NotADirectoryError, ValueError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 1
+    try:
+        return int(args._run(args) or 0)
+    except KeyboardInterrupt:
+        print("\nbvdm: interrupted (partial output removed, checkpoints kept)", file=sys.stderr)
+        return 130
+    except user_errors() as e:
+        if args.traceback:
+            raise
+        print(f"bvdm {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

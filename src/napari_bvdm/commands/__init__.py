@@ -1,0 +1,1 @@
+"""Subcommands of ``bvdm``: one module each (see :mod:`napari_bvdm.cli`)."""

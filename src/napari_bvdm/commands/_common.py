@@ -1,0 +1,42 @@
+"""Helpers shared by subcommands: settings files and progress output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_settings_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--settings",
+        type=Path,
+        default=None,
+        help="run-settings JSON file (as saved by the GUI); options given on the command line win",
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def load_settings(args: argparse.Namespace, section: str | None = None) -> dict[str, Any]:
+    """The settings file's content (or one section of it); ``{}`` without ``--settings``."""
+    path = getattr(args, "settings", None)
+    if not path:
+        return {}
+    from ..runtime.config import ConfigError
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"settings file {path} is not valid JSON: {e}") from None
+    if section is not None:
+        return dict(data.get(section, {}))
+    return data
+
+
+def progress_callback(args: argparse.Namespace):
+    from ..runtime.progress import TerminalBar
+
+    return None if getattr(args, "quiet", False) else TerminalBar()

@@ -1,0 +1,1 @@
+"""Runtime services shared by every stage: progress events, cancel, devices, seeds, configs, weights."""

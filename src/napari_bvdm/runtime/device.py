@@ -1,0 +1,89 @@
+"""Device choice: CUDA, then MPS, then CPU, or what the user asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass
+class DeviceInfo:
+    """A compute device as shown to users."""
+
+    name: str  # torch device string: "cpu", "cuda:0", "mps"
+    description: str
+    free_memory_bytes: int | None = None
+
+
+def resolve_device(device: str | None = "auto"):
+    """Return a ``torch.device`` for ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.
+
+    Raises
+    ------
+    ValueError
+        When the requested device is not available on this machine.
+    """
+    import torch
+
+    d = (device or "auto").strip().lower()
+    if d == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda:0")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if d.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available here")
+        idx = int(d.split(":")[1]) if ":" in d else 0
+        if idx >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {device!r} requested but only {torch.cuda.device_count()} CUDA device(s) exist"
+            )
+        return torch.device(f"cuda:{idx}")
+    if d == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ValueError("device 'mps' requested but MPS is not available here")
+        return torch.device("mps")
+    if d == "cpu":
+        return torch.device("cpu")
+    raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
+
+
+def list_devices() -> list[DeviceInfo]:
+    """All devices usable here, CPU last, with names and free memory where known."""
+    import os
+
+    import torch
+
+    out: list[DeviceInfo] = []
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            try:
+                free, total = torch.cuda.mem_get_info(i)
+            except Exception:  # pragma: no cover - driver specific
+                free, total = None, None
+            name = torch.cuda.get_device_name(i)
+            desc = f"cuda:{i} {name}"
+            if free is not None:
+                desc += f" ({free / 2**30:.1f} of {total / 2**30:.1f} GiB free)"
+            out.append(DeviceInfo(f"cuda:{i}", desc, free))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        out.append(DeviceInfo("mps", "mps (Apple GPU)"))
+    out.append(DeviceInfo("cpu", f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"))
+    return out
+
+
+def release_device_memory(device) -> None:
+    """Free cached accelerator memory after a job ends."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if getattr(device, "type", str(device)).startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    elif str(device) == "mps" and hasattr(torch, "mps"):
+        try:
+            torch.mps.empty_cache()
+        except Exception:  # pragma: no cover
+            pass
