@@ -1,0 +1,1 @@
+"""Texture model: crops, denoiser UNet, noise schedule and samplers, training, painters."""
