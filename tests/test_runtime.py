@@ -10,7 +10,7 @@ import torch
 
 from napari_bvdm.runtime.config import Config, ConfigError
 from napari_bvdm.runtime.device import list_devices, resolve_device
-from napari_bvdm.runtime.progress import CancelToken, Cancelled, Progress, TerminalBar, run_job
+from napari_bvdm.runtime.progress import Cancelled, CancelToken, Progress, TerminalBar, run_job
 from napari_bvdm.runtime.seeding import numpy_rng, torch_generator
 from napari_bvdm.runtime.weights import WeightsError, load_weights, read_metadata, save_weights
 

@@ -124,7 +124,7 @@ def _coerce(cls_name: str, name: str, tp: Any, value: Any) -> Any:
             return tuple(_coerce(cls_name, name, args[0], v) for v in value)
         if args and len(args) != len(value):
             raise ConfigError(f"{cls_name}.{name}: expected {len(args)} values, got {value!r}")
-        return tuple(_coerce(cls_name, name, a, v) for a, v in zip(args or [Any] * len(value), value))
+        return tuple(_coerce(cls_name, name, a, v) for a, v in zip(args or [Any] * len(value), value, strict=True))
     if origin is list:
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{cls_name}.{name}: expected a list, got {value!r}")
