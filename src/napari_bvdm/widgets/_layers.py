@@ -1,0 +1,190 @@
+"""Qt-free helpers between napari layers and core data: summaries, tracks, classical segmentation.
+
+Nothing here imports Qt or napari; the jobs are generators like every core job, so the GUI runs
+them off the GUI thread with :class:`~napari_bvdm.widgets._jobs.JobRunner`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..runtime.progress import CancelToken, Job, Progress
+
+__all__ = [
+    "lineage_from_metadata",
+    "summarise_video",
+    "tracks_layer_data",
+    "classical_segmentation",
+]
+
+
+def lineage_from_metadata(metadata: dict | None) -> np.ndarray | None:
+    """A CTC lineage table ``(N, 4)`` ``L B E P`` from a layer's metadata, if the reader put one."""
+    if not metadata:
+        return None
+    for key in ("lineage", "ctc_lineage", "man_track", "tracks"):
+        v = metadata.get(key)
+        if v is None:
+            continue
+        arr = np.asarray(v, dtype=np.int64)
+        if arr.ndim == 2 and arr.shape[1] == 4:
+            return arr
+    video = metadata.get("video")
+    lin = getattr(video, "lineage", None)
+    return None if lin is None else np.asarray(lin, dtype=np.int64)
+
+
+def summarise_video(
+    image: Any | None,
+    labels: Any | None,
+    lineage: np.ndarray | None = None,
+    token: CancelToken | None = None,
+) -> Job[dict[str, Any]]:
+    """Frames, size, cells per frame, tracks and divisions of an image/label video.
+
+    Returns a dict with ``frames``, ``size`` (Y, X), ``dtype``, ``cells_per_frame``
+    (min, mean, max) and ``tracks``, ``divisions``, ``labels_linked`` when labels are given.
+    """
+    ref = image if image is not None else labels
+    if ref is None:
+        raise ValueError("nothing to summarise: pick an image layer (and a labels layer)")
+    shape = tuple(int(s) for s in ref.shape)
+    if len(shape) == 2:
+        shape = (1, *shape)
+    if len(shape) != 3:
+        raise ValueError(f"expected a 2D+time video (T, Y, X), got shape {shape}")
+    out: dict[str, Any] = {"frames": shape[0], "size": shape[1:]}
+    if image is not None:
+        out["dtype"] = np.dtype(image.dtype).name
+        if labels is not None and tuple(labels.shape[-2:]) != tuple(image.shape[-2:]):
+            raise ValueError(
+                f"image frames are {tuple(image.shape[-2:])} but labels are {tuple(labels.shape[-2:])}:"
+                " pick layers of the same video"
+            )
+    if labels is None:
+        return out
+    lab = labels if labels.ndim == 3 else labels[None]
+    t = lab.shape[0]
+    counts = []
+    ids_per_frame: list[np.ndarray] = []
+    for i in range(t):
+        if token is not None:
+            token.check()
+        ids = np.unique(np.asarray(lab[i]))
+        ids = ids[ids != 0]
+        ids_per_frame.append(ids)
+        counts.append(len(ids))
+        yield Progress(i + 1, t, f"counting cells, frame {i + 1}", stage="summary")
+    all_ids = np.unique(np.concatenate(ids_per_frame)) if ids_per_frame else np.zeros(0)
+    c = np.asarray(counts, dtype=float)
+    out["cells_per_frame"] = (int(c.min()), float(c.mean()), int(c.max())) if len(c) else (0, 0.0, 0)
+    out["tracks"] = int(len(all_ids))
+    # labels are "linked" when ids persist over frames (a tracking), not renumbered per frame
+    persistent = sum(len(np.intersect1d(a, b)) for a, b in zip(ids_per_frame[:-1], ids_per_frame[1:], strict=True))
+    possible = sum(min(len(a), len(b)) for a, b in zip(ids_per_frame[:-1], ids_per_frame[1:], strict=True))
+    out["labels_linked"] = bool(possible == 0 or persistent / possible > 0.5)
+    if lineage is not None and len(lineage):
+        lin = np.asarray(lineage)
+        out["tracks"] = int(len(lin))
+        out["divisions"] = int(len(np.unique(lin[lin[:, 3] > 0, 3])))
+    else:
+        out["divisions"] = None  # unknown without a lineage
+    return out
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    """Human-readable lines for the Data step."""
+    lines = [f"{summary['frames']} frames of {summary['size'][0]} x {summary['size'][1]} px"
+             + (f" ({summary['dtype']})" if "dtype" in summary else "")]
+    if "cells_per_frame" in summary:
+        lo, mean, hi = summary["cells_per_frame"]
+        lines.append(f"cells per frame: {lo} to {hi} (mean {mean:.1f})")
+        lines.append(f"tracks: {summary['tracks']}"
+                     + ("" if summary.get("labels_linked", True) else " (labels are not linked over time)"))
+        div = summary.get("divisions")
+        lines.append("divisions: " + ("unknown (no lineage)" if div is None else str(div)))
+    else:
+        lines.append("no labels: the shape and flow models need a label video")
+    return "\n".join(lines)
+
+
+def tracks_layer_data(labels: np.ndarray, lineage: np.ndarray | None = None
+                      ) -> tuple[np.ndarray, dict[int, list[int]]]:
+    """napari Tracks data ``(N, 4)`` rows ``[track_id, t, y, x]`` and the division graph.
+
+    Centroids per label per frame; ``graph`` maps each daughter to ``[mother]`` from the lineage.
+    """
+    from scipy import ndimage
+
+    rows = []
+    lab = np.asarray(labels)
+    for t in range(lab.shape[0]):
+        frame = lab[t]
+        ids = np.unique(frame)
+        ids = ids[ids != 0]
+        if not len(ids):
+            continue
+        cents = ndimage.center_of_mass(np.ones_like(frame, dtype=np.uint8), frame, ids)
+        for i, (y, x) in zip(ids, cents, strict=True):
+            rows.append((int(i), t, float(y), float(x)))
+    data = np.asarray(rows, dtype=float).reshape(-1, 4)
+    graph: dict[int, list[int]] = {}
+    present = set(np.unique(data[:, 0]).astype(int)) if len(data) else set()
+    if lineage is not None:
+        for lab_id, _b, _e, parent in np.asarray(lineage).reshape(-1, 4):
+            if parent > 0 and int(lab_id) in present and int(parent) in present:
+                graph[int(lab_id)] = [int(parent)]
+    return data, graph
+
+
+def classical_segmentation(
+    image: Any,
+    *,
+    sigma: float = 2.0,
+    threshold: float | None = None,
+    min_size: int = 50,
+    min_distance: int = 7,
+    token: CancelToken | None = None,
+) -> Job[np.ndarray]:
+    """Threshold + watershed instance segmentation of every frame (a starting point, not a tracker).
+
+    Parameters
+    ----------
+    image : (T, Y, X) array
+    sigma : Gaussian smoothing before thresholding, in pixels.
+    threshold : intensity threshold on the smoothed image; ``None`` = Otsu per frame.
+    min_size : objects smaller than this many pixels are removed.
+    min_distance : minimum distance between watershed seeds (about a nucleus radius / 2).
+
+    Returns
+    -------
+    (T, Y, X) uint16 labels, numbered per frame (not linked over time).
+    """
+    from scipy import ndimage
+    from skimage.feature import peak_local_max
+    from skimage.filters import gaussian, threshold_otsu
+    from skimage.morphology import remove_small_objects
+    from skimage.segmentation import watershed
+
+    img = image if image.ndim == 3 else image[None]
+    t = img.shape[0]
+    out = np.zeros(img.shape, dtype=np.uint16)
+    for i in range(t):
+        if token is not None:
+            token.check()
+        f = gaussian(np.asarray(img[i], dtype=np.float32), sigma=sigma, preserve_range=True)
+        thr = threshold if threshold is not None else (threshold_otsu(f) if f.max() > f.min() else np.inf)
+        fg = remove_small_objects(f > thr, min_size=min_size)
+        if fg.any():
+            dist = ndimage.distance_transform_edt(fg)
+            peaks = peak_local_max(dist, min_distance=min_distance, labels=ndimage.label(fg)[0],
+                                   exclude_border=False)
+            markers = np.zeros(fg.shape, dtype=np.int32)
+            markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
+            seg = watershed(-dist, markers, mask=fg)
+            seg = remove_small_objects(seg, min_size=min_size)
+            out[i] = seg.astype(np.uint16)
+        yield Progress(i + 1, t, f"segmenting frame {i + 1}/{t}", stage="segment")
+    return out

@@ -1,0 +1,203 @@
+"""Data step: pick the real video's image and labels layers, summarise them, segment if needed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtWidgets import (
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSpinBox,
+    QWidget,
+)
+
+from ._base import MISSING, READY, StepWidget
+from ._layers import classical_segmentation, format_summary, lineage_from_metadata, summarise_video
+
+__all__ = ["DataWidget"]
+
+NONE = "(none)"
+
+
+class DataWidget(StepWidget):
+    """Pick image + labels layers (dropped TIFF or CTC folder) and hand them to the workflow."""
+
+    key = "data"
+    title = "Data"
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.summary: dict[str, Any] | None = None
+        form = QFormLayout()
+        box = QWidget()
+        box.setLayout(form)
+        self.image_combo = QComboBox()
+        self.labels_combo = QComboBox()
+        self.image_combo.setToolTip("the real video (T, Y, X); drop a TIFF or a CTC folder on napari")
+        self.labels_combo.setToolTip("its instance labels (CTC TRA/SEG/ST or any Labels layer)")
+        form.addRow("Image", self.image_combo)
+        form.addRow("Labels", self.labels_combo)
+        self.add(box)
+        self.use_btn = QPushButton("Use these layers")
+        self.use_btn.setToolTip("summarise the video and make it the input of every step")
+        self.use_btn.clicked.connect(self.use_layers)
+        self.add(self.use_btn)
+        self.summary_label = QLabel("No video picked yet.")
+        self.summary_label.setWordWrap(True)
+        self.add(self.summary_label)
+
+        # classical segmentation, offered when there are no labels
+        self.seg_box = QGroupBox("No labels? Start from a classical segmentation")
+        seg_form = QFormLayout(self.seg_box)
+        self.sigma = QDoubleSpinBox()
+        self.sigma.setRange(0.0, 20.0)
+        self.sigma.setValue(float(self.settings.get("data", "sigma", 2.0)))
+        self.sigma.setToolTip("Gaussian smoothing (px) before thresholding")
+        self.threshold = QDoubleSpinBox()
+        self.threshold.setRange(0.0, 1e9)
+        self.threshold.setDecimals(2)
+        self.threshold.setSpecialValueText("Otsu")
+        self.threshold.setValue(float(self.settings.get("data", "threshold", 0.0)))
+        self.threshold.setToolTip("intensity threshold on the smoothed image; 'Otsu' = automatic per frame")
+        self.min_size = QSpinBox()
+        self.min_size.setRange(1, 10**7)
+        self.min_size.setValue(int(self.settings.get("data", "min_size", 50)))
+        self.min_size.setToolTip("remove objects smaller than this (px)")
+        self.min_distance = QSpinBox()
+        self.min_distance.setRange(1, 1000)
+        self.min_distance.setValue(int(self.settings.get("data", "min_distance", 7)))
+        self.min_distance.setToolTip("minimum distance between watershed seeds (px), about half a nucleus radius")
+        seg_form.addRow("smoothing", self.sigma)
+        seg_form.addRow("threshold", self.threshold)
+        seg_form.addRow("min size", self.min_size)
+        seg_form.addRow("seed distance", self.min_distance)
+        self.segment_btn = QPushButton("Segment (threshold + watershed)")
+        self.segment_btn.clicked.connect(self.segment)
+        seg_form.addRow(self.segment_btn)
+        self.add(self.seg_box)
+        for w, key in ((self.sigma, "sigma"), (self.threshold, "threshold"), (self.min_size, "min_size"),
+                       (self.min_distance, "min_distance")):
+            w.valueChanged.connect(lambda v, k=key: self.settings.set("data", k, v))
+        self.finish_layout()
+
+        ev = self.viewer.layers.events
+        for name in ("inserted", "removed", "moved", "reordered"):
+            sig = getattr(ev, name, None)
+            if sig is not None:
+                sig.connect(self._refresh_layers)
+        self.labels_combo.currentIndexChanged.connect(self._update_seg_box)
+        self.state.events.video.connect(self._on_video)
+        self._refresh_layers()
+        self._on_video(self.state.video)
+
+    # ----------------------------------------------------------------------------- layers
+    def _refresh_layers(self, *_args: Any) -> None:
+        for combo, kind, allow_none in ((self.image_combo, "image", False), (self.labels_combo, "labels", True)):
+            current = combo.currentText()
+            names = self.layer_names(kind)
+            combo.blockSignals(True)
+            combo.clear()
+            if allow_none:
+                combo.addItem(NONE)
+            combo.addItems(names)
+            if current in names:
+                combo.setCurrentText(current)
+            elif names:
+                combo.setCurrentText(names[0])
+            combo.blockSignals(False)
+        self._update_seg_box()
+
+    def _update_seg_box(self, *_args: Any) -> None:
+        has_image = self.image_combo.count() > 0
+        self.seg_box.setVisible(has_image and self.labels_combo.currentText() == NONE)
+        self.use_btn.setEnabled(has_image and not self.runner.running)
+
+    def run_buttons(self) -> list[QWidget]:
+        return [self.use_btn, self.segment_btn]
+
+    def select(self, image: str, labels: str | None = None) -> None:
+        """Select layers by name (used by the workflow and tests)."""
+        self._refresh_layers()
+        self.image_combo.setCurrentText(image)
+        self.labels_combo.setCurrentText(labels or NONE)
+
+    # ----------------------------------------------------------------------------- actions
+    def use_layers(self) -> None:
+        image_layer = self.layer(self.image_combo.currentText())
+        labels_name = self.labels_combo.currentText()
+        labels_layer = None if labels_name == NONE else self.layer(labels_name)
+        if image_layer is None:
+            self.set_status("pick an image layer first (drop a TIFF or CTC folder on napari)", MISSING)
+            return
+        image = image_layer.data
+        labels = None if labels_layer is None else labels_layer.data
+        lineage = None
+        if labels_layer is not None:
+            lineage = lineage_from_metadata(labels_layer.metadata)
+            if lineage is None:
+                lineage = lineage_from_metadata(image_layer.metadata)
+        names = (image_layer.name, labels_name if labels_layer is not None else "")
+
+        def done(summary: dict[str, Any]) -> None:
+            from ..io.video import Video
+
+            kind = "labels"
+            if labels_layer is not None:
+                kind = str(labels_layer.metadata.get("kind", "labels")) if labels_layer.metadata else "labels"
+            video = Video(
+                image=image,
+                labels={} if labels is None else {kind: labels},
+                lineage=lineage,
+                source=str(image_layer.source.path or image_layer.name) if image_layer.source else image_layer.name,
+                meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary},
+            )
+            self.summary = summary
+            self.state.image_layer, self.state.labels_layer = names
+            self.state.video = video
+
+        self.runner.start(lambda token: summarise_video(image, labels, lineage, token), done, title="Reading layers")
+
+    def segment(self) -> None:
+        image_layer = self.layer(self.image_combo.currentText())
+        if image_layer is None:
+            self.set_status("pick an image layer to segment", MISSING)
+            return
+        image = image_layer.data
+        kwargs = dict(sigma=self.sigma.value(), threshold=self.threshold.value() or None,
+                      min_size=self.min_size.value(), min_distance=self.min_distance.value())
+        name = f"{image_layer.name} segmentation"
+
+        def done(labels) -> None:
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = labels
+            else:
+                self.viewer.add_labels(labels, name=name, metadata={"kind": "labels", "origin": "classical"})
+            self.select(image_layer.name, name)
+            self.set_status("classical segmentation added: check it, then 'Use these layers'", MISSING)
+
+        self.runner.start(lambda token: classical_segmentation(image, token=token, **kwargs), done,
+                          title="Segmenting")
+
+    # ----------------------------------------------------------------------------- state
+    def _on_video(self, video: Any) -> None:
+        if video is None:
+            self.summary_label.setText("No video picked yet.")
+            self.set_status("missing: drop a real video (TIFF or CTC folder) and pick its layers", MISSING)
+            return
+        summary = video.meta.get("summary") if getattr(video, "meta", None) else None
+        text = format_summary(summary) if summary else video.describe()
+        self.summary_label.setText(text)
+        if not video.labels:
+            self.set_status("image only: segment it (below) or add a labels layer; shape and flow models "
+                            "need labels", MISSING)
+            self.seg_box.setVisible(True)
+        else:
+            self.set_status(f"ready: {self.state.image_layer} + {self.state.labels_layer}", READY)
+
+    def params(self) -> dict[str, Any]:
+        return {"sigma": self.sigma.value(), "threshold": self.threshold.value() or None,
+                "min_size": self.min_size.value(), "min_distance": self.min_distance.value()}
