@@ -1,0 +1,524 @@
+"""Read videos: multi-page TIFF, single 2D TIFF, folder of per-frame TIFFs, CTC sequences.
+
+Entry point: :func:`read_video`. Every reader returns a :class:`~napari_bvdm.io.video.Video` whose
+arrays are ``(T, Y, X)`` and keep the file's dtype. With ``lazy=True`` the arrays are
+:class:`~napari_bvdm.io.lazy.FrameStack` objects (or memory maps for uncompressed TIFFs) that decode
+a frame when it is indexed; with ``lazy=False`` (default) they are numpy arrays filled in place
+(one copy in memory).
+
+Bad input raises :class:`~napari_bvdm.io.video.InputError` saying what is wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .lazy import FrameStack
+from .lineage import frame_label_sets, read_track_file
+from .video import InputError, Video
+
+__all__ = [
+    "read_video",
+    "read_tiff",
+    "read_frame_folder",
+    "read_ctc",
+    "find_ctc",
+    "CTCLayout",
+    "frame_number",
+    "TIFF_SUFFIXES",
+]
+
+TIFF_SUFFIXES = (".tif", ".tiff")
+_SEQ_DIR = re.compile(r"^\d{2,}$")
+_ANNOT_DIR = re.compile(r"^(\d{2,})_(GT|ST|ERR_SEG|RES)$")
+_DIGITS = re.compile(r"\d+")
+
+
+# --------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------
+def frame_number(path: str | Path) -> int | None:
+    """The last number in a file name's stem (``t012.tif`` -> 12, ``man_seg007`` -> 7)."""
+    nums = _DIGITS.findall(Path(path).stem)
+    return int(nums[-1]) if nums else None
+
+
+def _is_tiff(p: Path) -> bool:
+    return p.is_file() and p.suffix.lower() in TIFF_SUFFIXES and not p.name.startswith(".")
+
+
+def _tiffs(folder: Path) -> list[Path]:
+    return [p for p in folder.iterdir() if _is_tiff(p)]
+
+
+def _exists(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path} does not exist; give a TIFF file, a folder of TIFF frames or a "
+                         "CTC sequence folder")
+
+
+def _page_info(path: Path) -> tuple[tuple[int, ...], np.dtype, str]:
+    """Shape, dtype and axes of a TIFF's first series (header only, no pixel data)."""
+    try:
+        with tifffile.TiffFile(path) as tif:
+            s = tif.series[0]
+            return tuple(int(n) for n in s.shape), np.dtype(s.dtype), str(s.axes)
+    except (tifffile.TiffFileError, OSError, ValueError, IndexError) as e:
+        raise InputError(f"{path} is not a readable TIFF file ({e})") from None
+
+
+def _check_grey_axes(path: Path, shape: tuple[int, ...], axes: str, *, frame: bool) -> tuple[int, ...]:
+    """Reject RGB / multichannel / 4D data with a message that says which axis to pick.
+
+    Returns the shape with singleton non-spatial axes removed: ``(Y, X)`` or ``(T, Y, X)``.
+    """
+    axes = axes.upper()
+    for ax_name, what in (("S", "colour samples (RGB/RGBA)"), ("C", "channels")):
+        if ax_name in axes:
+            i = axes.index(ax_name)
+            if shape[i] > 1:
+                raise InputError(
+                    f"{path} has {shape[i]} {what} on axis {i} (shape {shape}, axes {axes!r}); "
+                    f"napari-bvdm needs one grey channel: pick one, e.g. "
+                    f"`numpy.take(tifffile.imread(path), c, axis={i})`, and save that as the video"
+                )
+    keep = [(n, a) for n, a in zip(shape, axes, strict=True) if not (n == 1 and a not in "YX")]
+    dims = tuple(n for n, _ in keep)
+    max_dims = 2 if frame else 3
+    if len(dims) > max_dims:
+        raise InputError(
+            f"{path} is {len(dims)}D (shape {shape}, axes {axes!r}); "
+            + ("each frame file must be one 2D image" if frame else
+               "napari-bvdm reads 2D videos (T, Y, X): pick one z-slice or time point on the extra "
+               "axis (or project it) and save a (T, Y, X) stack")
+        )
+    if dims and (len(dims) < 2):
+        raise InputError(f"{path} has shape {shape}; expected a 2D image or a (T, Y, X) stack")
+    return dims
+
+
+def _check_dtype(path: Path | str, dtype: np.dtype) -> None:
+    if dtype.kind not in "uifb":
+        raise InputError(f"{path} has pixel type {dtype}; expected an integer or float grey image")
+
+
+def _check_label_dtype(where: str, dtype: np.dtype) -> None:
+    if dtype.kind == "f":
+        raise InputError(
+            f"{where}: labels are floats ({dtype}); label images must hold non-negative integers "
+            "(uint16 in CTC); convert with `labels.astype(numpy.uint16)` if the values are whole"
+        )
+    if dtype.kind not in "iub":
+        raise InputError(f"{where}: labels have pixel type {dtype}; expected unsigned integers")
+
+
+def _check_label_values(where: str, arr: np.ndarray) -> None:
+    if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+        raise InputError(f"{where}: labels contain negative values (min {arr.min()}); labels must be "
+                         ">= 0 with 0 as background")
+
+
+# --------------------------------------------------------------------------------------------
+# single TIFF (multi-page or 2D)
+# --------------------------------------------------------------------------------------------
+def read_tiff(path: str | Path, *, lazy: bool = False) -> Video:
+    """Read a multi-page TIFF ``(T, Y, X)`` or a single 2D TIFF (a 1-frame video).
+
+    Parameters
+    ----------
+    path : path
+        The TIFF file.
+    lazy : bool
+        Memory-map uncompressed files, decode compressed pages on access; else read into memory.
+
+    Raises
+    ------
+    InputError
+        Not a TIFF, RGB/multichannel, more than 3 dimensions, unsupported pixel type.
+    """
+    path = Path(path)
+    _exists(path)
+    if path.suffix.lower() not in TIFF_SUFFIXES:
+        raise InputError(f"{path} is not a TIFF file (.tif/.tiff)")
+    shape, dtype, axes = _page_info(path)
+    _check_dtype(path, dtype)
+    dims = _check_grey_axes(path, shape, axes, frame=False)
+    if len(dims) == 2:
+        dims = (1,) + dims
+    meta = {"format": "tiff", "axes": axes, "dtype": dtype.name}
+    image = None
+    if lazy:
+        image = _lazy_multipage(path, dims, dtype)
+    if image is None:
+        try:
+            image = tifffile.imread(path, series=0)
+        except Exception as e:  # noqa: BLE001 - any decoder failure is bad input here
+            raise InputError(f"{path}: cannot decode the pixel data ({e})") from None
+        image = np.asarray(image).reshape(dims)
+    return Video(image=image, source=str(path), meta=meta)
+
+
+def _lazy_multipage(path: Path, dims: tuple[int, int, int], dtype: np.dtype):
+    """A memory map (uncompressed, contiguous) or a FrameStack over pages; None if neither fits."""
+    try:
+        mm = tifffile.memmap(path, mode="r")
+        return mm.reshape(dims)
+    except Exception:  # noqa: BLE001 - not memory-mappable: compressed or not contiguous
+        pass
+    tif = tifffile.TiffFile(path)
+    pages = tif.series[0].pages
+    if len(pages) != dims[0]:
+        tif.close()
+        return None
+    lock = threading.Lock()
+
+    def load(t: int) -> np.ndarray:
+        with lock:
+            return pages[t].asarray().reshape(dims[1:])
+
+    stack = FrameStack(load, dims[0], dims[1:], dtype, name=str(path))
+    stack._tiff = tif  # keep the handle open as long as the stack lives
+    return stack
+
+
+# --------------------------------------------------------------------------------------------
+# folder of per-frame TIFFs
+# --------------------------------------------------------------------------------------------
+def _numbered(files: list[Path], folder: Path) -> list[tuple[int, Path]]:
+    nums = [(frame_number(p), p) for p in files]
+    missing = [p.name for n, p in nums if n is None]
+    if missing:
+        if len(missing) == len(nums):
+            return [(i, p) for i, p in enumerate(sorted(files, key=lambda p: p.name))]
+        raise InputError(f"{folder}: files {missing[:3]} have no frame number in their name while "
+                         "others do; name every frame file with its index (t000.tif, t001.tif, ...)")
+    nums.sort(key=lambda np_: np_[0])
+    seen: dict[int, Path] = {}
+    for n, p in nums:
+        if n in seen:
+            raise InputError(f"{folder}: {seen[n].name} and {p.name} both have frame number {n}")
+        seen[n] = p
+    return nums  # type: ignore[return-value]
+
+
+def _stack_of_files(
+    files: list[Path], n_frames: int, index: list[int], *, lazy: bool, what: str,
+    label: bool = False,
+):
+    """A (T, Y, X) array from per-frame files placed at ``index`` (other frames zero)."""
+    infos = [_page_info(p) for p in files]
+    shapes = {}
+    for p, (shape, dtype, axes) in zip(files, infos, strict=True):
+        dims = _check_grey_axes(p, shape, axes, frame=True)
+        shapes.setdefault((dims, dtype.str), []).append(p.name)
+    if len(shapes) > 1:
+        parts = "; ".join(f"{len(v)} file(s) {k[0]} {np.dtype(k[1]).name} (e.g. {v[0]})"
+                          for k, v in shapes.items())
+        raise InputError(f"{what}: frames differ in size or pixel type: {parts}; every frame must "
+                         "have the same size and type")
+    (dims, dstr), = shapes.keys()
+    dtype = np.dtype(dstr)
+    if label:
+        _check_label_dtype(what, dtype)
+    else:
+        _check_dtype(what, dtype)
+    by_t = dict(zip(index, files, strict=True))
+    if n_frames <= max(index, default=-1):
+        raise InputError(f"{what}: frame index {max(index)} is beyond the video's {n_frames} frames")
+
+    def load(t: int) -> np.ndarray:
+        return tifffile.imread(by_t[t]).reshape(dims)
+
+    if lazy:
+        return FrameStack(load, n_frames, dims, dtype, present=index, name=what)
+    out = np.zeros((n_frames,) + dims, dtype)
+    for t in by_t:
+        out[t] = load(t)
+    if label:
+        _check_label_values(what, out)
+    return out
+
+
+def read_frame_folder(path: str | Path, *, lazy: bool = False) -> Video:
+    """Read a folder of per-frame 2D TIFFs, ordered by the number in each file name.
+
+    Raises
+    ------
+    InputError
+        Empty folder, frames of different sizes or pixel types, RGB frames, duplicate numbers.
+    """
+    path = Path(path)
+    _exists(path)
+    files = _tiffs(path)
+    if not files:
+        others = sorted(p.name for p in path.iterdir())[:5]
+        raise InputError(f"{path} holds no TIFF frames (.tif/.tiff)"
+                         + (f"; it holds {others}" if others else " (the folder is empty)"))
+    numbered = _numbered(files, path)
+    ordered = [p for _, p in numbered]
+    image = _stack_of_files(ordered, len(ordered), list(range(len(ordered))), lazy=lazy,
+                            what=str(path))
+    meta = {"format": "frames", "files": [p.name for p in ordered],
+            "frame_numbers": [n for n, _ in numbered], "dtype": np.dtype(image.dtype).name}
+    return Video(image=image, source=str(path), meta=meta)
+
+
+# --------------------------------------------------------------------------------------------
+# CTC
+# --------------------------------------------------------------------------------------------
+@dataclass
+class CTCLayout:
+    """Where the parts of one CTC sequence live (any part may be missing)."""
+
+    dataset: Path
+    sequence: str
+    raw: list[tuple[int, Path]] = field(default_factory=list)
+    tra: list[tuple[int, Path]] = field(default_factory=list)
+    track_file: Path | None = None
+    seg: list[tuple[int, Path]] = field(default_factory=list)
+    st: list[tuple[int, Path]] = field(default_factory=list)
+    err_seg: list[tuple[int, Path]] = field(default_factory=list)
+    res: list[tuple[int, Path]] = field(default_factory=list)
+    res_track_file: Path | None = None
+    other_sequences: list[str] = field(default_factory=list)
+
+    @property
+    def seq_dir(self) -> Path:
+        return self.dataset / self.sequence
+
+    def n_frames(self) -> int:
+        for part in (self.raw, self.tra, self.res, self.err_seg):
+            if part:
+                return max(t for t, _ in part) + 1
+        for part in (self.seg, self.st):
+            if part:
+                return max(t for t, _ in part) + 1
+        return 0
+
+
+def _prefixed(folder: Path, prefix: str) -> list[tuple[int, Path]]:
+    """Files ``prefix<digits>.tif`` in ``folder`` as (index, path), sorted."""
+    if not folder.is_dir():
+        return []
+    pat = re.compile(rf"^{re.escape(prefix)}(\d+)\.tiff?$", re.IGNORECASE)
+    out = []
+    for p in folder.iterdir():
+        m = pat.match(p.name)
+        if m and p.is_file():
+            out.append((int(m.group(1)), p))
+    out.sort()
+    return out
+
+
+def find_ctc(path: str | Path, sequence: str | None = None) -> CTCLayout | None:
+    """Recognise a CTC sequence at ``path``: ``DS/NN``, ``DS/NN_GT`` (etc.) or the dataset ``DS``.
+
+    Returns None when ``path`` does not look like CTC data (then it may be a plain frame folder).
+    For a dataset folder with several sequences, ``sequence`` picks one (default: the first).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return None
+    name = path.name
+    m = _ANNOT_DIR.match(name)
+    if m:
+        dataset, seq = path.parent, m.group(1)
+    elif _SEQ_DIR.match(name) and (_tiffs(path) or any(
+            (path.parent / f"{name}_{k}").is_dir() for k in ("GT", "ST", "ERR_SEG", "RES"))):
+        dataset, seq = path.parent, name
+    else:
+        seqs = sorted({
+            (mm.group(1) if (mm := _ANNOT_DIR.match(p.name)) else p.name)
+            for p in path.iterdir()
+            if p.is_dir() and (_SEQ_DIR.match(p.name) or _ANNOT_DIR.match(p.name))
+        })
+        if not seqs:
+            return None
+        if sequence is not None:
+            if sequence not in seqs:
+                raise InputError(f"{path}: no CTC sequence {sequence!r}; it has {seqs}")
+            seq = sequence
+        else:
+            seq = seqs[0]
+        dataset = path
+        lay = _layout(dataset, seq)
+        lay.other_sequences = [s for s in seqs if s != seq]
+        return lay
+    if sequence is not None and sequence != seq:
+        raise InputError(f"{path} is sequence {seq}, not {sequence!r}")
+    return _layout(dataset, seq)
+
+
+def _layout(dataset: Path, seq: str) -> CTCLayout:
+    lay = CTCLayout(dataset=dataset, sequence=seq)
+    lay.raw = _prefixed(dataset / seq, "t")
+    gt = dataset / f"{seq}_GT"
+    lay.tra = _prefixed(gt / "TRA", "man_track")
+    if (gt / "TRA" / "man_track.txt").is_file():
+        lay.track_file = gt / "TRA" / "man_track.txt"
+    lay.seg = _prefixed(gt / "SEG", "man_seg")
+    lay.st = _prefixed(dataset / f"{seq}_ST" / "SEG", "man_seg")
+    lay.err_seg = _prefixed(dataset / f"{seq}_ERR_SEG", "mask")
+    res = dataset / f"{seq}_RES"
+    lay.res = _prefixed(res, "mask")
+    if (res / "res_track.txt").is_file():
+        lay.res_track_file = res / "res_track.txt"
+    seg_dir = gt / "SEG"
+    if seg_dir.is_dir() and any(re.match(r"^man_seg_\d+_\d+\.tiff?$", p.name)
+                                for p in seg_dir.iterdir()):
+        raise InputError(f"{seg_dir} holds 3D slice annotations (man_seg_TTT_ZZZ.tif); "
+                         "napari-bvdm reads 2D sequences only")
+    return lay
+
+
+def read_ctc(
+    path: str | Path, *, lazy: bool = False, sequence: str | None = None, check: bool = True,
+) -> Video:
+    """Read a CTC sequence: raw frames plus every annotation beside it.
+
+    ``labels`` gets ``"TRA"`` (``NN_GT/TRA``, with ``lineage`` from ``man_track.txt``), ``"SEG"``
+    (``NN_GT/SEG``, sparse: frames without a file are zero, annotated frames in ``seg_frames``),
+    ``"ST"`` (``NN_ST/SEG``, annotated frames in ``meta["st_frames"]``), ``"ERR_SEG"``
+    (``NN_ERR_SEG``) and ``"RES"`` (``NN_RES``, its lineage in ``meta["res_lineage"]``).
+
+    Parameters
+    ----------
+    path : path
+        ``DS/NN``, ``DS/NN_GT`` or the dataset folder ``DS``.
+    lazy : bool
+        Decode frames on access (:class:`FrameStack`) instead of reading everything now.
+    sequence : str, optional
+        Which sequence of a dataset folder (default: the first, e.g. ``"01"``).
+    check : bool
+        Check that ``man_track.txt`` agrees with the TRA masks (CTC rules 1-8); this decodes
+        every TRA frame once (also in lazy mode).
+
+    Raises
+    ------
+    InputError
+        Not CTC data, malformed or inconsistent track file, label images of the wrong type or size.
+    """
+    path = Path(path)
+    _exists(path)
+    lay = find_ctc(path, sequence)
+    if lay is None:
+        raise InputError(f"{path} is not a CTC sequence (expected NN/tTTT.tif with NN_GT/... beside "
+                         "it, or a dataset folder holding them)")
+    n = lay.n_frames()
+    if n == 0:
+        raise InputError(f"{lay.seq_dir}: no frames found (tTTT.tif, NN_GT/TRA/man_trackTTT.tif, ...)")
+    seq = lay.sequence
+    where = f"{lay.dataset.name}/{seq}"
+    meta: dict = {"format": "ctc", "dataset": str(lay.dataset), "sequence": seq,
+                  "other_sequences": lay.other_sequences}
+    if lay.raw:
+        idx = [t for t, _ in lay.raw]
+        if idx != list(range(len(idx))):
+            missing = sorted(set(range(max(idx) + 1)) - set(idx))
+            raise InputError(f"{lay.seq_dir}: raw frames are not numbered 0..T-1 without gaps "
+                             f"(missing {missing[:5]})")
+    image = (_stack_of_files([p for _, p in lay.raw], n, [t for t, _ in lay.raw], lazy=lazy,
+                             what=f"{where} raw frames") if lay.raw else None)
+    if image is not None:
+        meta["dtype"] = np.dtype(image.dtype).name
+    digits = {len(re.findall(r"\d+", p.stem)[-1]) for part in (lay.raw, lay.tra, lay.seg)
+              for _, p in part}
+    meta["digits"] = sorted(digits)
+    labels: dict = {}
+    shape_ref = tuple(image.shape) if image is not None else None
+    lineage = None
+    seg_frames: list[int] = []
+    for kind, part, sub in (("TRA", lay.tra, f"{seq}_GT/TRA"), ("SEG", lay.seg, f"{seq}_GT/SEG"),
+                            ("ST", lay.st, f"{seq}_ST/SEG"), ("ERR_SEG", lay.err_seg, f"{seq}_ERR_SEG"),
+                            ("RES", lay.res, f"{seq}_RES")):
+        if not part:
+            continue
+        idx = [t for t, _ in part]
+        arr = _stack_of_files([p for _, p in part], n, idx, lazy=lazy, what=f"{where} {sub}",
+                              label=True)
+        if shape_ref is not None and tuple(arr.shape) != shape_ref:
+            raise InputError(f"{where} {sub}: label images are {tuple(arr.shape)[1:]} but the raw "
+                             f"frames are {shape_ref[1:]}; annotations must match the frames")
+        shape_ref = shape_ref or tuple(arr.shape)
+        labels[kind] = arr
+        if kind == "SEG":
+            seg_frames = idx
+        elif kind == "ST":
+            meta["st_frames"] = idx
+        elif kind in ("TRA", "ERR_SEG", "RES") and len(idx) != n:
+            meta.setdefault("warnings", []).append(
+                f"{sub}: {n - len(idx)} of {n} frames have no label image")
+    if lay.tra:
+        if lay.track_file is None:
+            raise InputError(f"{where}: {seq}_GT/TRA has label images but no man_track.txt; the "
+                             "lineage file 'L B E P' is required")
+        lineage = read_track_file(lay.track_file)
+        if check:
+            _check_tracks(f"{where} {seq}_GT/TRA", labels["TRA"], lineage)
+    elif lay.track_file is not None:
+        lineage = read_track_file(lay.track_file)
+    if lay.res:
+        if lay.res_track_file is not None:
+            meta["res_lineage"] = read_track_file(lay.res_track_file)
+            if check:
+                _check_tracks(f"{where} {seq}_RES", labels["RES"], meta["res_lineage"])
+    return Video(image=image, labels=labels, lineage=lineage, seg_frames=seg_frames,
+                 source=str(lay.seq_dir), meta=meta)
+
+
+def _check_tracks(where: str, labels, lineage: np.ndarray) -> None:
+    from .validator import check_lineage
+
+    per_frame = frame_label_sets(labels[t] for t in range(len(labels)))
+    problems = check_lineage(lineage, per_frame, len(labels))
+    if problems:
+        shown = "; ".join(str(v) for v in problems[:5])
+        more = f" (and {len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise InputError(f"{where}: the track file disagrees with the label images: {shown}{more}. "
+                         "Fix man_track.txt or read with check=False")
+
+
+# --------------------------------------------------------------------------------------------
+# dispatch
+# --------------------------------------------------------------------------------------------
+def read_video(
+    path: str | Path, *, lazy: bool = False, sequence: str | None = None, check: bool = True,
+) -> Video:
+    """Read any supported video: CTC sequence or dataset, frame folder, multi-page or 2D TIFF.
+
+    Parameters
+    ----------
+    path : path
+        A ``.tif``/``.tiff`` file, a folder of per-frame TIFFs, a CTC sequence folder ``DS/NN``
+        (or ``DS/NN_GT``), or a CTC dataset folder ``DS``.
+    lazy : bool
+        Return lazily decoded arrays (for napari / large videos) instead of numpy arrays.
+    sequence : str, optional
+        CTC only: which sequence of a dataset folder.
+    check : bool
+        CTC only: check the lineage against the TRA masks.
+
+    Returns
+    -------
+    Video
+        ``image`` (T, Y, X) in the file's dtype, ``labels`` by kind, ``lineage``, ``seg_frames``.
+
+    Examples
+    --------
+    >>> v = read_video("../shared/data/Fluo-N2DH-GOWT1/01")      # doctest: +SKIP
+    >>> v.image.shape, v.labels["TRA"].dtype, v.seg_frames[:3]    # doctest: +SKIP
+    ((92, 1024, 1024), dtype('uint16'), [2, 5, 6])
+    """
+    path = Path(path)
+    _exists(path)
+    if path.is_file():
+        return read_tiff(path, lazy=lazy)
+    if find_ctc(path, sequence) is not None:
+        return read_ctc(path, lazy=lazy, sequence=sequence, check=check)
+    return read_frame_folder(path, lazy=lazy)
