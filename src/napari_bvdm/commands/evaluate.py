@@ -1,0 +1,100 @@
+"""``bvdm evaluate``: train on synthetic, test on real (SEG, DET, TRA, LNK with py-ctcmetrics)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "evaluate"
+HELP = "train a segmentation net on real / synthetic / both / classical data, test on held-out real frames"
+DESCRIPTION = (
+    "Train-on-synthetic, test-on-real. The same compact UNet (interior + boundary, watershed) is trained "
+    "with the same budget on each training set (real = annotated frames of the first part of the real "
+    "sequence; synthetic; real+synthetic; classical-renderer synthetic), for several seeds; it segments the "
+    "held-out second part of the real sequence, an overlap tracker links the instances, and SEG, DET, TRA "
+    "and LNK are scored with py-ctcmetrics against the real ground truth. Writes runs.csv, summary.csv, "
+    "summary.md, scores.png and every NN_RES into the output folder."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import add_settings_argument
+
+    p.add_argument("--real", type=Path, default=None,
+                   help="real CTC sequence with ground truth, e.g. Fluo-N2DH-GOWT1/01 (required)")
+    p.add_argument("--synthetic", type=Path, default=None,
+                   help="our synthetic CTC data: a sequence folder or a dataset folder with 01, 02, ...")
+    p.add_argument("--classical", type=Path, default=None,
+                   help="synthetic CTC data made with the classical renderer (baseline)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="result folder to write")
+    p.add_argument("--sets", nargs="+", default=None,
+                   help="training sets (default: real synthetic real+synthetic classical; missing data is skipped)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1 2)")
+    p.add_argument("--steps", type=int, default=None, help="training steps per run (default 300)")
+    p.add_argument("--batch-size", type=int, default=None, help="patches per step (default 8)")
+    p.add_argument("--patch-size", type=int, default=None, help="patch side in pixels (default 128)")
+    p.add_argument("--base-channels", type=int, default=None, help="UNet width (default 16)")
+    p.add_argument("--split", type=float, default=None, help="fraction of real frames for training (default 0.5)")
+    p.add_argument("--max-frames", type=int, default=None, help="use only the first N real frames (default all)")
+    p.add_argument("--downsample", type=int, default=None, help="integer downsampling of real frames (default 2)")
+    p.add_argument("--synthetic-downsample", type=int, default=None,
+                   help="downsampling of the synthetic data (default: same as --downsample)")
+    p.add_argument("--crop", nargs=2, type=int, default=None, metavar=("H", "W"),
+                   help="centre crop of the test frames after downsampling (default whole frame)")
+    p.add_argument("--max-synthetic-frames", type=int, default=None,
+                   help="at most this many synthetic frames per set (default 200)")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default torch's choice)")
+    p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
+    add_settings_argument(p)
+
+
+def build_config(args: argparse.Namespace):
+    """The :class:`ExperimentConfig` from ``--settings`` (section ``evaluate``) and the options."""
+    from ..evaluate.experiment import ExperimentConfig
+    from ._common import load_settings
+
+    s = load_settings(args, "evaluate")
+    net = dict(s.pop("net", {}))
+    train = dict(s.pop("train", {}))
+    for key in ("real", "synthetic", "classical"):
+        v = getattr(args, key)
+        if v is not None:
+            s[key] = str(v)
+    for key in ("sets", "seeds", "split", "max_frames", "downsample", "synthetic_downsample",
+                "max_synthetic_frames"):
+        v = getattr(args, key)
+        if v is not None:
+            s[key] = v
+    if args.crop is not None:
+        s["crop"] = list(args.crop)
+    if args.save_weights:
+        s["save_weights"] = True
+    for key in ("steps", "batch_size", "patch_size", "device"):
+        v = getattr(args, key)
+        if v is not None:
+            train[key] = v
+    if args.base_channels is not None:
+        net["base_channels"] = args.base_channels
+    s["net"], s["train"] = net, train
+    return ExperimentConfig.from_dict(s)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..evaluate.experiment import run_experiment
+    from ..io.video import InputError
+    from ..runtime.progress import run_job
+    from ._common import progress_callback
+
+    cfg = build_config(args)
+    if not cfg.real:
+        raise InputError("give the real CTC sequence with ground truth: --real DS/01")
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(max(1, args.threads))
+    result = run_job(run_experiment(cfg, args.output, resume=args.resume), progress_callback(args))
+    print((result.out_dir / "summary.md").read_text())
+    print(f"wrote {result.out_dir} (runs.csv, summary.csv, summary.md, scores.png, runs/*/01_RES)")
+    return 0

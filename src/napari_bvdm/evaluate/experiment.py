@@ -1,0 +1,388 @@
+"""Train on synthetic, test on real: the four-training-set comparison behind ``bvdm evaluate``.
+
+For each training set (``real`` = annotated frames of the first part of the real sequence,
+``synthetic`` = our generated CTC data, ``real+synthetic`` = both, drawn with equal probability,
+``classical`` = data from the classical renderer) and each seed, the same segmentation network is
+trained with the same budget, applied to the held-out second part of the real sequence, linked by the
+overlap tracker and scored (SEG, DET, TRA, LNK) with py-ctcmetrics against the real ground truth.
+The result folder holds the per-run scores (``runs.csv``), mean and spread per training set
+(``summary.csv``, ``summary.md``), a plot (``scores.png``), the config and every ``01_RES``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.video import InputError
+from ..runtime.config import Config
+from ..runtime.progress import CancelToken, Job, Progress
+from .data import find_sequences, load_sequence, split_frames, training_pairs, window_images, write_gt_window
+from .scoring import METRICS, require_ctc_metrics, score_result, write_res
+from .segnet import SegNetConfig, save_segnet, segment_frames
+from .tracker import TrackerConfig, track_instances
+from .train import TrainConfig, prepare_pool, train_segnet
+
+__all__ = [
+    "TRAINING_SETS",
+    "ExperimentConfig",
+    "ExperimentResult",
+    "run_experiment",
+    "summarise",
+    "summary_markdown",
+    "plot_summary",
+    "check_targets",
+]
+
+TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
+
+
+@dataclass
+class ExperimentConfig(Config):
+    """What to compare and at which scale.
+
+    Attributes
+    ----------
+    real : real CTC sequence folder with ground truth (``DS/01`` next to ``DS/01_GT``).
+    synthetic : our synthetic CTC data (a sequence folder or a dataset folder with ``01``, ``02``...);
+        empty when not available.
+    classical : synthetic data from the classical renderer (same layout); empty when not available.
+    sets : training sets to compare, from ``real``, ``synthetic``, ``real+synthetic``, ``classical``.
+    seeds : one training run per seed and set.
+    split : fraction of the real frames used for training (and generation); the rest is the test set.
+    max_frames : use only the first ``max_frames`` real frames (0 = all), for quick runs.
+    downsample : integer factor applied to the real frames (train and test).
+    synthetic_downsample : factor for the synthetic data (0 = same as ``downsample``).
+    crop : centre crop ``(h, w)`` of the test frames after downsampling (empty = whole frame).
+    max_synthetic_frames : at most this many synthetic frames per set (evenly spread), for memory.
+    metrics : measures to compute.
+    """
+
+    real: str = ""
+    synthetic: str = ""
+    classical: str = ""
+    sets: tuple[str, ...] = TRAINING_SETS
+    seeds: tuple[int, ...] = (0, 1, 2)
+    split: float = 0.5
+    max_frames: int = 0
+    downsample: int = 2
+    synthetic_downsample: int = 0
+    crop: tuple[int, ...] = ()
+    max_synthetic_frames: int = 200
+    metrics: tuple[str, ...] = METRICS
+    net: SegNetConfig = field(default_factory=SegNetConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    save_weights: bool = False
+
+    def check(self) -> None:
+        bad = sorted(set(self.sets) - set(TRAINING_SETS))
+        self._require(not bad, "sets", f"unknown training set(s) {bad}; use {list(TRAINING_SETS)}")
+        self._require(len(self.sets) > 0, "sets", "give at least one training set")
+        self._require(len(self.seeds) > 0, "seeds", "give at least one seed")
+        self._require(0.05 <= self.split <= 0.95, "split", "must be in [0.05, 0.95]")
+        self._require(self.max_frames >= 0, "max_frames", "must be >= 0 (0 = all)")
+        self._require(1 <= self.downsample <= 16, "downsample", "must be in 1..16")
+        self._require(0 <= self.synthetic_downsample <= 16, "synthetic_downsample", "must be in 0..16")
+        self._require(len(self.crop) in (0, 2) and all(c >= 16 for c in self.crop), "crop",
+                      "must be empty or two sizes >= 16")
+        self._require(self.max_synthetic_frames >= 1, "max_synthetic_frames", "must be >= 1")
+        badm = sorted(set(self.metrics) - set(METRICS))
+        self._require(not badm and len(self.metrics) > 0, "metrics", f"use some of {list(METRICS)}")
+
+
+@dataclass
+class ExperimentResult:
+    """Per-run scores, the summary per training set, and where everything was written."""
+
+    out_dir: Path
+    runs: list[dict[str, Any]]
+    summary: dict[str, dict[str, tuple[float, float, int]]]
+    skipped: dict[str, str]
+    targets: dict[str, bool | None]
+    info: dict[str, Any]
+
+
+# --------------------------------------------------------------------------------------------
+def _load_synthetic(path: str, factor: int, max_frames: int, what: str) -> list:
+    seqs = find_sequences(path)
+    videos = [load_sequence(s) for s in seqs]
+    total = sum(v.n_frames for v in videos)
+    per = [max(1, round(max_frames * v.n_frames / total)) for v in videos]
+    pairs = []
+    for v, n in zip(videos, per, strict=True):
+        pairs += training_pairs(v, None, factor=factor, label_source="auto", max_pairs=n)
+    if not pairs:
+        raise InputError(f"{what} data at {path} holds no annotated frames")
+    return pairs
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".tmp-{path.name}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+RUN_FIELDS = ["set", "seed", *METRICS, "Valid", "n_tracks", "n_divisions", "train_s", "segment_s", "score_s",
+              "final_loss"]
+
+
+def _write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=RUN_FIELDS, extrasaction="ignore", lineterminator="\n")
+    w.writeheader()
+    for r in runs:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    _write_text_atomic(path, buf.getvalue())
+
+
+def _read_runs(path: Path) -> list[dict[str, Any]]:
+    runs = []
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            r: dict[str, Any] = {"set": row["set"], "seed": int(row["seed"])}
+            for k, v in row.items():
+                if k not in ("set", "seed") and v not in ("", None):
+                    r[k] = float(v)
+            runs.append(r)
+    return runs
+
+
+def summarise(runs: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) -> dict[str, dict[str, tuple]]:
+    """Mean, sample standard deviation (0 for one run) and count per training set and measure."""
+    out: dict[str, dict[str, tuple]] = {}
+    for name in dict.fromkeys(r["set"] for r in runs):
+        out[name] = {}
+        for m in metrics:
+            vals = np.array([r[m] for r in runs if r["set"] == name and not math.isnan(r.get(m, math.nan))])
+            if len(vals):
+                out[name][m] = (float(vals.mean()), float(vals.std(ddof=1)) if len(vals) > 1 else 0.0, len(vals))
+            else:
+                out[name][m] = (math.nan, math.nan, 0)
+    return out
+
+
+def check_targets(summary: dict[str, dict[str, tuple]]) -> dict[str, bool | None]:
+    """The issue's targets on the means (``None`` where a set is missing)."""
+
+    def mean(s: str, m: str) -> float | None:
+        v = summary.get(s, {}).get(m)
+        return None if v is None or math.isnan(v[0]) else v[0]
+
+    def cmp(a: float | None, b: float | None, f) -> bool | None:
+        return None if a is None or b is None else bool(f(a, b))
+
+    return {
+        "synthetic SEG within 0.03 of real": cmp(mean("synthetic", "SEG"), mean("real", "SEG"),
+                                                 lambda a, b: a >= b - 0.03),
+        "real+synthetic SEG above real": cmp(mean("real+synthetic", "SEG"), mean("real", "SEG"), lambda a, b: a > b),
+        "real+synthetic TRA above real": cmp(mean("real+synthetic", "TRA"), mean("real", "TRA"), lambda a, b: a > b),
+        "synthetic SEG above classical": cmp(mean("synthetic", "SEG"), mean("classical", "SEG"), lambda a, b: a > b),
+        "synthetic TRA above classical": cmp(mean("synthetic", "TRA"), mean("classical", "TRA"), lambda a, b: a > b),
+    }
+
+
+def summary_markdown(
+    summary: dict[str, dict[str, tuple]],
+    metrics: Sequence[str] = METRICS,
+    targets: dict[str, bool | None] | None = None,
+    skipped: dict[str, str] | None = None,
+    title: str = "",
+) -> str:
+    """A markdown table ``set | SEG | DET | ...`` with ``mean ± std (n)`` cells, targets below."""
+    lines = [f"## {title}", ""] if title else []
+    lines += ["| training set | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
+    for name, row in summary.items():
+        cells = []
+        for m in metrics:
+            mu, sd, n = row[m]
+            cells.append("n/a" if n == 0 else f"{mu:.3f} ± {sd:.3f} ({n})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    for name, why in (skipped or {}).items():
+        lines.append(f"| {name} | " + " | ".join(["skipped"] * len(metrics)) + f" |  <!-- {why} -->")
+    if targets:
+        lines += ["", "| target | met |", "|---|---|"]
+        for k, v in targets.items():
+            lines.append(f"| {k} | {'n/a' if v is None else ('yes' if v else 'no')} |")
+    if skipped:
+        lines += [""] + [f"- {k} skipped: {v}" for k, v in skipped.items()]
+    return "\n".join(lines) + "\n"
+
+
+def plot_summary(runs: Sequence[dict[str, Any]], metrics: Sequence[str], path: str | Path, title: str = "") -> Path:
+    """Grouped bars (mean ± std over seeds) with the single runs as dots; written as PNG."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    summary = summarise(runs, metrics)
+    names = list(summary)
+    fig = Figure(figsize=(1.6 + 1.5 * len(metrics), 3.6), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot(1, 1, 1)
+    width = 0.8 / max(1, len(names))
+    for k, name in enumerate(names):
+        xs = np.arange(len(metrics)) + (k - (len(names) - 1) / 2) * width
+        mu = [summary[name][m][0] for m in metrics]
+        sd = [summary[name][m][1] for m in metrics]
+        ax.bar(xs, mu, width * 0.9, yerr=sd, capsize=3, label=name, alpha=0.8)
+        for x, m in zip(xs, metrics, strict=True):
+            vals = [r[m] for r in runs if r["set"] == name and not math.isnan(r.get(m, math.nan))]
+            ax.plot([x] * len(vals), vals, "k.", ms=3)
+    ax.set_xticks(np.arange(len(metrics)), list(metrics))
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("score (mean ± std over seeds)")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    tmp = path.with_name(f".tmp-{path.name}")
+    fig.savefig(tmp, format="png")
+    os.replace(tmp, path)
+    return path
+
+
+# --------------------------------------------------------------------------------------------
+def run_experiment(
+    config: ExperimentConfig,
+    out_dir: str | Path,
+    *,
+    cancel: CancelToken | None = None,
+    resume: bool = False,
+) -> Job[ExperimentResult]:
+    """Job: the whole comparison; yields Progress (stages ``prepare``, ``train``, ``segment``,
+    ``score``, ``evaluate``) and returns an :class:`ExperimentResult`.
+
+    Files in ``out_dir`` stay consistent when the job is closed early: ``runs.csv`` lists the runs
+    finished so far (and ``resume=True`` continues from them with the same config).
+    """
+    require_ctc_metrics()
+    from ..runtime.device import resolve_device
+
+    if not config.real:
+        raise InputError("give the real CTC sequence with ground truth (e.g. Fluo-N2DH-GOWT1/01)")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cfg_path = out / "config.json"
+    runs: list[dict[str, Any]] = []
+    if resume and (out / "runs.csv").is_file():
+        if not cfg_path.is_file() or json.loads(cfg_path.read_text()) != json.loads(config.to_json()):
+            raise InputError(f"{out} holds results of another configuration; use a new folder or resume=False")
+        runs = _read_runs(out / "runs.csv")
+    elif (out / "runs.csv").exists():
+        raise FileExistsError(f"{out} already holds results (runs.csv); choose a new folder or resume")
+    _write_text_atomic(cfg_path, config.to_json() + "\n")
+
+    yield Progress(0, 3, "reading the real sequence", stage="prepare")
+    real = load_sequence(config.real)
+    n = real.n_frames if not config.max_frames else min(config.max_frames, real.n_frames)
+    train_frames, test_frames = split_frames(n, config.split)
+    f = config.downsample
+    crop = tuple(config.crop) or None
+    gt_dir = out / "gt" / "01_GT"
+    gt_info = write_gt_window(real, test_frames, gt_dir, factor=f, crop=crop)
+    test = window_images(real, test_frames, factor=f, crop=crop)
+    pools: dict[str, Any] = {}
+    skipped: dict[str, str] = {}
+    needs_real = any(s in ("real", "real+synthetic") for s in config.sets)
+    if needs_real:
+        pools["real"] = prepare_pool("real", training_pairs(real, train_frames, factor=f, label_source="auto"),
+                                     config.net)
+    yield Progress(1, 3, "reading synthetic data", stage="prepare")
+    sf = config.synthetic_downsample or f
+    for key, path in (("synthetic", config.synthetic), ("classical", config.classical)):
+        wanted = [s for s in config.sets if key in s.split("+")]
+        if not wanted:
+            continue
+        if not path:
+            for s in wanted:
+                skipped[s] = f"no {key} data given"
+            continue
+        pools[key] = prepare_pool(key, _load_synthetic(path, sf, config.max_synthetic_frames, key), config.net)
+    del real
+    info = {
+        "real": config.real,
+        "train_frames": [train_frames.start, train_frames.stop - 1],
+        "test_frames": [test_frames.start, test_frames.stop - 1],
+        "test_shape": list(test.shape),
+        "gt": gt_info,
+        "pool_sizes": {k: len(p.images) for k, p in pools.items()},
+        "device": str(resolve_device(config.train.device)),
+    }
+    _write_text_atomic(out / "info.json", json.dumps(info, indent=2) + "\n")
+    yield Progress(3, 3, "data ready", stage="prepare")
+
+    plan = [(s, seed) for s in config.sets if s not in skipped for seed in config.seeds]
+    done = {(r["set"], r["seed"]) for r in runs}
+    for k, (name, seed) in enumerate(plan):
+        if (name, seed) in done:
+            continue
+        if cancel is not None:
+            cancel.check()
+        yield Progress(k, len(plan), f"{name}, seed {seed}", stage="evaluate")
+        tcfg = config.train.replace(seed=seed)
+        t0 = time.monotonic()
+        losses: list[float] = []
+        gen = train_segnet([pools[p] for p in name.split("+")], config.net, tcfg, cancel=cancel)
+        try:
+            while True:
+                ev = next(gen)
+                losses.append(ev.metrics.get("loss", math.nan))
+                ev.message = f"{name} seed {seed}: {ev.message}"
+                yield ev
+        except StopIteration as stop:
+            model = stop.value
+        t1 = time.monotonic()
+        device = next(model.parameters()).device
+        masks = yield from segment_frames(model, test, config.net, device=device, cancel=cancel)
+        tracks, lineage = track_instances(masks, config.tracker)
+        run_dir = out / "runs" / f"{name}-seed{seed}"
+        write_res(run_dir / "01_RES", tracks, lineage)
+        if config.save_weights:
+            save_segnet(run_dir / "segnet.safetensors", model, config.net,
+                        {"set": name, "seed": seed, "train": tcfg.to_dict()})
+        t2 = time.monotonic()
+        yield Progress(0, 1, f"{name} seed {seed}: scoring with py-ctcmetrics", stage="score")
+        scores = score_result(run_dir / "01_RES", gt_dir, config.metrics)
+        t3 = time.monotonic()
+        row: dict[str, Any] = {"set": name, "seed": seed, **scores,
+                               "n_tracks": len(lineage),
+                               "n_divisions": int(len(np.unique(lineage[lineage[:, 3] > 0, 3]))),
+                               "train_s": t1 - t0, "segment_s": t2 - t1, "score_s": t3 - t2,
+                               "final_loss": losses[-1] if losses else math.nan}
+        for m in METRICS:
+            row.setdefault(m, math.nan)
+        runs.append(row)
+        _write_runs(out / "runs.csv", runs)
+        yield Progress(k + 1, len(plan), f"{name} seed {seed}: " + ", ".join(
+            f"{m} {scores[m]:.3f}" for m in config.metrics), {m: scores[m] for m in config.metrics}, stage="evaluate")
+
+    summary = summarise(runs, config.metrics)
+    targets = check_targets(summary)
+    title = (f"train on synthetic, test on real: {Path(config.real).parent.name}/{Path(config.real).name}, "
+             f"test frames {test_frames.start}-{test_frames.stop - 1}, 1/{f} scale")
+    _write_summary_csv(out / "summary.csv", summary, config.metrics)
+    _write_text_atomic(out / "summary.md", summary_markdown(summary, config.metrics, targets, skipped, title))
+    if runs:
+        plot_summary(runs, config.metrics, out / "scores.png", title)
+    return ExperimentResult(out, runs, summary, skipped, targets, info)
+
+
+def _write_summary_csv(path: Path, summary: dict[str, dict[str, tuple]], metrics: Sequence[str]) -> None:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["set", *[f"{m}_{s}" for m in metrics for s in ("mean", "std", "n")]])
+    for name, row in summary.items():
+        w.writerow([name, *[f"{row[m][0]:.6g}" if i == 0 else (f"{row[m][1]:.6g}" if i == 1 else row[m][2])
+                            for m in metrics for i in range(3)]])
+    _write_text_atomic(path, buf.getvalue())

@@ -1,0 +1,165 @@
+"""Training loop of the evaluation's segmentation network, as a job generator.
+
+Each step draws ``batch_size`` random patches: first a pool (training set part, e.g. real or
+synthetic, with equal probability), then a frame, a random crop and a random flip/rotation. The
+same number of steps and batch size for every training set is the "same budget" of the comparison.
+Training is deterministic for a given seed (on the CPU) and sets no global state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..io.video import InputError
+from ..runtime.config import Config
+from ..runtime.progress import CancelToken, Job, Progress
+from ..runtime.seeding import numpy_rng
+from .data import Pair
+from .segnet import SegNetConfig, build_segnet, make_targets, normalise_image
+
+__all__ = ["TrainConfig", "PreparedPool", "prepare_pool", "train_segnet"]
+
+
+@dataclass
+class TrainConfig(Config):
+    """Budget and optimiser of one training run.
+
+    Attributes
+    ----------
+    steps : optimiser steps.
+    batch_size : patches per step.
+    patch_size : square patch side in pixels (frames smaller than this are padded).
+    lr : Adam learning rate (cosine decay to 5 % over the run).
+    boundary_weight : cross-entropy weight of the boundary class (background and interior: 1).
+    seed : drives initialisation and sampling.
+    device : ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    report_every : steps between progress events.
+    """
+
+    steps: int = 300
+    batch_size: int = 8
+    patch_size: int = 128
+    lr: float = 2e-3
+    boundary_weight: float = 2.0
+    seed: int = 0
+    device: str = "auto"
+    report_every: int = 5
+
+    def check(self) -> None:
+        self._require(self.steps >= 1, "steps", "must be >= 1")
+        self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        self._require(self.patch_size >= 16, "patch_size", "must be >= 16")
+        self._require(self.lr > 0, "lr", "must be > 0")
+        self._require(self.boundary_weight > 0, "boundary_weight", "must be > 0")
+        self._require(self.report_every >= 1, "report_every", "must be >= 1")
+
+
+@dataclass
+class PreparedPool:
+    """Normalised images and class targets of one part of a training set."""
+
+    name: str
+    images: list[np.ndarray]
+    targets: list[np.ndarray]
+
+
+def prepare_pool(name: str, pairs: Sequence[Pair], net: SegNetConfig) -> PreparedPool:
+    """Normalise images and compute targets once, before training."""
+    if not pairs:
+        raise InputError(f"training pool {name!r} is empty")
+    return PreparedPool(
+        name,
+        [normalise_image(p.image, net.p_low, net.p_high) for p in pairs],
+        [make_targets(p.instances).astype(np.int8) for p in pairs],
+    )
+
+
+def _patch(img: np.ndarray, tgt: np.ndarray, size: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    h, w = img.shape
+    if h < size or w < size:
+        ph, pw = max(0, size - h), max(0, size - w)
+        img = np.pad(img, ((0, ph), (0, pw)), mode="constant", constant_values=float(np.median(img)))
+        tgt = np.pad(tgt, ((0, ph), (0, pw)), mode="constant")
+        h, w = img.shape
+    y = int(rng.integers(0, h - size + 1))
+    x = int(rng.integers(0, w - size + 1))
+    a, b = img[y : y + size, x : x + size], tgt[y : y + size, x : x + size]
+    k = int(rng.integers(0, 4))
+    a, b = np.rot90(a, k), np.rot90(b, k)
+    if rng.random() < 0.5:
+        a, b = a[:, ::-1], b[:, ::-1]
+    return np.ascontiguousarray(a), np.ascontiguousarray(b)
+
+
+def train_segnet(
+    pools: Sequence[PreparedPool],
+    net: SegNetConfig,
+    config: TrainConfig,
+    *,
+    weights: Sequence[float] | None = None,
+    cancel: CancelToken | None = None,
+) -> Job:
+    """Job: train a fresh :func:`build_segnet` model on ``pools``; returns the model (eval mode).
+
+    Parameters
+    ----------
+    pools : training data, one pool per part (e.g. ``[real]`` or ``[real, synthetic]``).
+    weights : probability of drawing each pool (default: equal).
+    cancel : checked between steps; raises :class:`~napari_bvdm.runtime.progress.Cancelled`.
+    """
+    import torch
+
+    from ..runtime.device import resolve_device
+
+    if not pools:
+        raise InputError("no training data: give at least one non-empty pool")
+    p = np.full(len(pools), 1.0 / len(pools)) if weights is None else np.asarray(weights, float)
+    if len(p) != len(pools) or np.any(p < 0) or p.sum() <= 0:
+        raise InputError(f"pool weights {weights!r} must be {len(pools)} non-negative numbers")
+    p = p / p.sum()
+    device = resolve_device(config.device)
+    rng = numpy_rng(config.seed, "evaluate-train")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(0, 2**62)))
+        model = build_segnet(net).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=config.lr * 0.05)
+    cw = torch.tensor([1.0, 1.0, config.boundary_weight], device=device)
+    model.train()
+    t0 = time.monotonic()
+    losses: list[float] = []
+    for step in range(config.steps):
+        if cancel is not None:
+            cancel.check()
+        xs, ys = [], []
+        for _ in range(config.batch_size):
+            pool = pools[int(rng.choice(len(pools), p=p))]
+            i = int(rng.integers(0, len(pool.images)))
+            a, b = _patch(pool.images[i], pool.targets[i], config.patch_size, rng)
+            xs.append(a)
+            ys.append(b)
+        x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
+        y = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
+        logits = model(x)
+        loss = torch.nn.functional.cross_entropy(logits, y, weight=cw)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses.append(float(loss.detach()))
+        done = step + 1
+        if done % config.report_every == 0 or done == config.steps:
+            el = time.monotonic() - t0
+            yield Progress(
+                done,
+                config.steps,
+                f"training segmentation net ({', '.join(pl.name for pl in pools)})",
+                {"loss": float(np.mean(losses[-config.report_every :])), "steps_per_s": done / max(el, 1e-9)},
+                stage="train",
+            )
+    model.eval()
+    return model

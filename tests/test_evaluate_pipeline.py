@@ -1,0 +1,206 @@
+"""Train-on-synthetic / test-on-real evaluation: tracker, ground-truth window, training, scoring, CLI.
+
+Tiny models and tiny frames: these tests check that the pipeline produces valid CTC results and
+scores in [0, 1], not the targets of the full-scale comparison (see docs/evaluation.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pytest
+
+from napari_bvdm.evaluate.data import (
+    load_sequence,
+    relabel_tracks,
+    split_frames,
+    training_pairs,
+    window_images,
+    write_gt_window,
+)
+from napari_bvdm.evaluate.experiment import ExperimentConfig
+from napari_bvdm.evaluate.segnet import SegNetConfig, instances_from_probs, load_segnet, save_segnet
+from napari_bvdm.evaluate.tracker import track_instances
+from napari_bvdm.evaluate.train import TrainConfig, prepare_pool, train_segnet
+from napari_bvdm.io.video import InputError
+from napari_bvdm.runtime.config import ConfigError
+from napari_bvdm.runtime.progress import run_job
+
+
+def _disc(canvas, cy, cx, r, value):
+    yy, xx = np.ogrid[: canvas.shape[0], : canvas.shape[1]]
+    canvas[(yy - cy) ** 2 + (xx - cx) ** 2 <= r * r] = value
+
+
+def _toy():
+    """The toy sequence of ctc-format.md §6.1: 5 frames, a division at t = 3."""
+    tra = np.zeros((5, 96, 128), np.uint16)
+    for t in range(5):
+        _disc(tra[t], 25, 20 + 8 * t, 9, 1)
+        _disc(tra[t], 20 + 6 * t, 100, 9, 2)
+        if t <= 2:
+            _disc(tra[t], 70, 40 + 3 * t, 9, 3)
+        else:
+            _disc(tra[t], 62 - 3 * (t - 3), 50, 9, 4)
+            _disc(tra[t], 80 + 3 * (t - 3), 50, 9, 5)
+    lin = np.array([[1, 0, 4, 0], [2, 0, 4, 0], [3, 0, 2, 0], [4, 3, 4, 3], [5, 3, 4, 3]], np.int64)
+    return tra, lin
+
+
+def _shuffled_instances(tra, seed=0):
+    """Per-frame instance labels with arbitrary ids (what a segmenter gives)."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros_like(tra)
+    for t in range(tra.shape[0]):
+        ids = np.unique(tra[t])[1:]
+        for new, old in zip(rng.permutation(len(ids)) + 1, ids, strict=True):
+            out[t][tra[t] == old] = new
+    return out
+
+
+def test_tracker_recovers_toy_lineage_and_scores_one(tmp_path):
+    pytest.importorskip("ctc_metrics")
+    from napari_bvdm.evaluate.data import write_ctc_labels
+    from napari_bvdm.evaluate.scoring import score_result, validate_result, write_res
+
+    tra, lin = _toy()
+    tracks, lineage = track_instances(_shuffled_instances(tra))
+    # 3 straight tracks + the division 3 -> two daughters
+    assert len(lineage) == 5
+    kids = lineage[lineage[:, 3] > 0]
+    assert len(kids) == 2 and len(set(kids[:, 3])) == 1 and np.all(kids[:, 1] == 3)
+    mother = lineage[lineage[:, 0] == kids[0, 3]][0]
+    assert mother[2] == 2
+    write_ctc_labels(tmp_path / "01_GT" / "TRA", "man_track", tra, lin, "man_track.txt")
+    write_ctc_labels(tmp_path / "01_GT" / "SEG", "man_seg", tra, None, None)
+    write_res(tmp_path / "01_RES", tracks, lineage)
+    assert validate_result(tmp_path / "01_RES")
+    s = score_result(tmp_path / "01_RES", tmp_path / "01_GT")
+    assert s == {"SEG": 1.0, "DET": 1.0, "TRA": 1.0, "LNK": 1.0, "Valid": 1.0}
+
+
+def test_tracker_without_divisions_gives_root_tracks():
+    from napari_bvdm.evaluate.tracker import TrackerConfig
+
+    tra, _ = _toy()
+    _, lineage = track_instances(tra, TrackerConfig(divisions=False))
+    assert np.all(lineage[:, 3] == 0)
+
+
+def test_relabel_tracks_splits_gaps_and_relinks_parents():
+    tra = np.zeros((5, 8, 8), np.uint16)
+    tra[0:2, 1, 1] = 7  # 7 present at t0-1, missing t2, back at t3
+    tra[3, 1, 1] = 7
+    tra[3:5, 5, 5] = 9  # daughter of 7 (which ended at t1 in the original)
+    tra[2:4, 6, 1] = 3  # daughter of a parent outside the window
+    lin = np.array([[7, 0, 3, 0], [9, 3, 4, 7], [3, 2, 3, 42]], np.int64)
+    new, rows = relabel_tracks(tra, lin)
+    by = {tuple(r[1:3]): r for r in rows}
+    first7, back7, nine, three = by[(0, 1)], by[(3, 3)], by[(3, 4)], by[(2, 3)]
+    assert back7[3] == first7[0]  # returning cell: new label, parent = old segment
+    assert nine[3] == 0  # parent 7 still present at t3 -> its last run ends at t3, not before t3
+    assert three[3] == 0  # parent absent from the window
+    assert new[3, 1, 1] == back7[0] and new[0, 1, 1] == first7[0]
+    assert sorted(rows[:, 0]) == list(range(1, len(rows) + 1))
+
+
+def test_split_frames_and_bad_input():
+    tr, te = split_frames(92)
+    assert (tr.start, tr.stop, te.start, te.stop) == (0, 46, 46, 92)
+    with pytest.raises(InputError):
+        split_frames(1)
+    with pytest.raises(ConfigError, match="sets"):
+        ExperimentConfig(real="x", sets=("real", "gan"))
+    with pytest.raises(ConfigError, match="crop"):
+        ExperimentConfig.from_dict({"real": "x", "crop": [8]})
+
+
+def test_watershed_separates_touching_cells():
+    probs = np.zeros((3, 40, 40), np.float32)
+    probs[0] = 1.0
+    lab = np.zeros((40, 40), np.uint16)
+    _disc(lab, 20, 12, 7, 1)
+    _disc(lab, 20, 26, 7, 2)
+    from napari_bvdm.evaluate.segnet import make_targets
+
+    tgt = make_targets(lab)
+    for k in range(3):
+        probs[k] = tgt == k
+    inst = instances_from_probs(probs, SegNetConfig())
+    assert inst.max() == 2 and inst.dtype == np.uint16
+
+
+def test_gowt1_gt_window_is_valid_ctc(gowt1, tmp_path):
+    pytest.importorskip("ctc_metrics")
+    import shutil
+
+    from napari_bvdm.evaluate.scoring import score_result, validate_result
+
+    v = load_sequence(gowt1 / "01")
+    _, te = split_frames(20)
+    info = write_gt_window(v, te, tmp_path / "01_GT", factor=4, crop=(128, 160))
+    assert info["frames"] == 10 and info["seg_frames"] == 8  # 10, 12-18
+    assert window_images(v, te, factor=4, crop=(128, 160)).shape == (10, 128, 160)
+    # the relabelled GT, presented as a result, is valid and scores 1 against itself
+    res = tmp_path / "01_RES"
+    res.mkdir()
+    for f in (tmp_path / "01_GT" / "TRA").glob("man_track*.tif"):
+        shutil.copy(f, res / f.name.replace("man_track", "mask"))
+    shutil.copy(tmp_path / "01_GT" / "TRA" / "man_track.txt", res / "res_track.txt")
+    assert validate_result(res)
+    s = score_result(res, tmp_path / "01_GT", ["DET", "TRA"])
+    assert s["DET"] == 1.0 and s["TRA"] == 1.0 and math.isnan(s.get("SEG", math.nan))
+
+
+def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
+    import torch
+
+    v = load_sequence(gowt1 / "01")
+    pairs = training_pairs(v, range(0, 8), factor=8)
+    assert [p.source.rsplit(":", 1)[1] for p in pairs] == ["2", "5", "6", "7"]  # SEG frames only
+    net = SegNetConfig(base_channels=4, depth=2)
+    cfg = TrainConfig(steps=3, batch_size=2, patch_size=32, device="cpu", report_every=1)
+    pool = prepare_pool("real", pairs, net)
+    events = []
+    m1 = run_job(train_segnet([pool], net, cfg), events.append)
+    m2 = run_job(train_segnet([pool], net, cfg))
+    assert [e.step for e in events] == [1, 2, 3] and all(np.isfinite(e.metrics["loss"]) for e in events)
+    for a, b in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    path = save_segnet(tmp_path / "seg.safetensors", m1, net)
+    m3, cfg3, _ = load_segnet(path)
+    assert cfg3 == net
+    x = torch.rand(1, 1, 32, 32)
+    assert torch.allclose(m1(x), m3(x))
+
+
+def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
+    """`bvdm evaluate` on 16 GOWT1 frames at 1/8 scale with SIM+ standing in for synthetic data."""
+    pytest.importorskip("ctc_metrics")
+    from napari_bvdm.cli import main
+
+    out = tmp_path / "eval"
+    argv = ["evaluate", "--real", str(gowt1 / "01"), "--synthetic", str(simplus / "01"), "-o", str(out),
+            "--sets", "real", "synthetic", "--seeds", "0", "--steps", "30", "--batch-size", "4",
+            "--patch-size", "48", "--base-channels", "4", "--max-frames", "16", "--downsample", "8",
+            "--synthetic-downsample", "4", "--max-synthetic-frames", "6", "--device", "cpu", "--quiet"]
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| real |" in text and "| synthetic |" in text
+    with (out / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["set"] for r in rows] == ["real", "synthetic"]
+    for r in rows:
+        assert float(r["Valid"]) == 1.0
+        for m in ("SEG", "DET", "TRA", "LNK"):
+            assert 0.0 <= float(r[m]) <= 1.0
+    for name in ("summary.csv", "summary.md", "scores.png", "config.json", "info.json"):
+        assert (out / name).is_file()
+    assert sorted(p.name for p in (out / "runs" / "real-seed0" / "01_RES").iterdir())[-1] == "res_track.txt"
+    # a second run into the same folder is refused; --resume with the same settings does nothing new
+    assert main(argv) == 2
+    assert main([*argv, "--resume"]) == 0
+    with (out / "runs.csv").open() as f:
+        assert len(list(csv.DictReader(f))) == 2
