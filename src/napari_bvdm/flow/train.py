@@ -1,0 +1,278 @@
+"""Training loop for the flow model: a generator yielding Progress, with checkpoint/resume and validation Dice.
+
+Loss (VoxelMorph, BVDM): ``MSE(warp(prev, u), cur) + smooth_weight * mean(|grad u|^2)`` on binary mask
+crops of consecutive frames of the same real track. Validation: Dice between the warped previous mask
+(bilinear, threshold 0.5) and the current mask on held-out *tracks*, against the identity baseline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..io.video import InputError
+from ..runtime.config import Config
+from ..runtime.progress import CancelToken, Job, Progress
+from ..runtime.weights import WeightsError, load_weights, read_metadata, save_weights
+from .model import FlowConfig, FlowModel
+from .pairs import MaskPairs, load_label_video, mask_pairs
+
+__all__ = ["FlowTrainConfig", "train_flow", "dice", "smoothness", "checkpoint_path", "evaluate_pairs"]
+
+CKPT_KIND = "flow-checkpoint"
+
+
+@dataclasses.dataclass
+class FlowTrainConfig(Config):
+    """Settings of :func:`train_flow` (saved into the weights file)."""
+
+    steps: int = 3000
+    batch_size: int = 32
+    lr: float = 1e-3
+    smooth_weight: float = 0.01
+    val_fraction: float = 0.15
+    val_every: int = 250
+    checkpoint_every: int = 250
+    max_pairs: int | None = None
+    augment: bool = True
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+    model: FlowConfig = dataclasses.field(default_factory=FlowConfig)
+
+    def check(self) -> None:
+        self._require(self.steps >= 1, "steps", "must be >= 1")
+        self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        self._require(self.lr > 0, "lr", "must be > 0")
+        self._require(self.smooth_weight >= 0, "smooth_weight", "must be >= 0")
+        self._require(0 <= self.val_fraction < 1, "val_fraction", "must be in [0, 1)")
+        self._require(self.val_every >= 1, "val_every", "must be >= 1")
+        self._require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        self._require(self.max_pairs is None or self.max_pairs >= 2, "max_pairs", "must be >= 2 or null")
+
+
+def checkpoint_path(weights_path: str | Path) -> Path:
+    """Where training keeps its resumable checkpoint for ``weights_path``."""
+    p = Path(weights_path)
+    return p.with_name(p.stem + ".ckpt.safetensors")
+
+
+def dice(a, b) -> np.ndarray:
+    """Per-item Dice of two boolean stacks ``(B, h, w)`` (torch or numpy); 1 when both are empty."""
+    a = np.asarray(a, bool).reshape(len(a), -1)
+    b = np.asarray(b, bool).reshape(len(b), -1)
+    inter = (a & b).sum(1)
+    tot = a.sum(1) + b.sum(1)
+    return np.where(tot > 0, 2.0 * inter / np.maximum(tot, 1), 1.0)
+
+
+def smoothness(flow):
+    """VoxelMorph ``Grad('l2')``: mean squared finite difference of the displacement."""
+    dy = flow[:, :, 1:, :] - flow[:, :, :-1, :]
+    dx = flow[:, :, :, 1:] - flow[:, :, :, :-1]
+    return 0.5 * ((dy**2).mean() + (dx**2).mean())
+
+
+def evaluate_pairs(model: FlowModel, pairs: MaskPairs, batch_size: int = 64) -> dict[str, float]:
+    """Mean Dice of the warped previous mask vs the current one, with identity and centroid-shift baselines."""
+    import torch
+
+    from .net import warp
+
+    d_flow, d_id, d_shift = [], [], []
+    for i in range(0, len(pairs), batch_size):
+        prev = pairs.prev[i:i + batch_size]
+        cur = pairs.cur[i:i + batch_size]
+        flow = model.predict(prev, cur)
+        p = torch.from_numpy(prev.astype(np.float32))[:, None]
+        w = warp(p, torch.from_numpy(flow), mode="bilinear")[:, 0].numpy() > 0.5
+        d_flow.append(dice(w, cur))
+        d_id.append(dice(prev, cur))
+        d_shift.append(dice(_centroid_shift(prev, cur), cur))
+    return {
+        "dice": float(np.concatenate(d_flow).mean()),
+        "dice_identity": float(np.concatenate(d_id).mean()),
+        "dice_centroid_shift": float(np.concatenate(d_shift).mean()),
+        "pairs": len(pairs),
+    }
+
+
+def _centroid_shift(prev: np.ndarray, cur: np.ndarray) -> np.ndarray:
+    """Rigid baseline: each previous mask translated (integer pixels) onto the current centroid."""
+    out = np.zeros_like(prev)
+    h, w = prev.shape[1:]
+    yy, xx = np.mgrid[:h, :w]
+    for k in range(len(prev)):
+        if not prev[k].any() or not cur[k].any():
+            out[k] = prev[k]
+            continue
+        dy = int(round(yy[cur[k]].mean() - yy[prev[k]].mean()))
+        dx = int(round(xx[cur[k]].mean() - xx[prev[k]].mean()))
+        out[k] = np.roll(np.roll(prev[k], dy, 0), dx, 1)
+    return out
+
+
+def _augment(prev, cur, gen):
+    """Same random dihedral transform for both masks, and random time reversal."""
+    import torch
+
+    k = int(torch.randint(0, 4, (1,), generator=gen))
+    flip = bool(torch.randint(0, 2, (1,), generator=gen))
+    swap = bool(torch.randint(0, 2, (1,), generator=gen))
+    prev, cur = torch.rot90(prev, k, (2, 3)), torch.rot90(cur, k, (2, 3))
+    if flip:
+        prev, cur = prev.flip(3), cur.flip(3)
+    if swap:
+        prev, cur = cur, prev
+    return prev, cur
+
+
+def train_flow(
+    source: str | Path | np.ndarray | MaskPairs,
+    out_path: str | Path,
+    config: FlowTrainConfig | None = None,
+    *,
+    cancel: CancelToken | None = None,
+    resume: bool = True,
+) -> Job[FlowModel]:
+    """Train the flow model; yields :class:`Progress` (stage ``"train-flow"``) and returns the :class:`FlowModel`.
+
+    Parameters
+    ----------
+    source : a CTC dataset/sequence folder or label video path, a label array ``(T, H, W)`` (tracks, or
+        per-frame ids that are linked by overlap), or ready :class:`MaskPairs`.
+    out_path : weights file to write (``.safetensors``); a checkpoint ``<stem>.ckpt.safetensors`` is kept
+        next to it every ``checkpoint_every`` steps and on cancel, and resumed from when ``resume``.
+    """
+    import torch
+
+    from ..runtime.device import resolve_device
+    from ..runtime.seeding import seed_everything, torch_generator
+    from .net import FlowNet, warp
+
+    cfg = config or FlowTrainConfig()
+    out_path = Path(out_path)
+    if out_path.suffix != ".safetensors":
+        raise InputError(f"weights file {out_path} must end in .safetensors")
+    if cfg.threads:
+        torch.set_num_threads(int(cfg.threads))
+    yield Progress(0, cfg.steps, "collecting mask pairs", stage="train-flow")
+    src_desc = "array"
+    if isinstance(source, MaskPairs):
+        pairs = source
+    else:
+        lineage = None
+        if isinstance(source, (str, Path)):
+            src_desc = str(source)
+            labels, lineage, kind = load_label_video(source)
+            src_desc += f" ({kind})"
+        else:
+            labels = np.asarray(source)
+        pairs = mask_pairs(labels, cfg.model.crop_size, tracked=True if lineage is not None else None,
+                           max_pairs=cfg.max_pairs, seed=cfg.seed)
+    if len(pairs) < 2:
+        raise InputError(f"only {len(pairs)} mask pair(s); the flow model needs at least 2")
+    train, val = pairs.split(cfg.val_fraction, seed=cfg.seed) if cfg.val_fraction > 0 else (pairs, pairs.subset(
+        np.zeros(len(pairs), bool)))
+    if len(train) == 0:
+        train = pairs
+    device = resolve_device(cfg.device)
+    seed_everything(cfg.seed)
+    net = FlowNet(cfg.model.encoder, cfg.model.decoder).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
+    step = 0
+    history: list[dict[str, float]] = []
+    ckpt = checkpoint_path(out_path)
+    if resume and ckpt.exists():
+        step, history = _load_checkpoint(ckpt, net, opt, cfg, device)
+        yield Progress(step, cfg.steps, f"resumed from {ckpt.name} at step {step}", stage="train-flow")
+    prev_all = torch.from_numpy(train.prev.astype(np.float32))[:, None]
+    cur_all = torch.from_numpy(train.cur.astype(np.float32))[:, None]
+    extra_base = {
+        "source": src_desc,
+        "train_pairs": len(train),
+        "val_pairs": len(val),
+        "median_cell_area": pairs.median_area(),
+        "skipped_too_large": int(pairs.skipped_too_large),
+        "train_config": cfg.to_dict(),
+    }
+    t0 = time.monotonic()
+    last = {}
+    try:
+        net.train()
+        while step < cfg.steps:
+            if cancel is not None:
+                cancel.check()
+            gen = torch_generator(cfg.seed, "flow-train", step)  # per step: resuming gives identical runs
+            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=gen)
+            prev, cur = prev_all[idx], cur_all[idx]
+            if cfg.augment:
+                prev, cur = _augment(prev, cur, gen)
+            prev, cur = prev.to(device), cur.to(device)
+            flow = net(prev, cur)
+            moved = warp(prev, flow)
+            mse = ((moved - cur) ** 2).mean()
+            loss = mse + cfg.smooth_weight * smoothness(flow)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            step += 1
+            last = {"loss": float(loss.detach()), "mse": float(mse.detach()),
+                    "items_per_s": step * cfg.batch_size / max(time.monotonic() - t0, 1e-9)}
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                if len(val):
+                    net.eval()
+                    ev = evaluate_pairs(FlowModel(cfg.model, net, device=device), val)
+                    net.train()
+                    last.update({"val_dice": ev["dice"], "val_dice_identity": ev["dice_identity"]})
+                history.append({"step": step, **last})
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                _save_checkpoint(ckpt, net, opt, cfg, step, history)
+            yield Progress(step, cfg.steps, "training flow model", metrics=dict(last), stage="train-flow")
+    except (GeneratorExit, Exception):
+        if step > 0:
+            _save_checkpoint(ckpt, net, opt, cfg, step, history)
+        raise
+    net.eval()
+    model = FlowModel(cfg.model, net.cpu(), device="cpu")
+    final = evaluate_pairs(model, val) if len(val) else {}
+    model.extra = {**extra_base, "validation": final, "history": history[-20:],
+                   "train_seconds": time.monotonic() - t0}
+    model.save(out_path)
+    if ckpt.exists():
+        ckpt.unlink()
+    yield Progress(cfg.steps, cfg.steps, "saved " + out_path.name, metrics={k: v for k, v in final.items()
+                                                                           if isinstance(v, float)},
+                   stage="train-flow")
+    return model
+
+
+def _save_checkpoint(path: Path, net, opt, cfg: FlowTrainConfig, step: int, history: list) -> None:
+    tensors: dict[str, Any] = {f"net.{k}": v for k, v in net.state_dict().items()}
+    sd = opt.state_dict()
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{pid}.{k}"] = v if hasattr(v, "detach") else __import__("torch").tensor(v)
+    save_weights(path, CKPT_KIND, tensors, cfg.to_dict(), {"step": step, "history": history})
+
+
+def _load_checkpoint(path: Path, net, opt, cfg: FlowTrainConfig, device) -> tuple[int, list]:
+    meta = read_metadata(path)
+    if meta["config"].get("model") != cfg.model.to_dict():
+        raise WeightsError(f"checkpoint {path} was made for another network ({meta['config'].get('model')}); "
+                           "delete it or train with --no-resume")
+    tensors, meta = load_weights(path, CKPT_KIND, device=str(device))
+    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+    sd = opt.state_dict()
+    state = {}
+    for pid in sd["param_groups"][0]["params"]:
+        st = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"opt.{pid}.")}
+        if st:
+            state[pid] = st
+    sd["state"] = state
+    opt.load_state_dict(sd)
+    return int(meta["extra"]["step"]), list(meta["extra"].get("history", []))
