@@ -25,6 +25,7 @@ __all__ = [
     "lineage_from_labels",
     "lineage_to_graph",
     "tracks_from_labels",
+    "clip_lineage",
 ]
 
 _INT_LINE = re.compile(r"^\s*(-?\d+)\s+(-?\d+)\s+(-?\d+)\s+(-?\d+)\s*$")
@@ -256,3 +257,19 @@ def tracks_from_labels(labels, lineage: np.ndarray | None = None) -> tuple[np.nd
     if lineage is not None:
         graph = {d: m for d, m in lineage_to_graph(lineage).items() if d in present and m[0] in present}
     return data, graph
+
+
+def clip_lineage(lineage: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """The lineage of frames ``start..stop-1``, renumbered so that ``start`` becomes frame 0.
+
+    Tracks outside the window are dropped, spans are clipped, and a parent link is kept only when
+    the parent is still in the window (it always ends before its child begins, so it is).
+    """
+    lin = np.asarray(lineage, np.int64).reshape(-1, 4)
+    keep = (lin[:, 1] < stop) & (lin[:, 2] >= start)
+    out = lin[keep].copy()
+    out[:, 1] = np.maximum(out[:, 1], start) - start
+    out[:, 2] = np.minimum(out[:, 2], stop - 1) - start
+    kept = set(out[:, 0].tolist())
+    out[:, 3] = [p if p in kept else 0 for p in out[:, 3].tolist()]
+    return out

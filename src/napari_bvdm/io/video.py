@@ -97,6 +97,34 @@ class Video:
                          f"dividing mothers: {n_div}")
         return "\n".join(lines)
 
+    def frames(self, start: int, stop: int) -> Video:
+        """Frames ``start..stop-1`` as a new Video (lineage clipped, frame numbers from 0).
+
+        Arrays are sliced (lazy arrays are read for just these frames); ``seg_frames`` and
+        ``meta["st_frames"]`` are shifted; tracks are cut to the window and a parent link is
+        kept when the parent is in the window.
+        """
+        from .lineage import clip_lineage
+
+        n = self.n_frames
+        start, stop = max(0, int(start)), min(n, int(stop))
+        if start >= stop:
+            raise InputError(f"empty frame range {start}..{stop} of a {n}-frame video")
+        meta = dict(self.meta)
+        meta["frame_offset"] = int(self.meta.get("frame_offset", 0)) + start
+        if "st_frames" in meta:
+            meta["st_frames"] = [t - start for t in meta["st_frames"] if start <= t < stop]
+        if "res_lineage" in meta:
+            meta["res_lineage"] = clip_lineage(meta["res_lineage"], start, stop)
+        return Video(
+            image=None if self.image is None else self.image[start:stop],
+            labels={k: v[start:stop] for k, v in self.labels.items()},
+            lineage=None if self.lineage is None else clip_lineage(self.lineage, start, stop),
+            seg_frames=[t - start for t in self.seg_frames if start <= t < stop],
+            source=self.source,
+            meta=meta,
+        )
+
     def with_source(self, path: str | Path) -> Video:
         self.source = str(path)
         return self
