@@ -1,0 +1,365 @@
+"""Training loop of the texture model, written as a job generator.
+
+``train_texture(crops, model_config, train_config, checkpoint=...)`` yields
+:class:`~napari_bvdm.runtime.progress.Progress` events (metrics ``loss``, ``val_loss``, ``crops_per_s``,
+``eta_s``) and returns the trained :class:`~napari_bvdm.texture.model.TextureModel` (EMA weights, on the CPU).
+
+- device: ``"auto"`` (CUDA, then MPS, then CPU) or explicit; mixed precision (bf16, else fp16 with a
+  grad scaler) on CUDA;
+- EMA of the weights (the saved model), RAdam (reference optimiser);
+- a checkpoint (safetensors, kind ``texture-ddpm-checkpoint``) every ``checkpoint_every`` steps and on
+  cancel/close; ``resume=True`` continues from it and refuses a different config or different data;
+- validation: denoising MSE of the EMA model on the held-out *tracks*, at fixed timesteps with fixed noise;
+- accelerator memory is released when the job ends, however it ends.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Generator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..runtime.config import Config, ConfigError
+from ..runtime.device import release_device_memory, resolve_device
+from ..runtime.progress import Cancelled, CancelToken, Progress
+from ..runtime.weights import WeightsError, load_weights, save_weights
+from .crops import CellCrops, check_enough
+from .model import TextureModel, TextureModelConfig
+from .unet import UNet
+
+CKPT_KIND = "texture-ddpm-checkpoint"
+# settings that may change between a run and its resume
+_RESUMABLE = {"steps", "checkpoint_every", "val_every", "device", "precision", "num_threads"}
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. out of accelerator memory); the last checkpoint is kept."""
+
+
+@dataclass
+class TrainConfig(Config):
+    """Texture-model training settings.
+
+    Parameters
+    ----------
+    steps : optimiser steps in total (a resumed run continues up to this count).
+    batch_size : crops per step (reference 32).
+    lr : RAdam learning rate (reference 1e-3).
+    ema_decay : EMA decay of the saved weights (0 disables EMA).
+    t_max : timesteps are drawn uniformly from [0, t_max); 1000 trains the full chain (reference), a smaller
+        value concentrates a short training on the range SDEdit uses (t < Tf0).
+    augment : random 90-degree rotations and flips (the 8 symmetries of the square).
+    val_fraction : share of *tracks* held out for validation.
+    val_t : fixed timesteps of the validation loss.
+    val_every, checkpoint_every : in steps.
+    precision : "auto" (bf16/fp16 on CUDA, fp32 elsewhere), "fp32", "bf16" or "fp16".
+    seed, split_seed : training randomness and the held-out split.
+    device : "auto", "cpu", "cuda", "cuda:N" or "mps".
+    num_threads : CPU threads for torch (0 keeps torch's setting).
+    """
+
+    steps: int = 2000
+    batch_size: int = 16
+    lr: float = 1e-3
+    ema_decay: float = 0.999
+    t_max: int = 1000
+    augment: bool = True
+    val_fraction: float = 0.15
+    val_t: tuple[int, ...] = (10, 50, 100, 200, 400)
+    val_every: int = 100
+    checkpoint_every: int = 100
+    precision: str = "auto"
+    seed: int = 1337
+    split_seed: int = 42
+    device: str = "auto"
+    num_threads: int = 0
+
+    def check(self) -> None:
+        self._require(self.steps >= 1, "steps", "must be >= 1")
+        self._require(1 <= self.batch_size <= 4096, "batch_size", "must be in 1..4096")
+        self._require(0 < self.lr < 1, "lr", "must be in (0, 1)")
+        self._require(0 <= self.ema_decay < 1, "ema_decay", "must be in [0, 1)")
+        self._require(self.t_max >= 1, "t_max", "must be >= 1")
+        self._require(0 <= self.val_fraction < 1, "val_fraction", "must be in [0, 1)")
+        self._require(self.val_every >= 1, "val_every", "must be >= 1")
+        self._require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
+        self._require(self.precision in ("auto", "fp32", "bf16", "fp16"), "precision",
+                      "must be auto, fp32, bf16 or fp16")
+        self._require(self.num_threads >= 0, "num_threads", "must be >= 0")
+
+
+def checkpoint_path_for(weights: str | Path) -> Path:
+    """Where the checkpoint of a run that writes ``weights`` lives (``X.safetensors`` -> ``X.ckpt.safetensors``)."""
+    p = Path(weights)
+    stem = p.name[: -len(".safetensors")] if p.name.endswith(".safetensors") else p.name
+    return p.with_name(stem + ".ckpt.safetensors")
+
+
+def _autocast(device: torch.device, precision: str):
+    if precision == "auto":
+        if device.type == "cuda":
+            precision = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            precision = "fp32"
+    if precision == "fp32":
+        return None, precision
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float16
+    return (device.type, dtype), precision
+
+
+def _augment(x: torch.Tensor, m: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    ops = torch.randint(0, 8, (x.shape[0],), generator=gen).tolist()
+    xs, ms = [], []
+    for i, op in enumerate(ops):
+        xi, mi = x[i], m[i]
+        if op >= 4:
+            xi, mi = xi.flip(-1), mi.flip(-1)
+        k = op % 4
+        xs.append(torch.rot90(xi, k, (-2, -1)))
+        ms.append(torch.rot90(mi, k, (-2, -1)))
+    return torch.stack(xs), torch.stack(ms)
+
+
+def _net_input(x: torch.Tensor, mask: torch.Tensor, conditioned: bool) -> torch.Tensor:
+    return torch.cat([x, mask], dim=1) if conditioned else x
+
+
+@torch.no_grad()
+def validation_loss(net: UNet, model: TextureModel, images: torch.Tensor, masks: torch.Tensor,
+                    ts: tuple[int, ...], seed: int = 0, batch: int = 64) -> float:
+    """Mean epsilon-MSE over ``images`` at the fixed timesteps ``ts`` with fixed noise."""
+    if images.shape[0] == 0:
+        return float("nan")
+    gen = torch.Generator().manual_seed(seed)
+    was_training = net.training
+    net.eval()
+    total, n = 0.0, 0
+    for t in ts:
+        t = min(int(t), model.config.T - 1)
+        noise_all = torch.randn(images.shape, generator=gen).to(images.device)
+        for s in range(0, images.shape[0], batch):
+            x0, m, noise = images[s:s + batch], masks[s:s + batch], noise_all[s:s + batch]
+            tt = torch.full((x0.shape[0],), t, dtype=torch.long, device=x0.device)
+            xt = model.schedule.add_noise(x0, tt, noise)
+            eps = net(_net_input(xt, m, model.mask_conditioned), tt).float()
+            total += float(((eps - noise) ** 2).mean()) * x0.shape[0]
+            n += x0.shape[0]
+    net.train(was_training)
+    return total / n
+
+
+def _state_tensors(prefix: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    return {f"{prefix}.{k}": v for k, v in sd.items()}
+
+
+def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    sd = opt.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).clone()
+    return tensors, sd["param_groups"]
+
+
+def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for name, v in tensors.items():
+        if name.startswith("opt."):
+            _, pid, k = name.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def save_checkpoint(path: Path, step: int, net: UNet, ema: UNet, opt: torch.optim.Optimizer, gen: torch.Generator,
+                    model_config: TextureModelConfig, config: TrainConfig, crops: CellCrops,
+                    history: dict[str, list]) -> Path:
+    tensors = {**_state_tensors("net", net.state_dict()), **_state_tensors("ema", ema.state_dict())}
+    opt_t, groups = _optim_tensors(opt)
+    tensors.update(opt_t)
+    tensors["gen_state"] = gen.get_state()
+    extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(),
+             "normalisation": crops.normalisation.to_dict(), "history": history}
+    return save_weights(path, CKPT_KIND, tensors, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
+
+
+def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in _RESUMABLE}
+
+
+def train_texture(
+    crops: CellCrops,
+    model_config: TextureModelConfig | None = None,
+    config: TrainConfig | None = None,
+    *,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
+    cancel: CancelToken | None = None,
+) -> Generator[Progress, None, TextureModel]:
+    """Train a texture model on ``crops``; a job generator (see module doc).
+
+    Parameters
+    ----------
+    crops : training data (:func:`~napari_bvdm.texture.crops.extract_crops`); split by track here.
+    model_config : architecture (crop size must equal the crops').
+    config : training settings.
+    checkpoint : checkpoint file; written every ``checkpoint_every`` steps and when cancelled.
+    resume : continue from ``checkpoint`` (it must exist and match config and data).
+    cancel : checked between steps; on cancel the checkpoint is written and :class:`Cancelled` raised.
+
+    Raises
+    ------
+    InputError
+        Too few cells.
+    ConfigError
+        Crop size mismatch, or a resume with another config or other data.
+    TrainingError
+        Out of accelerator memory (with advice).
+    """
+    model_config = model_config or TextureModelConfig(crop_size=crops.crop_size)
+    config = config or TrainConfig()
+    if model_config.crop_size != crops.crop_size:
+        raise ConfigError(f"model crop_size {model_config.crop_size} differs from the crops' {crops.crop_size}")
+    check_enough(crops)
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    device = resolve_device(config.device)
+    ckpt = Path(checkpoint) if checkpoint is not None else None
+    model = TextureModel(model_config, crops.normalisation)
+    gen = torch.Generator().manual_seed(config.seed)
+    torch.manual_seed(config.seed)
+    net = UNet(model_config.unet)  # init from the seeded global generator
+    ema = copy.deepcopy(net)
+    opt = torch.optim.RAdam(net.parameters(), lr=config.lr)
+    step = 0
+    history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": []}
+    if resume:
+        if ckpt is None or not ckpt.is_file():
+            raise ConfigError(f"cannot resume: checkpoint {ckpt} does not exist (start without --resume)")
+        tensors, meta = load_weights(ckpt, CKPT_KIND)
+        old_model, old_train = meta["config"]["model"], meta["config"]["train"]
+        if old_model != model_config.to_dict():
+            raise ConfigError(f"cannot resume {ckpt}: it was trained with model settings {old_model}, "
+                              f"now {model_config.to_dict()}; use the same settings or start a new run")
+        if _comparable(old_train) != _comparable(config.to_dict()):
+            diff = {k: (old_train.get(k), v) for k, v in _comparable(config.to_dict()).items()
+                    if old_train.get(k) != v}
+            raise ConfigError(f"cannot resume {ckpt}: training settings differ (old, new): {diff}; use the same "
+                              "settings (only steps, device, precision and intervals may change) or start anew")
+        if meta["extra"]["data"] != crops.fingerprint():
+            raise ConfigError(f"cannot resume {ckpt}: it was trained on other data ({meta['extra']['data']} vs "
+                              f"{crops.fingerprint()})")
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
+        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+        _load_optim(opt, tensors, meta["extra"]["param_groups"])
+        gen.set_state(tensors["gen_state"])
+        step = int(meta["extra"]["step"])
+        history = meta["extra"].get("history", history)
+    train_idx, val_idx = crops.split_by_track(config.val_fraction, config.split_seed)
+    autocast, precision = _autocast(device, config.precision)
+    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
+    try:
+        net.to(device)
+        ema.to(device)
+        # optimizer state follows the parameters
+        for st in opt.state.values():
+            for k, v in st.items():
+                if isinstance(v, torch.Tensor) and k != "step":
+                    st[k] = v.to(device)
+        ims = torch.from_numpy(crops.images[:, None]).to(device)
+        mks = torch.from_numpy(crops.masks[:, None].astype(np.float32)).to(device)
+        tr_i = torch.from_numpy(train_idx)
+        val_im, val_mk = ims[torch.from_numpy(val_idx)], mks[torch.from_numpy(val_idx)]
+        cond = model_config.unet.mask_channel
+        net.train()
+        val_loss = history["val_loss"][-1] if history["val_loss"] else float("nan")
+        t_hi = min(config.t_max, model_config.T)
+        window: list[tuple[float, int]] = []
+        yield Progress(step, config.steps, "training texture model", {"val_loss": val_loss}, "train")
+        while step < config.steps:
+            if cancel is not None:
+                cancel.check()
+            t0 = time.perf_counter()
+            sel = tr_i[torch.randint(0, len(tr_i), (config.batch_size,), generator=gen)]
+            x0, m = ims[sel], mks[sel]
+            if config.augment:
+                x0, m = _augment(x0, m, gen)
+            t = torch.randint(0, t_hi, (config.batch_size,), generator=gen).to(device)
+            noise = torch.randn(x0.shape, generator=gen).to(device)
+            xt = model.schedule.add_noise(x0, t, noise)
+            try:
+                if autocast is not None:
+                    with torch.autocast(autocast[0], dtype=autocast[1]):
+                        eps = net(_net_input(xt, m, cond), t)
+                else:
+                    eps = net(_net_input(xt, m, cond), t)
+                loss = torch.nn.functional.mse_loss(eps.float(), noise)
+                opt.zero_grad(set_to_none=True)
+                if scaler is not None:
+                    scaler.scale(loss).backward()
+                    scaler.step(opt)
+                    scaler.update()
+                else:
+                    loss.backward()
+                    opt.step()
+            except torch.OutOfMemoryError as e:
+                raise TrainingError(
+                    f"out of memory on {device} at batch size {config.batch_size}; lower the batch size "
+                    f"(e.g. {max(1, config.batch_size // 2)}) or train on the CPU. The last checkpoint is kept."
+                ) from e
+            step += 1
+            with torch.no_grad():
+                d = min(config.ema_decay, (1 + step) / (10 + step)) if config.ema_decay > 0 else 0.0
+                for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
+                    pe.mul_(d).add_(p.detach(), alpha=1 - d)
+                for be, b in zip(ema.buffers(), net.buffers(), strict=True):
+                    be.copy_(b)
+            lv = float(loss.detach())
+            if not np.isfinite(lv):
+                raise TrainingError(f"the loss became {lv} at step {step}; lower the learning rate")
+            window.append((time.perf_counter() - t0, config.batch_size))
+            window = window[-20:]
+            rate = sum(n for _, n in window) / max(sum(s for s, _ in window), 1e-9)
+            history["step"].append(step)
+            history["loss"].append(round(lv, 6))
+            if step % config.val_every == 0 or step == config.steps:
+                val_loss = validation_loss(ema, model, val_im, val_mk, config.val_t)
+                history["val_step"].append(step)
+                history["val_loss"].append(round(val_loss, 6))
+            if ckpt is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history)
+            eta = (config.steps - step) * config.batch_size / rate
+            yield Progress(step, config.steps, "training texture model",
+                           {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
+    except (Cancelled, GeneratorExit):
+        if ckpt is not None and step > 0:
+            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history)
+        raise
+    finally:
+        net.to("cpu")
+        ema.to("cpu")
+        release_device_memory(device)
+    info = {"steps": step, "batch_size": config.batch_size, "train_config": config.to_dict(),
+            "data": crops.fingerprint(), "val_tracks": sorted(set(crops.track[val_idx].tolist())),
+            "final_val_loss": val_loss}
+    return TextureModel(model_config, crops.normalisation, ema.eval(), info)
+
+
+def load_checkpoint_model(path: str | Path) -> TextureModel:
+    """The EMA model inside a checkpoint (to preview a run that is still going)."""
+    from .normalisation import Normalisation
+
+    tensors, meta = load_weights(path, CKPT_KIND)
+    cfg = TextureModelConfig.from_dict(meta["config"]["model"])
+    net = UNet(cfg.unet)
+    try:
+        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: checkpoint does not match its config ({e})") from None
+    return TextureModel(cfg, Normalisation.from_dict(meta["extra"]["normalisation"]), net,
+                        {"steps": meta["extra"]["step"]})
