@@ -8,6 +8,7 @@ core config's own ``check()`` decides what is allowed, so the GUI never duplicat
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Iterable
 from typing import Any
@@ -33,7 +34,16 @@ def _editor(tp: Any, value: Any) -> tuple[QWidget, Any, Any] | None:
     """(editor widget, getter, setter) for a field type, or None when not editable here."""
     origin = typing.get_origin(tp)
     args = [a for a in typing.get_args(tp) if a is not type(None)]
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and len(args) == 1:
+    if origin in (typing.Union, types.UnionType) and len(args) == 1:
+        if args[0] is int:  # optional count: the lowest value means "none" (automatic)
+            w = QSpinBox()
+            w.setRange(-1, _BIG)
+            w.setSpecialValueText("auto")
+
+            def get_opt() -> int | None:
+                return None if w.value() < 0 else w.value()
+
+            return w, get_opt, lambda v: w.setValue(-1 if v is None else int(v))
         tp, origin, args = args[0], typing.get_origin(args[0]), list(typing.get_args(args[0]))
     if tp is bool:
         w = QCheckBox()

@@ -6,9 +6,10 @@ their result (see ``docs/dev/contracts.md``). :class:`JobRunner` wraps one in a 
 
 - progress events reach the GUI thread at most ~20 times a second (the bar, an ETA, a message,
   the live loss plot and napari's activity-dock progress bar follow them);
-- **Cancel** sets the job's :class:`CancelToken` and, at the job's next yield, closes the job
-  generator *inside the worker thread*, so its own clean-up (checkpoint kept, partial output
-  removed) runs off the GUI thread; then the worker is asked to quit;
+- **Cancel** sets the job's :class:`CancelToken`; a job holding the token raises ``Cancelled`` at
+  its next check, and a job that does not is closed at its next yield. Either way its own clean-up
+  (checkpoint kept, partial output removed) runs *inside the worker thread*, off the GUI thread,
+  and the worker is then asked to quit;
 - an exception in the job becomes a napari error notification naming the step and the cause, and
   the widget's status line shows it; the GUI never sees a half-finished result.
 """
@@ -63,10 +64,13 @@ def drive_job(factory: Callable[[CancelToken], Any], token: CancelToken, min_int
         if not hasattr(job, "__next__"):
             return Outcome("done", job)
         last = 0.0
+        grace = True
         while True:
             if token.cancelled:
-                job.close()  # the job's GeneratorExit clean-up runs here, in the worker thread
-                return Outcome("cancelled")
+                if not grace:  # the job did not react to its token: close it
+                    job.close()  # its GeneratorExit clean-up runs here, in the worker thread
+                    return Outcome("cancelled")
+                grace = False  # one more step lets a job that holds the token raise Cancelled itself
             try:
                 ev = next(job)
             except StopIteration as stop:
@@ -191,6 +195,10 @@ class JobRunner(QWidget):
             self.status.setText(f"{self._title}: cancelling...")
             self.cancel_btn.setEnabled(False)
 
+    def _quit_worker(self) -> None:
+        if self._worker is not None:
+            self._worker.quit()
+
     # ------------------------------------------------------------------ worker callbacks
     def _on_yield(self, ev: Any) -> None:
         if not isinstance(ev, Progress):
@@ -242,6 +250,7 @@ class JobRunner(QWidget):
     def _finish(self, outcome: Outcome) -> None:
         from napari.utils.notifications import show_error, show_info
 
+        self._quit_worker()
         self._worker = None
         self._token = None
         self.cancel_btn.setEnabled(False)

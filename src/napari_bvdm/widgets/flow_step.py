@@ -1,0 +1,87 @@
+"""Flow model step: train the mask-to-mask displacement network, load/save weights, default."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtWidgets import QVBoxLayout, QWidget
+
+from ._form import ConfigForm
+from ._model_step import ModelStepWidget
+
+__all__ = ["FlowModelWidget"]
+
+TRAIN_FIELDS = ("steps", "batch_size", "lr", "smooth_weight", "val_every", "checkpoint_every", "seed", "threads")
+MODEL_FIELDS = ("crop_size", "encoder", "decoder")
+
+
+class FlowModelWidget(ModelStepWidget):
+    """Dock widget "Flow model" (issue 5): carries each cell's texture from frame to frame."""
+
+    key = "flow"
+    title = "Flow model"
+    model_attr = "flow_model"
+    path_attr = "flow_path"
+    train_api = ("napari_bvdm.flow.train", ("train_flow", "FlowTrainConfig"))
+    load_api = ("napari_bvdm.flow.model", ("FlowModel", "FlowConfig"))
+    default_name = "flow.safetensors"
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.train_form = self.model_form = None
+        if self.train_missing is None:
+            from ..flow.model import FlowConfig
+            from ..flow.train import FlowTrainConfig
+
+            col = QVBoxLayout()
+            self.train_form = ConfigForm(FlowTrainConfig, "train-flow", TRAIN_FIELDS)
+            self.model_form = ConfigForm(FlowConfig, "flow-model", MODEL_FIELDS)
+            col.addWidget(self.train_form)
+            col.addWidget(self.model_form)
+            holder = QWidget()
+            holder.setLayout(col)
+            col.setContentsMargins(0, 0, 0, 0)
+            self.form_layout.addWidget(holder)
+        self._refresh()
+
+    def _make_train_job(self, token, resume: bool):
+        from ..flow.train import train_flow
+
+        model_cfg = self.model_form.config()
+        cfg = self.train_form.config(device=self.state.device, model=model_cfg.to_dict())
+        _image, labels, _tra = self._video_arrays()
+        return train_flow(labels, self.path, cfg, cancel=token, resume=resume)
+
+    def _load_model(self, path: str):
+        from ..flow.model import FlowModel
+
+        return FlowModel.load(path, device="cpu")
+
+    def _default_model(self):
+        from ..flow.model import FlowModel
+
+        if not hasattr(FlowModel, "default"):
+            raise RuntimeError("this version of napari-bvdm bundles no default flow model")
+        return FlowModel.default(device="cpu")
+
+    def _describe(self, model: Any) -> str:
+        cfg = model.config
+        txt = f"flow network, crops {getattr(cfg, 'crop_size', '?')} px, {model.n_parameters() / 1e3:.0f} k parameters"
+        extra = getattr(model, "extra", {}) or {}
+        for k in ("dice", "val_dice", "steps"):
+            if k in extra:
+                txt += f"; {k} {extra[k]}"
+        return txt
+
+    def params(self) -> dict[str, Any]:
+        if self.train_form is None:
+            return {}
+        return {**self.train_form.values(), "model": self.model_form.values(), "weights": self.path}
+
+    def set_params(self, values: dict[str, Any]) -> None:
+        if self.train_form is None:
+            return
+        self.train_form.set_values(values)
+        self.model_form.set_values(values.get("model", {}))
+        if values.get("weights"):
+            self.set_path(values["weights"])
