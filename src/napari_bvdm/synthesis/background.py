@@ -1,0 +1,230 @@
+"""Fitted scene statistics of a real video (background level, noise, slow illumination, cell brightness)
+and background generation from them.
+
+Everything is in normalised units of :class:`~napari_bvdm.texture.normalisation.Normalisation`
+(``(raw - offset) / scale``). The slow illumination is a coarse grid of background medians (blocks of
+the frame), interpolated to any output size; the noise is Gaussian with the measured standard deviation
+and the measured pixel-to-pixel correlation (white noise blurred by a Gaussian whose lag-1
+autocorrelation matches).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..io.video import InputError
+from ..texture.normalisation import Normalisation
+
+__all__ = ["SceneStats", "fit_scene_stats", "generate_background"]
+
+
+@dataclass
+class SceneStats:
+    """Statistics a synthetic scene reproduces (normalised units).
+
+    Attributes
+    ----------
+    level : median background intensity.
+    noise : standard deviation of the background around its slow illumination.
+    noise_corr : lag-1 autocorrelation of that noise (0 = white).
+    illumination : coarse grid (gy, gx) of background medians, including ``level``.
+    cell_brightness : mean and standard deviation of the cells' mean intensity.
+    cell_area : median cell area in pixels (to warn about other pixel sizes).
+    normalisation : the :class:`Normalisation` as a dict (raw dtype included).
+    """
+
+    level: float
+    noise: float
+    noise_corr: float = 0.0
+    illumination: list[list[float]] = field(default_factory=list)
+    cell_brightness: tuple[float, float] = (0.5, 0.1)
+    cell_area: float = 0.0
+    normalisation: dict[str, Any] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0, "dtype": "uint16"})
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not (np.isfinite(self.level) and np.isfinite(self.noise) and self.noise >= 0):
+            raise InputError(f"scene statistics: level {self.level} / noise {self.noise} must be finite, noise >= 0")
+        if not -1.0 < self.noise_corr < 1.0:
+            raise InputError(f"scene statistics: noise_corr {self.noise_corr} must lie in (-1, 1)")
+        self.cell_brightness = (float(self.cell_brightness[0]), float(self.cell_brightness[1]))
+
+    @property
+    def norm(self) -> Normalisation:
+        return Normalisation.from_dict(self.normalisation)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cell_brightness"] = list(self.cell_brightness)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SceneStats:
+        known = {"level", "noise", "noise_corr", "illumination", "cell_brightness", "cell_area", "normalisation",
+                 "source"}
+        unknown = set(d) - known
+        if unknown:
+            raise InputError(f"scene statistics: unknown field(s) {sorted(unknown)}")
+        return cls(**d)
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> SceneStats:
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise InputError(f"scene statistics file {path} does not exist") from None
+        except (json.JSONDecodeError, TypeError) as e:
+            raise InputError(f"scene statistics file {path} is not valid: {e}") from None
+
+    @classmethod
+    def from_shape_background(cls, background: dict[str, Any], normalisation: dict[str, Any] | None,
+                              brightness: tuple[float, float] = (0.5, 0.1)) -> SceneStats:
+        """Flat-illumination stats from a shape model's ``background`` section (level, noise)."""
+        return cls(level=float(background.get("level", 0.0)), noise=float(background.get("noise", 0.0)),
+                   cell_brightness=brightness,
+                   normalisation=dict(normalisation or {"offset": 0.0, "scale": 1.0, "dtype": "uint16"}),
+                   source="shape model background")
+
+
+def fit_scene_stats(
+    image: Any,
+    labels: Any | None = None,
+    normalisation: Normalisation | None = None,
+    *,
+    max_frames: int = 8,
+    grid: int = 8,
+    margin: int = 10,
+    source: str = "",
+) -> SceneStats:
+    """Fit :class:`SceneStats` from up to ``max_frames`` evenly spaced frames of a real video.
+
+    Parameters
+    ----------
+    image : (T, Y, X) raw frames (numpy or lazy).
+    labels : (T, Y, X) cell labels; without them, cells are pixels above an Otsu threshold.
+    normalisation : units; estimated from the data when ``None``.
+    grid : the illumination grid has ``grid`` blocks along the longer side.
+    margin : background pixels closer than this to a cell are left out.
+    """
+    from skimage.filters import threshold_otsu
+
+    t = image.shape[0]
+    if normalisation is None:
+        normalisation = Normalisation.estimate(image, labels)
+    idx = np.unique(np.linspace(0, t - 1, min(t, max_frames)).round().astype(int))
+    h, w = image.shape[1:]
+    gy = max(1, int(round(grid * h / max(h, w))))
+    gx = max(1, int(round(grid * w / max(h, w))))
+    illum = np.zeros((len(idx), gy, gx))
+    noise_res, bright, areas, corr_num, corr_den = [], [], [], 0.0, 0.0
+    for k, i in enumerate(idx):
+        f = normalisation.forward(np.asarray(image[i]))
+        if labels is not None:
+            lab = np.asarray(labels[i])
+        else:
+            lab, _ = ndi.label(f > threshold_otsu(f))
+        fg = lab > 0
+        bg = ~ndi.binary_dilation(fg, iterations=margin) if fg.any() else np.ones_like(fg)
+        if bg.sum() < 100:
+            raise InputError(f"frame {i} has almost no background (cells cover it); cannot fit background statistics")
+        # slow illumination: block medians of background pixels (NaN blocks filled from neighbours)
+        for yy in range(gy):
+            for xx in range(gx):
+                sl = (slice(yy * h // gy, (yy + 1) * h // gy), slice(xx * w // gx, (xx + 1) * w // gx))
+                v = f[sl][bg[sl]]
+                illum[k, yy, xx] = np.median(v) if v.size > 50 else np.nan
+        # noise: residual around a local background mean (normalised convolution, cells excluded)
+        wgt = ndi.gaussian_filter(bg.astype(np.float32), 4)
+        smooth = ndi.gaussian_filter(np.where(bg, f, 0).astype(np.float32), 4) / np.maximum(wgt, 1e-3)
+        r = np.where(bg, f - smooth, 0)
+        noise_res.append(r[bg])
+        both = bg[:, 1:] & bg[:, :-1]
+        corr_num += float((r[:, 1:] * r[:, :-1])[both].sum())
+        corr_den += float((r[:, 1:] ** 2)[both].sum())
+        if fg.any():
+            ids = np.unique(lab[fg])
+            means = ndi.mean(f, lab, ids)
+            bright.extend(np.asarray(means).tolist())
+            areas.extend(np.asarray(ndi.sum(np.ones_like(f), lab, ids)).tolist())
+    ill = np.nanmedian(illum, axis=0)
+    if np.isnan(ill).all():
+        raise InputError("no background block with enough pixels; cannot fit the slow illumination")
+    ill = np.where(np.isnan(ill), np.nanmedian(ill), ill)
+    res = np.concatenate(noise_res)
+    level = float(np.median(ill))
+    noise = float(np.std(res))
+    rho = float(np.clip(corr_num / max(corr_den, 1e-12), 0.0, 0.95))
+    bright_arr = np.asarray(bright) if bright else np.array([0.5])
+    return SceneStats(
+        level=level,
+        noise=noise,
+        noise_corr=rho,
+        illumination=ill.round(6).tolist(),
+        cell_brightness=(float(np.median(bright_arr)), float(np.std(bright_arr))),
+        cell_area=float(np.median(areas)) if areas else 0.0,
+        normalisation=normalisation.to_dict(),
+        source=source,
+    )
+
+
+def _lag1(sigma: float) -> float:
+    """Lag-1 autocorrelation of white noise after ``scipy.ndimage.gaussian_filter`` with ``sigma``."""
+    r = int(4.0 * sigma + 0.5)
+    x = np.arange(-r, r + 1)
+    k = np.exp(-0.5 * (x / sigma) ** 2)
+    return float((k[1:] * k[:-1]).sum() / (k**2).sum()) if r > 0 else 0.0
+
+
+def _blur_sigma(rho: float) -> float:
+    """Gaussian blur (sigma, px) of white noise whose lag-1 autocorrelation is ``rho`` (discrete kernel)."""
+    if rho <= 0.02:
+        return 0.0
+    lo, hi = 0.2, 20.0
+    for _ in range(40):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if _lag1(mid) < rho else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def illumination_field(stats: SceneStats, shape: tuple[int, int]) -> np.ndarray:
+    """The slow illumination (background mean) at ``shape``, bilinear from the coarse grid."""
+    h, w = shape
+    ill = np.asarray(stats.illumination, dtype=np.float64)
+    if ill.size == 0:
+        return np.full(shape, stats.level, np.float32)
+    gy, gx = ill.shape
+    # block centres in output coordinates
+    yc = (np.arange(gy) + 0.5) * h / gy - 0.5
+    xc = (np.arange(gx) + 0.5) * w / gx - 0.5
+    yi = np.interp(np.arange(h), yc, np.arange(gy))
+    xi = np.interp(np.arange(w), xc, np.arange(gx))
+    yy, xx = np.meshgrid(yi, xi, indexing="ij")
+    return ndi.map_coordinates(ill, [yy, xx], order=1, mode="nearest").astype(np.float32)
+
+
+def generate_background(stats: SceneStats, shape: tuple[int, int], rng: np.random.Generator,
+                        illumination: np.ndarray | None = None) -> np.ndarray:
+    """A background frame (normalised units, float32): slow illumination + correlated Gaussian noise.
+
+    Pass a precomputed ``illumination`` (:func:`illumination_field`) to avoid recomputing it per frame.
+    """
+    base = illumination if illumination is not None else illumination_field(stats, shape)
+    if stats.noise <= 0:
+        return base.astype(np.float32, copy=True)
+    n = rng.standard_normal(shape, dtype=np.float32)
+    s = _blur_sigma(stats.noise_corr)
+    if s > 0:
+        n = ndi.gaussian_filter(n, s)
+        n /= max(float(n.std()), 1e-6)
+    return (base + stats.noise * n).astype(np.float32)

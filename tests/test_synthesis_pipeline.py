@@ -1,0 +1,231 @@
+"""Scene statistics, background generation and the streaming masks -> video pipeline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from napari_bvdm.flow import FlowConfig, FlowModel, compose, warp
+from napari_bvdm.io.video import InputError
+from napari_bvdm.runtime.progress import Cancelled, CancelToken, Progress
+from napari_bvdm.synthesis import (
+    SceneStats,
+    SynthesisConfig,
+    SynthFrame,
+    fit_scene_stats,
+    generate_background,
+    generate_video,
+)
+from napari_bvdm.texture.normalisation import Normalisation
+
+SCENE = SceneStats(level=0.05, noise=0.02, noise_corr=0.3, illumination=[[0.04, 0.05], [0.05, 0.06]],
+                   cell_brightness=(0.4, 0.05), normalisation={"offset": 10.0, "scale": 200.0, "dtype": "uint16"})
+
+
+class RecordingPainter:
+    """Seeded test painter that records every call (steps, init given, batch size)."""
+
+    crop_size = 32
+    normalisation = Normalisation(10.0, 200.0, "uint16")
+
+    def __init__(self):
+        self.calls = []
+
+    def paint(self, masks, brightness, *, init=None, steps=None, generator=None):
+        self.calls.append({"n": len(masks), "steps": steps, "init": init is not None})
+        noise = torch.randn(masks.shape, generator=generator).numpy().astype(np.float32)
+        if init is None:
+            tex = brightness[:, None, None] * (1 + 0.2 * noise)
+        else:
+            tex = init + 0.002 * steps * noise
+        return np.where(masks, tex, 0).astype(np.float32)
+
+
+def _toy_labels(n_frames: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Two cells moving right; cell 1 divides at t = 4 into 3 and 4."""
+    lab = np.zeros((n_frames, 64, 80), np.uint16)
+    for t in range(n_frames):
+        lab[t, 40:52, 10 + t:24 + t] = 2
+        if t < 4:
+            lab[t, 8:24, 20 + t:34 + t] = 1
+        else:
+            lab[t, 4:14, 20 + t:34 + t] = 3
+            lab[t, 18:28, 20 + t:34 + t] = 4
+    lineage = np.array([[1, 0, 3, 0], [2, 0, n_frames - 1, 0], [3, 4, n_frames - 1, 1], [4, 4, n_frames - 1, 1]])
+    return lab, lineage
+
+
+def _flow() -> FlowModel:
+    torch.manual_seed(0)
+    return FlowModel(FlowConfig(encoder=(4, 8), decoder=(8, 8), crop_size=32))
+
+
+def _run(labels, painter, flow, cfg, **kw):
+    frames, progress = [], []
+    gen = generate_video(labels, painter, flow, SCENE, cfg, **kw)
+    while True:
+        try:
+            ev = next(gen)
+        except StopIteration as stop:
+            return frames, progress, stop.value
+        (frames if isinstance(ev, SynthFrame) else progress).append(ev)
+
+
+def test_fit_scene_stats_on_real_gowt1_and_background_histogram(gowt1):
+    import tifffile
+
+    idx = [0, 30, 60, 90]
+    img = np.stack([tifffile.imread(gowt1 / "01" / f"t{i:03d}.tif") for i in idx])
+    lab = np.stack([tifffile.imread(gowt1 / "01_GT" / "TRA" / f"man_track{i:03d}.tif") for i in idx])
+    stats = fit_scene_stats(img, lab, source="GOWT1")
+    assert stats.normalisation["dtype"] == "uint8"
+    assert 0 < stats.noise < 0.1 and stats.cell_brightness[0] > 5 * stats.noise
+    assert 500 < stats.cell_area < 5000
+    # generated background reproduces the real background's level and spread (raw units)
+    from scipy import ndimage as ndi
+
+    real_bg = img[0][~ndi.binary_dilation(lab[0] > 0, iterations=15)]  # TRA markers: wide margin.astype(float)
+    fake = stats.norm.inverse(generate_background(stats, img.shape[1:], np.random.default_rng(0))).astype(float)
+    assert abs(np.median(fake) - np.median(real_bg)) <= 1.0
+    assert 0.7 < fake.std() / real_bg.std() < 1.4
+    # round trip through JSON
+    assert SceneStats.from_dict(stats.to_dict()) == stats
+
+
+def test_background_illumination_and_noise_correlation():
+    rng = np.random.default_rng(1)
+    bg = generate_background(SCENE, (128, 128), rng)
+    assert bg[:20, :20].mean() < bg[-20:, -20:].mean()  # slow illumination gradient kept
+    r = bg - generate_background(SCENE.__class__(**{**SCENE.to_dict(), "noise": 0.0}), (128, 128), rng)
+    rho = np.corrcoef(r[:, 1:].ravel(), r[:, :-1].ravel())[0, 1]
+    assert abs(r.std() - 0.02) < 0.003 and 0.2 < rho < 0.45
+    with pytest.raises(InputError, match="noise_corr"):
+        SceneStats(level=0, noise=0.1, noise_corr=1.5)
+
+
+def test_streams_frames_labels_exact_and_daughters_inherit():
+    labels, lineage = _toy_labels()
+    painter = RecordingPainter()
+    frames, progress, info = _run(labels, painter, _flow(), SynthesisConfig(tf0=20, tf_non0=3), lineage=lineage)
+    assert [f.t for f in frames] == list(range(8)) and len(progress) == 8
+    for f in frames:
+        assert f.image.dtype == np.uint16 and f.image.shape == (64, 80)
+        assert np.array_equal(f.labels, labels[f.t])  # the label video is exactly the cells' pixels
+        assert f.labels.dtype == np.uint16
+    # one batched first-frame call (both cells), then one refresh call per frame; daughters never get Tf0
+    fresh = [c for c in painter.calls if not c["init"]]
+    assert fresh == [{"n": 2, "steps": 20, "init": False}]
+    assert all(c["steps"] == 3 for c in painter.calls if c["init"]) and len(painter.calls) == 8
+    assert info["painter_calls"] == 8 and info["crop_size"] == 32
+    # cells are brighter than the background, in raw units
+    f = frames[5]
+    cell = f.image[f.labels > 0].astype(float).mean()
+    assert cell > f.image[f.labels == 0].astype(float).mean() + 40
+
+
+def test_same_seed_same_video_other_seed_differs():
+    labels, lineage = _toy_labels(5)
+    a = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(seed=7), lineage=lineage)[0]
+    b = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(seed=7), lineage=lineage)[0]
+    c = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(seed=8), lineage=lineage)[0]
+    assert all(np.array_equal(x.image, y.image) for x, y in zip(a, b, strict=True))
+    assert not np.array_equal(a[2].image, c[2].image)
+
+
+def test_cancel_stops_at_frame_granularity():
+    labels, lineage = _toy_labels()
+    token = CancelToken()
+    gen = generate_video(labels, RecordingPainter(), _flow(), SCENE, lineage=lineage, cancel=token)
+    seen = 0
+    with pytest.raises(Cancelled):
+        for ev in gen:
+            if isinstance(ev, SynthFrame):
+                seen += 1
+                if seen == 3:
+                    token.cancel()
+    assert seen == 3
+
+
+def test_independent_and_one_cell_at_a_time_schedules():
+    labels, lineage = _toy_labels(4)
+    p = RecordingPainter()
+    _run(labels, p, None, SynthesisConfig(temporal="independent", tf0=5), lineage=lineage)
+    assert all(not c["init"] and c["steps"] == 5 for c in p.calls) and len(p.calls) == 4
+    p = RecordingPainter()
+    _, _, info = _run(labels, p, _flow(), SynthesisConfig(batch_cells=False, warp="sequential",
+                                                           interpolation="nearest"), lineage=lineage)
+    assert all(c["n"] == 1 for c in p.calls) and info["painter_calls"] == 8 and info["flow_calls"] == 6
+    with pytest.raises(InputError, match="flow model"):
+        _run(labels, p, None, SynthesisConfig(), lineage=lineage)
+
+
+def test_bad_label_videos_are_handled():
+    labels, _ = _toy_labels(6)
+    # per-frame ids (1..N in each frame, not tracks): linked by overlap, with a warning
+    per_frame = np.zeros_like(labels)
+    for t in range(len(labels)):
+        for i, lab in enumerate(sorted(set(np.unique(labels[t])) - {0}), start=1):
+            per_frame[t][labels[t] == lab] = (i + t) % 3 + 1
+    with pytest.warns(UserWarning, match="not tracks"):
+        frames, _, info = _run(per_frame, RecordingPainter(), _flow(), SynthesisConfig())
+    assert (info["lineage"][:, 3] > 0).sum() == 2  # the division was recovered
+    assert all(((f.labels > 0) == (labels[f.t] > 0)).all() for f in frames)
+    # an empty frame, a one-frame cell and a cell larger than the crop
+    lab = labels.copy()
+    lab[2] = 0
+    lab[4, 50:60, 60:70] = 9
+    lab[5, 2:60, 30:75] = 0
+    lab[5, 2:60, 30:75] = 5
+    with pytest.warns(UserWarning) as rec:
+        frames, _, info = _run(lab, RecordingPainter(), _flow(), SynthesisConfig())
+    msgs = " ".join(str(w.message) for w in rec)
+    assert "hold no cell" in msgs and "grown from 32 to 68" in msgs  # multiple of the tiny flow net (4)
+    assert info["crop_size"] == 68 and frames[2].labels.max() == 0 and len(frames) == 6
+    with pytest.raises(InputError, match=r"\(T, H, W\)"):
+        _run(labels[0], RecordingPainter(), _flow(), SynthesisConfig())
+
+
+def test_model_mismatch_warnings():
+    labels, lineage = _toy_labels(3)
+    flow = _flow()
+    flow.extra["median_cell_area"] = 5000.0
+    painter = RecordingPainter()
+    painter.normalisation = Normalisation(1000.0, 60000.0, "uint16")
+    with pytest.warns(UserWarning) as rec:
+        _run(labels, painter, flow, SynthesisConfig(), lineage=lineage)
+    msgs = " ".join(str(w.message) for w in rec)
+    assert "pixel size" in msgs and "intensity range" in msgs
+
+
+def test_composed_warps_do_not_drift_where_sequential_ones_do():
+    """Rotate a textured disk 4 degrees per frame for 30 frames with exact flows: compare to the truth."""
+    n = 64
+    yy, xx = torch.meshgrid(torch.arange(n, dtype=torch.float32), torch.arange(n, dtype=torch.float32),
+                            indexing="ij")
+    c = (n - 1) / 2
+    g = torch.Generator().manual_seed(0)
+    tex = torch.nn.functional.avg_pool2d(torch.rand(1, 1, n, n, generator=g), 3, 1, 1)
+
+    def rot_flow(deg: float) -> torch.Tensor:  # u(x) = R(x - c) + c - x: sample the previous frame rotated
+        a = np.deg2rad(deg)
+        y, x = yy - c, xx - c
+        return torch.stack([np.cos(a) * y - np.sin(a) * x - y, np.sin(a) * y + np.cos(a) * x - x])[None]
+
+    u = rot_flow(4.0)
+    seq_bil, seq_near, disp = tex, tex, None
+    for _ in range(30):
+        seq_bil = warp(seq_bil, u)
+        seq_near = warp(seq_near, u, mode="nearest")
+        disp = u if disp is None else compose(disp, u)
+    truth = warp(tex, rot_flow(120.0))
+    inside = ((yy - c) ** 2 + (xx - c) ** 2 < (0.35 * n) ** 2)[None, None]
+    err = {k: float((v - truth).abs()[inside].mean()) for k, v in
+           {"composed": warp(tex, disp), "bilinear": seq_bil, "nearest": seq_near}.items()}
+    assert err["composed"] < 0.5 * err["bilinear"] and err["composed"] < 0.5 * err["nearest"]
+
+
+def test_progress_events_have_stage_and_totals():
+    labels, lineage = _toy_labels(3)
+    _, progress, _ = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(), lineage=lineage)
+    assert all(isinstance(p, Progress) and p.stage == "generate" and p.total == 3 for p in progress)
