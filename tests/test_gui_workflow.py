@@ -160,3 +160,92 @@ def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp
     assert out.status == "error" and "safetensors" in str(out.error)
     assert "failed" in w.runner.status.text()
     assert w.state.flow_model is not None
+
+
+def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
+    """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI."""
+    from napari_bvdm.io.validator import validate_ctc
+    from napari_bvdm.widgets import WorkflowWidget
+
+    image, labels, lineage = gowt1_frames
+    viewer = make_napari_viewer()
+    viewer.add_image(image, name="real")
+    viewer.add_labels(labels, name="real labels", metadata={"kind": "TRA", "lineage": lineage})
+    wf = WorkflowWidget(viewer)
+    qtbot.addWidget(wf)
+    s = wf.steps
+    assert not wf.step_ready("data") and "missing" in wf.header("data")
+    assert "missing" in wf.header("generate")
+
+    # 1. data
+    s["data"].select("real", "real labels")
+    s["data"].use_layers()
+    assert wait_job(qtbot, s["data"]).status == "done"
+    assert wf.step_ready("data") and "✔" in wf.header("data")
+
+    # 2. shape model
+    s["shape"].fit()
+    assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
+    assert wf.step_ready("shape")
+
+    # 3. texture: tiny model, cancel half-way, resume to the end
+    tex = s["texture"]
+    tex.set_path(tmp_path / "texture.safetensors")
+    tex.unet_form.set_values({"width": 4, "depth": 2})
+    tex.model_form.set_values({"crop_size": 64, "T": 50})
+    tex.train_form.set_values({"steps": 400, "batch_size": 4, "val_every": 1000, "checkpoint_every": 1000,
+                               "precision": "fp32", "num_threads": 1})
+    tex.train()
+    qtbot.waitUntil(lambda: tex.runner.bar.maximum() == 400 and tex.runner.bar.value() >= 2, timeout=30_000)
+    tex.runner.cancel()
+    assert wait_job(qtbot, tex).status == "cancelled"
+    assert not wf.step_ready("texture")
+    tex.train_form.set_values({"steps": 8})
+    tex.resume_box.setChecked(True)
+    tex.train()
+    assert wait_job(qtbot, tex).status == "done", tex.runner.last_outcome
+    assert wf.step_ready("texture")
+
+    # 4. flow: tiny model
+    flow = s["flow"]
+    flow.set_path(tmp_path / "flow.safetensors")
+    flow.model_form.set_values({"crop_size": 64, "encoder": [4, 8], "decoder": [8, 8, 4]})
+    flow.train_form.set_values({"steps": 4, "batch_size": 4, "val_every": 4, "checkpoint_every": 4, "threads": 1})
+    flow.train()
+    assert wait_job(qtbot, flow).status == "done", flow.runner.last_outcome
+    assert wf.step_ready("flow")
+
+    # the run settings round-trip through one file the CLI reads
+    settings_file = tmp_path / "run.json"
+    wf.save_settings(str(settings_file))
+    import json
+
+    saved = json.loads(settings_file.read_text())
+    assert saved["texture"]["train"]["steps"] == 8 and saved["train_flow"]["model"]["crop_size"] == 64
+
+    # 5. generate: preview side by side in a napari grid
+    gen = s["generate"]
+    gen.form.set_values({"frames": 3, "height": 192, "width": 192, "cells": 4, "seed": 3, "painter": "diffusion",
+                         "sampler": "ddim", "ddim_steps": 2, "tf0": 20, "tf_non0": 2, "preview_frames": 2})
+    assert gen.preview_btn.isEnabled(), gen.status_text
+    gen.preview()
+    assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome
+    prev = viewer.layers["BVDM preview"].data
+    prev_labels = viewer.layers["BVDM preview labels"].data
+    assert prev.shape == (2, 192, 192) and prev_labels.max() > 0
+    assert prev[0][prev_labels[0] > 0].mean() > prev[0][prev_labels[0] == 0].mean()  # cells brighter than background
+    assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
+    assert wf.step_ready("generate")
+
+    # 6. export: one video, validated, opened
+    exp = s["export"]
+    exp.set_folder(tmp_path / "synthetic")
+    exp.n_videos.setValue(1)
+    exp.export()
+    assert wait_job(qtbot, exp, 60_000).status == "done", exp.runner.last_outcome
+    assert exp.violations == [] and validate_ctc(tmp_path / "synthetic") == []
+    assert (tmp_path / "synthetic" / "synthesis.json").is_file()
+    assert wf.step_ready("export") and "valid" in exp.result_label.text()
+    exp.open_result()
+    assert wait_job(qtbot, exp).status == "done"
+    assert viewer.layers["exported 01"].data.shape == (3, 192, 192)

@@ -75,8 +75,11 @@ def drive_job(factory: Callable[[CancelToken], Any], token: CancelToken, min_int
                 ev = next(job)
             except StopIteration as stop:
                 return Outcome("done", stop.value)
+            if not isinstance(ev, Progress):  # results streamed by the job (e.g. frames): never dropped
+                yield ev
+                continue
             now = time.monotonic()
-            final = isinstance(ev, Progress) and ev.total is not None and ev.step >= ev.total
+            final = ev.total is not None and ev.step >= ev.total
             if now - last >= min_interval or final:
                 last = now
                 yield ev
@@ -160,7 +163,8 @@ class JobRunner(QWidget):
         """Run ``factory(token)`` (a job generator) in a worker thread; return the worker.
 
         ``on_result(value)`` is called on the GUI thread when the job finished normally;
-        ``on_progress(event)`` for each (throttled) progress event.
+        ``on_progress(event)`` for each (throttled) progress event and for every other object the
+        job yields (streamed results such as synthetic frames).
         """
         from napari.qt.threading import create_worker
 
@@ -202,6 +206,8 @@ class JobRunner(QWidget):
     # ------------------------------------------------------------------ worker callbacks
     def _on_yield(self, ev: Any) -> None:
         if not isinstance(ev, Progress):
+            if self._on_progress is not None:
+                self._on_progress(ev)
             return
         elapsed = time.monotonic() - self._t0
         if ev.total:

@@ -1,0 +1,178 @@
+"""Qt-free: turn the workflow state + Generate parameters into core synthesis jobs.
+
+Shared by the Generate step (preview, streaming full video) and the Export step (N videos to a CTC
+dataset), so both produce exactly the same videos for the same seed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+from ..runtime.progress import CancelToken, Progress
+
+__all__ = ["GenerateParams", "missing_for_generation", "build_painter", "scene_for", "generate_job", "export_job"]
+
+
+@dataclass
+class GenerateParams:
+    """Generate-step parameters (defaults follow the method; the painter's come from the texture model)."""
+
+    frames: int = 20
+    height: int = 256
+    width: int = 256
+    cells: int | None = None  # None = fitted density
+    divisions: bool = True
+    seed: int = 0
+    painter: Literal["diffusion", "classical"] = "diffusion"  # classical: instant, no learning
+    sampler: Literal["ddim", "ddpm"] = "ddim"
+    ddim_steps: int = 20
+    tf0: int = 200
+    tf_non0: int = 10
+    preview_frames: int = 3
+    extra: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "extra"}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None, *, strict: bool = False) -> GenerateParams:
+        from ..runtime.config import ConfigError
+
+        d = dict(d or {})
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown and strict:
+            raise ConfigError(f"GenerateParams: unknown setting(s) {unknown}")
+        p = cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__ and k != "extra"})
+        p.check()
+        return p
+
+    def check(self) -> None:
+        from ..runtime.config import ConfigError
+
+        for name, ok, why in (
+            ("frames", self.frames >= 1, "must be >= 1"),
+            ("height", 16 <= self.height <= 16384, "must be in 16..16384"),
+            ("width", 16 <= self.width <= 16384, "must be in 16..16384"),
+            ("cells", self.cells is None or self.cells >= 0, "must be >= 0 or auto"),
+            ("painter", self.painter in ("diffusion", "classical"), "must be diffusion or classical"),
+            ("sampler", self.sampler in ("ddim", "ddpm"), "must be ddim or ddpm"),
+            ("ddim_steps", self.ddim_steps >= 1, "must be >= 1"),
+            ("tf0", 1 <= self.tf0 <= 1000, "must be in 1..1000"),
+            ("tf_non0", 1 <= self.tf_non0 <= 1000, "must be in 1..1000"),
+            ("preview_frames", self.preview_frames >= 1, "must be >= 1"),
+        ):
+            if not ok:
+                raise ConfigError(f"GenerateParams.{name} = {getattr(self, name)!r}: {why}")
+
+
+def missing_for_generation(state: Any, params: GenerateParams) -> list[str]:
+    """What the workflow still lacks for these parameters (empty = ready)."""
+    out = []
+    if state.shape_model is None:
+        out.append("a shape model (step 2)")
+    if params.painter == "diffusion" and state.texture_model is None:
+        out.append("a texture model (step 3) or the classical painter")
+    if params.painter == "classical" and state.video is None and state.texture_model is None:
+        out.append("data (step 1) for the classical painter's statistics")
+    if state.flow_model is None:
+        out.append("a flow model (step 4)")
+    return out
+
+
+def _real_arrays(video: Any) -> tuple[Any, Any]:
+    if video is None or video.image is None:
+        return None, None
+    dense = video.dense_labels()
+    return np.asarray(video.image), None if dense is None else np.asarray(dense[1])
+
+
+def build_painter(state: Any, params: GenerateParams):
+    """The texture painter: DiffusionPainter on the texture model, or a ClassicalPainter."""
+    from ..texture.painter import ClassicalPainter, DiffusionPainter
+
+    if params.painter == "diffusion":
+        model = state.texture_model
+        if model is None:
+            raise ValueError("no texture model: train or load one in step 3, or pick the classical painter")
+        return DiffusionPainter(model, params.sampler, ddim_steps=params.ddim_steps, tf0=params.tf0,
+                                tf_non0=params.tf_non0, device=state.device)
+    image, labels = _real_arrays(state.video)
+    crop = state.texture_model.crop_size if state.texture_model is not None else 96
+    if image is not None and labels is not None:
+        from ..texture.crops import extract_crops
+
+        return ClassicalPainter.from_crops(extract_crops(image, labels, crop_size=crop))
+    norm = state.texture_model.normalisation if state.texture_model is not None else None
+    return ClassicalPainter(normalisation=norm, crop_size=crop)
+
+
+def scene_for(state: Any, painter: Any):
+    """Background statistics from the real video (in the painter's units)."""
+    from ..synthesis import fit_scene_stats
+
+    image, labels = _real_arrays(state.video)
+    if image is None:
+        raise ValueError("the scene background is fitted on the real video: pick it in the Data step")
+    return fit_scene_stats(image, labels, getattr(painter, "normalisation", None),
+                           source=getattr(state.video, "source", ""))
+
+
+def _simulation_config(params: GenerateParams, frames: int, seed: int):
+    from ..shapes import SimulationConfig
+
+    return SimulationConfig(frames=frames, height=params.height, width=params.width, cells=params.cells,
+                            divisions=params.divisions, seed=seed)
+
+
+def _synthesis_config(params: GenerateParams, seed: int):
+    from ..synthesis import SynthesisConfig
+
+    return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed)
+
+
+def generate_job(state: Any, params: GenerateParams, *, frames: int | None = None,
+                 cancel: CancelToken | None = None):
+    """Job: simulate masks, paint and warp them; yields Progress and SynthFrame, returns the masks + info."""
+    from ..shapes import simulate_masks
+    from ..synthesis import generate_video
+
+    n = int(frames or params.frames)
+    yield Progress(0, n, "simulating masks", stage="generate")
+    masks = yield from simulate_masks(state.shape_model, _simulation_config(params, n, params.seed), cancel=cancel)
+    yield Progress(0, n, "preparing painter and background", stage="generate")
+    painter = build_painter(state, params)
+    scene = scene_for(state, painter)
+    info = yield from generate_video(masks.labels, painter, state.flow_model, scene,
+                                     _synthesis_config(params, params.seed), lineage=masks.lineage,
+                                     brightness=masks.brightness, cancel=cancel)
+    return {"masks": masks, "info": info, "scene": scene, "params": params.to_dict()}
+
+
+def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, *, overwrite: bool = False,
+               cancel: CancelToken | None = None):
+    """Job: write ``n_videos`` synthetic videos as a CTC dataset (validated on write); returns its folder."""
+    from ..shapes import simulate_masks
+    from ..synthesis.export import export_dataset
+
+    yield Progress(0, n_videos, "preparing painter and background", stage="export")
+    painter = build_painter(state, params)
+    scene = scene_for(state, painter)
+
+    def masks(number: int, seed: int):
+        return simulate_masks(state.shape_model, _simulation_config(params, params.frames, seed), cancel=cancel)
+
+    files = {"shape_model": state.shape_path, "texture_model": state.texture_path, "flow_model": state.flow_path}
+    files = {k: v for k, v in files.items() if v and v != "bundled default" and _is_file(v)}
+    return (yield from export_dataset(out_dir, masks, painter, state.flow_model, scene,
+                                      _synthesis_config(params, params.seed), n_videos=n_videos,
+                                      model_files=files, parameters={"gui": params.to_dict()},
+                                      overwrite=overwrite, cancel=cancel))
+
+
+def _is_file(p: str) -> bool:
+    from pathlib import Path
+
+    return Path(p).is_file()

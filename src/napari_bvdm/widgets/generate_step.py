@@ -1,0 +1,161 @@
+"""Generate step: preview a few frames side by side with the real video, or stream a full video."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+
+from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
+from ._form import ConfigForm
+from ._recipe import GenerateParams, generate_job, missing_for_generation
+
+__all__ = ["GenerateWidget"]
+
+PREVIEW = ("BVDM preview", "BVDM preview labels", "BVDM preview tracks")
+FULL = ("BVDM synthetic", "BVDM synthetic labels", "BVDM synthetic tracks")
+
+
+class GenerateWidget(StepWidget):
+    """Dock widget "Generate": masks from the shape model, textures, flow; layers out."""
+
+    key = "generate"
+    title = "Generate"
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.missing = unavailable_reason("napari_bvdm.synthesis", ("generate_video", "fit_scene_stats",
+                                                                    "SynthesisConfig"))
+        self.form = self.add(ConfigForm(GenerateParams, "generate"))
+        self._apply_model_defaults()
+        row = QHBoxLayout()
+        self.preview_btn = QPushButton("Preview")
+        self.preview_btn.setToolTip("generate the first few frames and show them beside the real video (grid)")
+        self.generate_btn = QPushButton("Generate")
+        self.generate_btn.setToolTip("generate the whole video; frames stream into the viewer as they come")
+        row.addWidget(self.preview_btn)
+        row.addWidget(self.generate_btn)
+        holder = QWidget()
+        holder.setLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.add(holder)
+        self.info_label = QLabel("")
+        self.info_label.setWordWrap(True)
+        self.add(self.info_label)
+        self.finish_layout()
+        self.preview_btn.clicked.connect(self.preview)
+        self.generate_btn.clicked.connect(self.generate)
+        for ev in ("shape_model", "texture_model", "flow_model", "video", "generated"):
+            getattr(self.state.events, ev).connect(self._refresh)
+        self.state.events.texture_model.connect(self._apply_model_defaults)
+        self._streaming: dict[str, Any] = {}
+        self._refresh()
+
+    def params(self) -> dict[str, Any]:
+        return self.form.values()
+
+    def set_params(self, values: dict[str, Any]) -> None:
+        self.form.set_values(values)
+
+    def generate_params(self) -> GenerateParams:
+        return GenerateParams.from_dict(self.form.values())
+
+    def _apply_model_defaults(self, *_a: Any) -> None:
+        # sensible defaults from the fitted models: the painter's steps come with the texture model
+        model = self.state.texture_model
+        if model is not None and "tf0" not in self.settings.section("generate"):
+            self.form.set_values({"tf0": min(200, int(model.config.T))})
+
+    def run_buttons(self) -> list[QWidget]:
+        return [self.preview_btn, self.generate_btn]
+
+    def _on_running_changed(self, running: bool) -> None:
+        super()._on_running_changed(running)
+        if not running:
+            self._refresh()
+
+    def _refresh(self, *_a: Any) -> None:
+        try:
+            params = self.generate_params()
+        except ValueError:
+            params = GenerateParams()
+        lacking = missing_for_generation(self.state, params)
+        ok = self.missing is None and not lacking and not self.runner.running
+        self.preview_btn.setEnabled(ok)
+        self.generate_btn.setEnabled(ok)
+        if self.missing:
+            self.set_status(f"unavailable: {self.missing}", UNAVAILABLE)
+        elif lacking:
+            self.set_status("missing: " + ", ".join(lacking), MISSING)
+        elif self.state.generated is not None:
+            self.set_status("ready: a synthetic video is in the viewer", READY)
+        else:
+            self.set_status("ready to generate: Preview for a quick look, Generate for the whole video", MISSING)
+
+    # ------------------------------------------------------------------ actions
+    def preview(self) -> None:
+        params = self.generate_params()
+        self._run(params, params.preview_frames, PREVIEW, grid=True)
+
+    def generate(self) -> None:
+        params = self.generate_params()
+        self._run(params, params.frames, FULL, grid=False)
+
+    def _run(self, params: GenerateParams, frames: int, names: tuple[str, str, str], grid: bool) -> None:
+        state = self.state
+        self._streaming = {"names": names, "frames": frames, "params": params}
+
+        def on_item(item: Any) -> None:
+            if hasattr(item, "image") and hasattr(item, "labels") and hasattr(item, "t"):
+                self._show_frame(item)
+
+        def done(result: dict[str, Any]) -> None:
+            masks = result["masks"]
+            data, graph = masks.tracks_layer_data()
+            if names[2] in self.viewer.layers:
+                self.viewer.layers.remove(names[2])
+            if len(data):
+                self.viewer.add_tracks(data, graph=graph, name=names[2])
+            info = result.get("info") or {}
+            warn = info.get("warnings") or []
+            self.info_label.setText(
+                f"{frames} frames of {params.height} x {params.width}, {len(masks.lineage)} tracks, "
+                f"{int((masks.lineage[:, 3] > 0).sum())} daughters"
+                + (f"; warnings: {'; '.join(map(str, warn))}" if warn else ""))
+            if grid:
+                self._side_by_side(names)
+            state.generated = result
+
+        self.runner.start(lambda token: generate_job(state, params, frames=frames, cancel=token), done,
+                          title="Preview" if grid else "Generating", on_progress=on_item)
+
+    def _show_frame(self, frame: Any) -> None:
+        names, n = self._streaming["names"], self._streaming["frames"]
+        img_name, lab_name = names[0], names[1]
+        shape = (n, *frame.image.shape)
+        if frame.t == 0 or img_name not in self.viewer.layers or self.viewer.layers[img_name].data.shape != shape:
+            for name in (img_name, lab_name):
+                if name in self.viewer.layers:
+                    self.viewer.layers.remove(name)
+            self.viewer.add_image(np.zeros(shape, frame.image.dtype), name=img_name)
+            self.viewer.add_labels(np.zeros(shape, np.uint16), name=lab_name)
+        img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
+        img.data[frame.t] = frame.image
+        lab.data[frame.t] = frame.labels
+        if frame.t == 0:
+            img.reset_contrast_limits()
+        img.refresh()
+        lab.refresh()
+        try:
+            self.viewer.dims.set_current_step(0, frame.t)
+        except Exception:  # a viewer without a time axis yet
+            pass
+
+    def _side_by_side(self, names: tuple[str, str, str]) -> None:
+        """napari grid: the real video next to the synthetic image, labels and tracks."""
+        keep = {self.state.image_layer, *names}
+        for layer in self.viewer.layers:
+            layer.visible = layer.name in keep
+        self.viewer.grid.enabled = True
+        self.viewer.reset_view()

@@ -1,0 +1,203 @@
+"""Shape model step: fit on the real labels, summary, preview simulation (Labels + Tracks), compare."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qtpy.QtWidgets import QFileDialog, QGridLayout, QLabel, QPushButton, QWidget
+
+from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
+from ._form import ConfigForm
+
+__all__ = ["ShapeModelWidget"]
+
+FIT_FIELDS = ("n_points", "variance_share", "min_object_area", "max_shape_frames")
+PREVIEW_FIELDS = ("frames", "height", "width", "cells", "seed", "divisions")
+
+
+class ShapeModelWidget(StepWidget):
+    """Dock widget "Shape model" (issue 3): statistical shapes, motion, divisions, population."""
+
+    key = "shape"
+    title = "Shape model"
+
+    def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
+        super().__init__(napari_viewer, parent)
+        self.missing = unavailable_reason("napari_bvdm.shapes", ("fit_shape_model", "ShapeModel", "simulate_masks",
+                                                                 "SimulationConfig", "FitConfig"))
+        self.last_preview = None
+        self.fit_form = self.preview_form = None
+        if self.missing is None:
+            from ..shapes import FitConfig, SimulationConfig
+
+            self.fit_form = self.add(ConfigForm(FitConfig, "fit-shapes", FIT_FIELDS))
+        grid = QGridLayout()
+        self.fit_btn = QPushButton("Fit on the data")
+        self.load_btn = QPushButton("Load model…")
+        self.save_btn = QPushButton("Save model…")
+        self.default_btn = QPushButton("Use default model")
+        grid.addWidget(self.fit_btn, 0, 0)
+        grid.addWidget(self.default_btn, 0, 1)
+        grid.addWidget(self.load_btn, 1, 0)
+        grid.addWidget(self.save_btn, 1, 1)
+        holder = QWidget()
+        holder.setLayout(grid)
+        grid.setContentsMargins(0, 0, 0, 0)
+        self.add(holder)
+        self.summary_label = QLabel("")
+        self.summary_label.setWordWrap(True)
+        self.add(self.summary_label)
+        if self.missing is None:
+            self.add(QLabel("Preview simulation"))
+            self.preview_form = self.add(ConfigForm(SimulationConfig, "simulate-masks", PREVIEW_FIELDS))
+        self.preview_btn = QPushButton("Simulate preview masks")
+        self.preview_btn.setToolTip("simulate a mask video into a Labels + Tracks layer")
+        self.compare_btn = QPushButton("Compare preview with real")
+        self.compare_btn.setToolTip("two-sample KS statistics of area, eccentricity, solidity, steps, cells/frame")
+        self.add(self.preview_btn)
+        self.add(self.compare_btn)
+        self.compare_label = QLabel("")
+        self.compare_label.setWordWrap(True)
+        self.compare_label.setStyleSheet("font-family: monospace")
+        self.add(self.compare_label)
+        self.finish_layout()
+        self.fit_btn.clicked.connect(self.fit)
+        self.load_btn.clicked.connect(lambda: self.load())
+        self.save_btn.clicked.connect(lambda: self.save())
+        self.default_btn.clicked.connect(self.use_default)
+        self.preview_btn.clicked.connect(self.preview)
+        self.compare_btn.clicked.connect(self.compare)
+        self.state.events.shape_model.connect(self._refresh)
+        self.state.events.video.connect(self._refresh)
+        self._refresh()
+
+    def run_buttons(self) -> list[QWidget]:
+        return [self.fit_btn, self.load_btn, self.save_btn, self.default_btn, self.preview_btn, self.compare_btn]
+
+    def _on_running_changed(self, running: bool) -> None:
+        super()._on_running_changed(running)
+        if not running:
+            self._refresh()
+
+    def _refresh(self, *_a: Any) -> None:
+        model = self.state.shape_model
+        ok = self.missing is None and not self.runner.running
+        has_labels = self.state.video is not None and bool(self.state.video.labels)
+        self.fit_btn.setEnabled(ok and has_labels)
+        self.load_btn.setEnabled(ok)
+        self.default_btn.setEnabled(ok)
+        self.save_btn.setEnabled(ok and model is not None)
+        self.preview_btn.setEnabled(ok and model is not None)
+        self.compare_btn.setEnabled(ok and self.last_preview is not None and has_labels)
+        if self.missing:
+            self.set_status(f"unavailable: {self.missing}", UNAVAILABLE)
+        elif model is not None:
+            self.summary_label.setText(model.summary())
+            self.set_status(f"ready: {self.state.shape_path or 'fitted, not saved'}", READY)
+        else:
+            self.set_status("missing: fit on the data's labels, or load a model / the default", MISSING)
+
+    # ------------------------------------------------------------------ actions
+    def fit(self) -> None:
+        from ..shapes import fit_shape_model
+
+        video = self.state.video
+        if video is None or not video.labels:
+            self.set_status("missing: pick a video with labels in the Data step first", MISSING)
+            return
+        cfg = self.fit_form.config()
+
+        def done(model: Any) -> None:
+            self.state.shape_path = ""
+            self.state.shape_model = model
+
+        self.runner.start(lambda token: fit_shape_model(video, cfg, cancel=token), done, title="Fitting shape model")
+
+    def load(self, path: str | None = None) -> None:
+        from ..shapes import ShapeModel
+
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self, "Load shape model", self.settings.get("shape", "path", ""),
+                                                  "shape model (*.json)")
+            if not path:
+                return
+        self.settings.set("shape", "path", str(path))
+
+        def done(model: Any) -> None:
+            self.state.shape_path = str(path)
+            self.state.shape_model = model
+
+        self.runner.start(lambda token: ShapeModel.load(path), done, title="Loading shape model")
+
+    def use_default(self) -> None:
+        from ..shapes import ShapeModel
+
+        def done(model: Any) -> None:
+            self.state.shape_path = "bundled default"
+            self.state.shape_model = model
+
+        self.runner.start(lambda token: ShapeModel.default(), done, title="Loading default shape model")
+
+    def save(self, path: str | None = None) -> None:
+        model = self.state.shape_model
+        if model is None:
+            return
+        if path is None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save shape model", self.settings.get("shape", "path", ""),
+                                                  "shape model (*.json)")
+            if not path:
+                return
+        self.settings.set("shape", "path", str(path))
+
+        def done(saved: Any) -> None:
+            self.state.shape_path = str(saved)
+            self._refresh()
+
+        self.runner.start(lambda token: model.save(path), done, title="Saving shape model")
+
+    def preview(self) -> None:
+        from ..shapes import simulate_masks
+
+        model = self.state.shape_model
+        cfg = self.preview_form.config()
+
+        def done(masks: Any) -> None:
+            self.last_preview = masks
+            name = "simulated masks"
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = masks.labels
+            else:
+                self.viewer.add_labels(masks.labels, name=name, metadata={"lineage": masks.lineage})
+            data, graph = masks.tracks_layer_data()
+            tname = "simulated tracks"
+            if tname in self.viewer.layers:
+                self.viewer.layers.remove(tname)
+            if len(data):
+                self.viewer.add_tracks(data, graph=graph, name=tname)
+            self._refresh()
+
+        self.runner.start(lambda token: simulate_masks(model, cfg, cancel=token), done, title="Simulating masks")
+
+    def compare(self) -> None:
+        from ..shapes import compare
+
+        video, sim = self.state.video, self.last_preview
+        if video is None or sim is None:
+            return
+
+        def done(report: Any) -> None:
+            self.last_report = report
+            self.compare_label.setText(report.table())
+
+        self.runner.start(lambda token: compare(video, sim), done, title="Comparing with the real video")
+
+    def params(self) -> dict[str, Any]:
+        if self.fit_form is None:
+            return {}
+        return {"fit": self.fit_form.values(), "simulate": self.preview_form.values()}
+
+    def set_params(self, values: dict[str, Any]) -> None:
+        if self.fit_form is None:
+            return
+        self.fit_form.set_values(values.get("fit", {}))
+        self.preview_form.set_values(values.get("simulate", {}))
