@@ -202,7 +202,7 @@ def _update_record(path: Path, record: dict[str, Any], seq: str, entry: dict[str
                 data = {}
         runs = data.get("runs", [])
         videos = data.get("videos", {})
-        this = {k: v for k, v in record.items()}
+        this = json.loads(json.dumps(record, default=_json_default))  # compare as stored
         if not runs or runs[-1] != this:
             runs.append(this)
         entry = {**entry, "run": len(runs) - 1}

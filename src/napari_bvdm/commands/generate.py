@@ -1,0 +1,169 @@
+"""``bvdm generate``: synthetic annotated videos (masks -> textures -> flow -> scene) into a CTC dataset."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+NAME = "generate"
+HELP = "generate N synthetic, fully annotated videos into a CTC dataset (+ synthesis.json)"
+DESCRIPTION = (
+    "Generate synthetic videos: masks from a shape model (--shapes) or a label video (--labels), textures "
+    "from a texture model (--texture) or the classical painter, carried over time by the flow model "
+    "(--flow), on a background fitted to a real video (--real) or the shape model's statistics. Models "
+    "not given default to the bundled ones in napari_bvdm/defaults. Several processes can fill one "
+    "dataset: give each its own --first-video range with the same --seed."
+)
+
+DEFAULTS = Path(__file__).resolve().parents[1] / "defaults"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import add_settings_argument
+
+    src = p.add_mutually_exclusive_group()
+    src.add_argument("--shapes", type=Path, default=None,
+                     help="shape model JSON (default: bundled defaults/shape_model.json)")
+    src.add_argument("--labels", type=Path, default=None,
+                     help="a label video (TIFF stack, frame folder or CTC dataset) used instead of a shape model")
+    p.add_argument("--texture", default=None,
+                   help="texture weights (.safetensors) or 'classical' (default: bundled defaults/texture.safetensors)")
+    p.add_argument("--flow", type=Path, default=None, help="flow weights (default: bundled defaults/flow.safetensors)")
+    p.add_argument("-o", "--output", type=Path, required=True, help="CTC dataset folder to write into")
+    p.add_argument("--videos", type=int, default=1, help="number of videos")
+    p.add_argument("--first-video", type=int, default=1, help="sequence number of the first video (01 = 1)")
+    p.add_argument("--seed", type=int, default=0, help="base seed; video n uses seed + seed-offset + n - 1")
+    p.add_argument("--seed-offset", type=int, default=0, help="shift all video seeds (new videos, same numbers)")
+    p.add_argument("--frames", type=int, default=50, help="frames per video (shape model only)")
+    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 512),
+                   help="frame size (shape model only)")
+    p.add_argument("--cells", type=int, default=None, help="cells in the first frame (default: fitted density)")
+    p.add_argument("--real", type=Path, default=None,
+                   help="real video to fit the background/brightness statistics on (default: the shape model's)")
+    p.add_argument("--scene", type=Path, default=None, help="saved scene statistics JSON (instead of --real)")
+    p.add_argument("--sampler", choices=("ddpm", "ddim"), default=None, help="texture sampler (default ddpm)")
+    p.add_argument("--ddim-steps", type=int, default=None, help="DDIM passes for a Tf0 start (default 50)")
+    p.add_argument("--tf0", type=int, default=None, help="SDEdit strength of a track's first frame (default 200)")
+    p.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default 10)")
+    p.add_argument("--warp", choices=("compose", "sequential"), default=None,
+                   help="compose flows from a keyframe (no drift) or re-warp every frame (reference); default compose")
+    p.add_argument("--interpolation", choices=("bilinear", "nearest"), default=None,
+                   help="texture resampling (default bilinear)")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default=None, help="texture network precision")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    p.add_argument("--overwrite", action="store_true", help="replace existing sequences with the same numbers")
+    add_settings_argument(p)
+
+
+def _default(name: str) -> Path | None:
+    p = DEFAULTS / name
+    return p if p.is_file() else None
+
+
+def build_painter(texture: str | None, args: argparse.Namespace):
+    """The painter and the texture file used (None for the classical painter)."""
+    from ..runtime.config import ConfigError
+    from ..texture.painter import ClassicalPainter, DiffusionPainter, DiffusionPainterConfig
+
+    if texture == "classical":
+        return ClassicalPainter(), None
+    path = Path(texture) if texture else _default("texture.safetensors")
+    if path is None:
+        raise ConfigError("no texture model: pass --texture WEIGHTS (from `bvdm train-texture`) or --texture classical")
+    from ..texture.model import TextureModel
+
+    model = TextureModel.load(path, device=args.device if args.device != "auto" else "cpu")
+    over = {k: getattr(args, k) for k in ("ddim_steps", "tf0", "tf_non0", "precision") if getattr(args, k) is not None}
+    cfg = DiffusionPainterConfig(device=args.device, **over)
+    return DiffusionPainter(model, sampler=args.sampler or "ddpm", config=cfg), path
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from ..flow import FlowModel
+    from ..runtime.config import ConfigError
+    from ..runtime.device import resolve_device
+    from ..runtime.progress import run_job
+    from ..synthesis import SceneStats, SynthesisConfig, fit_scene_stats
+    from ..synthesis.export import MaskSet, export_dataset
+    from ._common import load_settings, progress_callback
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    settings = load_settings(args, "synthesis")
+    for key in ("tf0", "tf_non0", "warp", "interpolation"):
+        if getattr(args, key) is not None:
+            settings[key] = getattr(args, key)
+    settings["seed"] = args.seed
+    cfg = SynthesisConfig.from_dict(settings)
+    painter, texture_file = build_painter(args.texture, args)
+    flow_path = args.flow or _default("flow.safetensors")
+    if flow_path is None:
+        raise ConfigError("no flow model: pass --flow WEIGHTS (from `bvdm train-flow`)")
+    flow = FlowModel.load(flow_path, device=resolve_device(args.device))
+
+    shape_model, shape_file = None, None
+    if args.labels is None:
+        from ..shapes import ShapeModel
+
+        shape_file = args.shapes or _default("shape_model.json")
+        if shape_file is None:
+            raise ConfigError("no shape model: pass --shapes MODEL (from `bvdm fit-shapes`) or --labels VIDEO")
+        shape_model = ShapeModel.load(shape_file)
+
+    # scene statistics: fitted on a real video, a saved file, or the shape model's background
+    norm = painter.normalisation
+    if args.real is not None:
+        from ..io.readers import read_video
+
+        real = read_video(args.real, lazy=True)
+        if real.image is None:
+            raise ConfigError(f"{args.real} holds no images to fit the background on")
+        main = real.dense_labels() or real.main_labels()
+        scene = fit_scene_stats(real.image, None if main is None else main[1],
+                                norm if texture_file is not None else None, source=str(args.real))
+        if texture_file is None:  # the classical painter works in the real video's units
+            painter.normalisation = scene.norm
+    elif args.scene is not None:
+        scene = SceneStats.load(args.scene)
+    elif shape_model is not None:
+        bq = np.asarray(shape_model.params["brightness"]["quantiles"], float)
+        bright = (float(np.median(bq)), float((np.percentile(bq, 84) - np.percentile(bq, 16)) / 2))
+        scene = SceneStats.from_shape_background(shape_model.params["background"],
+                                                 shape_model.normalisation or norm.to_dict(), bright)
+    else:
+        raise ConfigError("with --labels, give --real VIDEO (or --scene JSON) to fit the background and brightness")
+
+    params = {"argv": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                       if not k.startswith("_")}}
+    if args.labels is not None:
+        from ..flow.pairs import load_label_video
+
+        labels, lineage, kind = load_label_video(args.labels)
+        masks = MaskSet(labels, lineage, info={"source": str(args.labels), "kind": kind})
+    else:
+        from ..shapes import SimulationConfig, simulate_masks
+
+        h, w = args.size
+        sim_base = SimulationConfig(frames=args.frames, height=h, width=w, cells=args.cells)
+        params["simulation"] = sim_base.to_dict()
+
+        def masks(number: int, seed: int):
+            return simulate_masks(shape_model, sim_base.replace(seed=seed))
+
+    files = {"flow": flow_path, "texture": texture_file, "shapes": shape_file,
+             "labels": args.labels if args.labels and Path(args.labels).is_file() else None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        out = run_job(export_dataset(args.output, masks, painter, flow, scene, cfg, n_videos=args.videos,
+                                     first_video=args.first_video, seed_offset=args.seed_offset,
+                                     model_files=files, parameters=params, overwrite=args.overwrite),
+                      progress_callback(args))
+    last = args.first_video + args.videos - 1
+    print(f"wrote videos {args.first_video:02d}..{last:02d} to {out} (validated; see {out}/synthesis.json)")
+    return 0

@@ -1,0 +1,132 @@
+"""Dataset export (atomic per video, validated, synthesis.json, seed ranges) and the `bvdm generate` CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import tifffile
+import torch
+
+from napari_bvdm.flow import FlowConfig, FlowModel
+from napari_bvdm.io.validator import validate_ctc
+from napari_bvdm.runtime.progress import Cancelled, CancelToken, run_job
+from napari_bvdm.synthesis import SceneStats, SynthesisConfig
+from napari_bvdm.synthesis.export import SYNTHESIS_JSON, MaskSet, export_dataset, video_seed
+from napari_bvdm.texture.painter import ClassicalPainter
+
+SCENE = SceneStats(level=0.05, noise=0.02, noise_corr=0.3, cell_brightness=(0.4, 0.05),
+                   normalisation={"offset": 10.0, "scale": 200.0, "dtype": "uint16"})
+
+
+def _toy_labels(n_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two cells moving right; cell 1 divides at t = 4 into 3 and 4."""
+    lab = np.zeros((n_frames, 64, 80), np.uint16)
+    for t in range(n_frames):
+        lab[t, 40:52, 10 + t:24 + t] = 2
+        if t < 4:
+            lab[t, 8:24, 20 + t:34 + t] = 1
+        else:
+            lab[t, 4:14, 20 + t:34 + t] = 3
+            lab[t, 18:28, 20 + t:34 + t] = 4
+    lineage = np.array([[1, 0, 3, 0], [2, 0, n_frames - 1, 0], [3, 4, n_frames - 1, 1], [4, 4, n_frames - 1, 1]])
+    return lab, lineage
+
+
+@pytest.fixture
+def flow_file(tmp_path):
+    torch.manual_seed(0)
+    m = FlowModel(FlowConfig(encoder=(4, 8), decoder=(8, 8), crop_size=32))
+    return m.save(tmp_path / "flow.safetensors")
+
+
+def _export(out, flow_file, cancel=None, **kw):
+    labels, lineage = _toy_labels(6)
+    painter = ClassicalPainter(normalisation=SCENE.norm, crop_size=32)
+    flow = FlowModel.load(flow_file)
+    kw.setdefault("n_videos", 2)
+    return export_dataset(out, MaskSet(labels, lineage), painter, flow, SCENE, SynthesisConfig(seed=5),
+                          model_files={"flow": flow_file}, cancel=cancel, **kw)
+
+
+def _sequences(path):
+    return sorted(p.name for p in path.iterdir() if not p.name.startswith("."))
+
+
+def test_export_writes_valid_ctc_and_a_complete_record(tmp_path, flow_file):
+    out = run_job(_export(tmp_path / "ds", flow_file))
+    assert validate_ctc(out) == []
+    assert _sequences(out) == ["01", "01_GT", "02", "02_GT", SYNTHESIS_JSON]
+    assert len(list((out / "01_GT" / "SEG").glob("man_seg*.tif"))) == 6
+    track = (out / "01_GT" / "TRA" / "man_track.txt").read_text().split("\n")
+    assert track[:4] == ["1 0 3 0", "2 0 5 0", "3 4 5 1", "4 4 5 1"]
+    rec = json.loads((out / SYNTHESIS_JSON).read_text())
+    assert rec["videos"]["01"]["seed"] == video_seed(5, 1) and rec["videos"]["02"]["seed"] == video_seed(5, 2)
+    assert rec["videos"]["02"]["run"] == 0 and len(rec["runs"]) == 1
+    run = rec["runs"][0]
+    assert run["synthesis"]["tf0"] == 200 and run["scene"]["noise"] == SCENE.noise
+    assert len(run["models"]["flow"]["sha256"]) == 64
+    # images differ between videos (different seeds), labels are the given masks
+    a = tifffile.imread(out / "01" / "t003.tif")
+    b = tifffile.imread(out / "02" / "t003.tif")
+    assert a.dtype == np.uint16 and not np.array_equal(a, b)
+
+
+def test_a_video_can_be_regenerated_from_its_number_and_seed(tmp_path, flow_file):
+    full = run_job(_export(tmp_path / "full", flow_file, n_videos=2))
+    part = run_job(_export(tmp_path / "part", flow_file, n_videos=1, first_video=2))
+    assert _sequences(part) == ["02", "02_GT", SYNTHESIS_JSON]
+    for t in range(6):
+        assert np.array_equal(tifffile.imread(full / "02" / f"t{t:03d}.tif"),
+                              tifffile.imread(part / "02" / f"t{t:03d}.tif"))
+    # a second process filling 03 into the same dataset adds to the record
+    run_job(_export(tmp_path / "full", flow_file, n_videos=1, first_video=3))
+    rec = json.loads((full / SYNTHESIS_JSON).read_text())
+    assert sorted(rec["videos"]) == ["01", "02", "03"] and validate_ctc(full) == []
+
+
+def test_cancel_removes_only_the_unfinished_video(tmp_path, flow_file):
+    token = CancelToken()
+    job = _export(tmp_path / "ds", flow_file, cancel=token, n_videos=3)
+    with pytest.raises(Cancelled):
+        for ev in job:
+            if "02" in ev.message and ev.step >= 9:  # half way through video 02
+                token.cancel()
+    out = tmp_path / "ds"
+    assert _sequences(out) == ["01", "01_GT", SYNTHESIS_JSON]  # no partial 02, no temp folders
+    assert not [p for p in out.iterdir() if p.name.startswith(".bvdm")]
+    assert validate_ctc(out) == []
+    assert sorted(json.loads((out / SYNTHESIS_JSON).read_text())["videos"]) == ["01"]
+
+
+def test_existing_sequences_are_not_overwritten_silently(tmp_path, flow_file):
+    run_job(_export(tmp_path / "ds", flow_file, n_videos=1))
+    with pytest.raises(FileExistsError, match="overwrite"):
+        run_job(_export(tmp_path / "ds", flow_file, n_videos=1))
+    run_job(_export(tmp_path / "ds", flow_file, n_videos=1, overwrite=True))
+    from napari_bvdm.io.video import InputError
+
+    with pytest.raises(InputError, match="1..99"):
+        run_job(_export(tmp_path / "ds", flow_file, n_videos=1, first_video=100))
+
+
+def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt1, capsys):
+    from napari_bvdm.cli import main
+
+    labels, _ = _toy_labels(5)
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    out = tmp_path / "cli"
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "2", "--seed", "4",
+               "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert validate_ctc(out) == []
+    rec = json.loads((out / SYNTHESIS_JSON).read_text())
+    assert rec["runs"][0]["scene"]["normalisation"]["dtype"] == "uint8"
+    assert tifffile.imread(out / "01" / "t000.tif").dtype == np.uint8  # GOWT1's raw type
+    assert "labels" in rec["runs"][0]["models"]
+    # a wrong flow file is a one-line user error
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(tmp_path / "labels.tif"), "--real", str(gowt1 / "01"), "-o", str(tmp_path / "x"), "--quiet"])
+    assert rc == 2 and "safetensors" in capsys.readouterr().err
