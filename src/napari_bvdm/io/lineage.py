@@ -25,6 +25,7 @@ __all__ = [
     "lineage_from_labels",
     "lineage_to_graph",
     "tracks_from_labels",
+    "label_centroids",
     "clip_lineage",
 ]
 
@@ -93,15 +94,19 @@ def write_track_file(path: str | Path, lineage: np.ndarray) -> None:
     Path(path).write_bytes(format_track_file(lineage).encode("ascii"))
 
 
+def _check_label_frame(f: np.ndarray) -> None:
+    if f.dtype.kind not in "iub":
+        raise InputError(f"labels have dtype {f.dtype}; label images must hold integers")
+    if f.size and f.dtype.kind == "i" and f.min() < 0:
+        raise InputError(f"labels contain negative values (min {f.min()}); labels must be >= 0")
+
+
 def frame_label_sets(labels: Iterable[np.ndarray]) -> list[np.ndarray]:
     """Sorted non-zero labels of each frame (streamed: frames are read one at a time)."""
     out = []
     for frame in labels:
         f = np.asarray(frame)
-        if f.dtype.kind not in "iub":
-            raise InputError(f"labels have dtype {f.dtype}; label images must hold integers")
-        if f.size and f.dtype.kind == "i" and f.min() < 0:
-            raise InputError(f"labels contain negative values (min {f.min()}); labels must be >= 0")
+        _check_label_frame(f)
         if f.size and f.max() < 2**20:
             counts = np.bincount(f.ravel())
             ids = np.flatnonzero(counts)
@@ -221,6 +226,36 @@ def lineage_to_graph(lineage: np.ndarray) -> dict[int, list[int]]:
     return {int(L): [int(P)] for L, _b, _e, P in lin.tolist() if P != 0}
 
 
+def label_centroids(labels) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Centroid of every label in every frame, in one pass over the video.
+
+    Returns
+    -------
+    data : ndarray (M, 4) float64
+        Rows ``label, t, y, x`` sorted by label, then time (napari Tracks order).
+    per_frame : list of int64 arrays
+        The labels of each frame (for :func:`~napari_bvdm.io.validator.check_lineage`).
+    """
+    rows = []
+    per_frame = []
+    for t in range(len(labels)):
+        frame = np.asarray(labels[t])
+        _check_label_frame(frame)
+        ys, xs = np.nonzero(frame)
+        lab = frame[ys, xs].astype(np.int64)
+        counts = np.bincount(lab)
+        ids = np.flatnonzero(counts)
+        per_frame.append(ids.astype(np.int64))
+        if len(ids):
+            cy = np.bincount(lab, ys)[ids] / counts[ids]
+            cx = np.bincount(lab, xs)[ids] / counts[ids]
+            rows.append(np.stack([ids, np.full(len(ids), t), cy, cx], axis=1))
+    data = np.concatenate(rows).astype(np.float64) if rows else np.zeros((0, 4))
+    if len(data):
+        data = data[np.lexsort((data[:, 1], data[:, 0]))]
+    return data, per_frame
+
+
 def tracks_from_labels(labels, lineage: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
     """napari Tracks data ``(track_id, t, y, x)`` (centroids per frame) and graph.
 
@@ -229,7 +264,7 @@ def tracks_from_labels(labels, lineage: np.ndarray | None = None) -> tuple[np.nd
     labels : array-like (T, Y, X)
         Track-id label video (CTC TRA markers or RES masks); read frame by frame.
     lineage : (N, 4) array, optional
-        For the graph; tracks whose parent has no points are left out of the graph.
+        For the graph; links whose daughter or mother has no points are left out.
 
     Returns
     -------
@@ -238,25 +273,15 @@ def tracks_from_labels(labels, lineage: np.ndarray | None = None) -> tuple[np.nd
     graph : dict
         ``{daughter: [mother]}``.
     """
-    from scipy import ndimage
+    data, _ = label_centroids(labels)
+    return data, _graph_for(data, lineage)
 
-    rows = []
-    for t in range(len(labels)):
-        frame = np.asarray(labels[t])
-        ids = frame_label_sets([frame])[0]
-        if not len(ids):
-            continue
-        cents = ndimage.center_of_mass(np.ones_like(frame, np.uint8), frame, ids)
-        for lab, (cy, cx) in zip(ids.tolist(), cents, strict=False):
-            rows.append((lab, t, cy, cx))
-    data = np.asarray(rows, np.float64).reshape(-1, 4)
-    if len(data):
-        data = data[np.lexsort((data[:, 1], data[:, 0]))]
-    present = set(np.unique(data[:, 0]).astype(int).tolist()) if len(data) else set()
-    graph = {}
-    if lineage is not None:
-        graph = {d: m for d, m in lineage_to_graph(lineage).items() if d in present and m[0] in present}
-    return data, graph
+
+def _graph_for(data: np.ndarray, lineage: np.ndarray | None) -> dict[int, list[int]]:
+    if lineage is None or not len(data):
+        return {}
+    present = set(int(i) for i in np.unique(data[:, 0]))
+    return {d: m for d, m in lineage_to_graph(lineage).items() if d in present and m[0] in present}
 
 
 def clip_lineage(lineage: np.ndarray, start: int, stop: int) -> np.ndarray:
