@@ -80,6 +80,8 @@ def test_frame_folder_sorted_by_number(tmp_path):
     [
         (lambda d: tifffile.imwrite(d / "rgb.tif", np.zeros((16, 16, 3), np.uint8), photometric="rgb"),
          "colour samples"),
+        (lambda d: tifffile.imwrite(d / "planes.tif", np.zeros((3, 16, 16), np.uint8)),
+         "photometric='minisblack'"),
         (lambda d: tifffile.imwrite(d / "ch.tif", np.zeros((4, 2, 16, 16), np.uint16),
                                     metadata={"axes": "TCYX"}), "channels on axis 1"),
         (lambda d: tifffile.imwrite(d / "4d.tif", np.zeros((3, 4, 16, 16), np.uint16),

@@ -83,10 +83,14 @@ def _check_grey_axes(path: Path, shape: tuple[int, ...], axes: str, *, frame: bo
         if ax_name in axes:
             i = axes.index(ax_name)
             if shape[i] > 1:
+                hint = ""
+                if ax_name == "S" and i == 0:
+                    hint = (f"; if these are {shape[i]} grey frames that were stored as colour planes, "
+                            "save them again with tifffile.imwrite(path, data, photometric='minisblack')")
                 raise InputError(
                     f"{path} has {shape[i]} {what} on axis {i} (shape {shape}, axes {axes!r}); "
                     f"napari-bvdm needs one grey channel: pick one, e.g. "
-                    f"`numpy.take(tifffile.imread(path), c, axis={i})`, and save that as the video"
+                    f"`numpy.take(tifffile.imread(path), c, axis={i})`, and save that as the video{hint}"
                 )
     keep = [(n, a) for n, a in zip(shape, axes, strict=True) if not (n == 1 and a not in "YX")]
     dims = tuple(n for n, _ in keep)
