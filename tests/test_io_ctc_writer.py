@@ -199,14 +199,21 @@ def test_bad_export_input(tmp_path, kwargs, match):
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores folder permissions")
-def test_no_write_permission(tmp_path):
+def test_no_write_permission(tmp_path, monkeypatch):
     image, labels, lineage = toy_sequence()
     ro = tmp_path / "ro"
     ro.mkdir()
     ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    if os.geteuid() == 0:  # root ignores folder permissions: make the folder creation fail as it would
+        import napari_bvdm.io.ctc_writer as cw
+
+        def denied(*a, **k):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(cw.tempfile, "mkdtemp", denied)
     try:
-        with pytest.raises(PermissionError, match="permission denied"):
+        with pytest.raises(PermissionError, match="cannot write to .*ro: permission denied"):
             export_ctc(ro / "A", image, labels, lineage)
+        assert os.listdir(ro) == []
     finally:
         ro.chmod(stat.S_IRWXU)

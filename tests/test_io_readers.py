@@ -107,3 +107,76 @@ def test_bad_folders(tmp_path):
     tifffile.imwrite(mixed / "t1.tif", np.zeros((8, 9), np.uint8))
     with pytest.raises(InputError, match="differ in size"):
         read_video(mixed)
+
+
+def _toy_ctc(tmp_path):
+    from napari_bvdm.io.ctc_writer import export_ctc
+    from napari_bvdm.io.toy import toy_sequence
+
+    image, labels, lineage = toy_sequence()
+    export_ctc(tmp_path / "DS", image, labels, lineage, compression=None)
+    return tmp_path / "DS"
+
+
+@pytest.mark.parametrize(
+    "text, match",
+    [("1 0 4 0\n2 0 4\n", "line 2"), ("1 0 4 0\n2 0 x 0\n", "not four integers")],
+)
+def test_ctc_malformed_track_file(tmp_path, text, match):
+    ds = _toy_ctc(tmp_path)
+    (ds / "01_GT/TRA/man_track.txt").write_text(text)
+    with pytest.raises(InputError, match=match):
+        read_video(ds)
+
+
+def test_ctc_track_file_disagrees_with_masks(tmp_path):
+    ds = _toy_ctc(tmp_path)
+    txt = ds / "01_GT/TRA/man_track.txt"
+    txt.write_text(txt.read_text().replace("3 0 2 0\n", "3 0 3 0\n"))
+    with pytest.raises(InputError, match=r"disagrees.*rule 4\] track 3 .* frame 3"):
+        read_video(ds)
+    assert read_video(ds, check=False).lineage[2].tolist() == [3, 0, 3, 0]  # opt-out for inspection
+    (txt).unlink()
+    with pytest.raises(InputError, match="no man_track.txt"):
+        read_video(ds)
+
+
+@pytest.mark.parametrize("dtype, value, match", [(np.float32, 1.5, "floats"), (np.int16, -3, "negative")])
+def test_ctc_float_or_negative_labels(tmp_path, dtype, value, match):
+    ds = _toy_ctc(tmp_path)
+    p = ds / "01_GT/SEG/man_seg002.tif"
+    tifffile.imwrite(p, np.where(tifffile.imread(p) > 0, value, 0).astype(dtype))
+    if dtype == np.int16:  # one type for all frames; the negative values are in frame 2
+        for q in (ds / "01_GT/SEG").glob("*.tif"):
+            if q != p:
+                tifffile.imwrite(q, tifffile.imread(q).astype(np.int16))
+    with pytest.raises(InputError, match=match):
+        read_video(ds)
+
+
+def test_ctc_label_size_differs_from_frames(tmp_path):
+    ds = _toy_ctc(tmp_path)
+    for p in (ds / "01_GT/SEG").glob("*.tif"):
+        tifffile.imwrite(p, tifffile.imread(p)[:, :100])
+    with pytest.raises(InputError, match="must match the frames"):
+        read_video(ds)
+
+
+def test_framestack_indexing():
+    calls = []
+
+    def load(t):
+        calls.append(t)
+        return np.full((3, 4), t, np.int16)
+
+    s = FrameStack(load, 6, (3, 4), np.int16, present=[0, 2, 3, 5], cache_size=2)
+    assert s.shape == (6, 3, 4) and s.ndim == 3 and len(s) == 6 and s.dtype == np.int16
+    assert s[1].max() == 0 and s[-1][0, 0] == 5 and s[2, 1, 1] == 2
+    assert s[::2, 0, 0].tolist() == [0, 2, 0] and s[[5, 3], 0, 0].tolist() == [5, 3]
+    assert s[..., 0].shape == (6, 3) and s[np.int64(3)].shape == (3, 4)
+    assert np.asarray(s)[:, 0, 0].tolist() == [0, 0, 2, 3, 0, 5]
+    assert s.max() == 5 and s.min() == 0
+    with pytest.raises(IndexError):
+        s[6]
+    with pytest.raises(ValueError):  # frames are read-only views of the cache
+        s[0][0, 0] = 1

@@ -219,6 +219,8 @@ def _stack_of_files(
     infos = [_page_info(p) for p in files]
     shapes = {}
     for p, (shape, dtype, axes) in zip(files, infos, strict=True):
+        if label:
+            _check_label_dtype(f"{what}/{p.name}", dtype)
         dims = _check_grey_axes(p, shape, axes, frame=True)
         shapes.setdefault((dims, dtype.str), []).append(p.name)
     if len(shapes) > 1:
