@@ -220,7 +220,7 @@ def read_training_video(path: str | Path, sequence: str | None = None):
         from ..io.readers import read_video  # type: ignore[import-not-found]
     except ImportError:  # pragma: no cover - until the I/O stage lands
         return _read_ctc_fallback(p)
-    return read_video(p)
+    return read_video(p, lazy=True, check=False)
 
 
 def _read_ctc_fallback(seq: Path):
