@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 from ..io.video import InputError
 from ..texture.normalisation import Normalisation
 
-__all__ = ["SceneStats", "fit_scene_stats", "generate_background"]
+__all__ = ["SceneStats", "fit_scene_stats", "generate_background", "add_shot_noise"]
 
 
 @dataclass
@@ -33,6 +33,8 @@ class SceneStats:
     level : median background intensity.
     noise : standard deviation of the background around its slow illumination.
     noise_corr : lag-1 autocorrelation of that noise (0 = white).
+    noise_gain : signal-dependent (shot) noise: fresh noise of variance ``noise_gain * intensity`` is
+        added to the cells in every frame (Poisson-Gaussian model, fitted inside real cells).
     illumination : coarse grid (gy, gx) of background medians, including ``level``.
     cell_brightness : mean and standard deviation of the cells' mean intensity.
     cell_area : median cell area in pixels (to warn about other pixel sizes).
@@ -42,6 +44,7 @@ class SceneStats:
     level: float
     noise: float
     noise_corr: float = 0.0
+    noise_gain: float = 0.0
     illumination: list[list[float]] = field(default_factory=list)
     cell_brightness: tuple[float, float] = (0.5, 0.1)
     cell_area: float = 0.0
@@ -51,6 +54,8 @@ class SceneStats:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.level) and np.isfinite(self.noise) and self.noise >= 0):
             raise InputError(f"scene statistics: level {self.level} / noise {self.noise} must be finite, noise >= 0")
+        if not (np.isfinite(self.noise_gain) and self.noise_gain >= 0):
+            raise InputError(f"scene statistics: noise_gain {self.noise_gain} must be finite and >= 0")
         if not -1.0 < self.noise_corr < 1.0:
             raise InputError(f"scene statistics: noise_corr {self.noise_corr} must lie in (-1, 1)")
         self.cell_brightness = (float(self.cell_brightness[0]), float(self.cell_brightness[1]))
@@ -66,8 +71,8 @@ class SceneStats:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneStats:
-        known = {"level", "noise", "noise_corr", "illumination", "cell_brightness", "cell_area", "normalisation",
-                 "source"}
+        known = {"level", "noise", "noise_corr", "noise_gain", "illumination", "cell_brightness", "cell_area",
+                 "normalisation", "source"}
         unknown = set(d) - known
         if unknown:
             raise InputError(f"scene statistics: unknown field(s) {sorted(unknown)}")
@@ -127,7 +132,8 @@ def fit_scene_stats(
     gy = max(1, int(round(grid * h / max(h, w))))
     gx = max(1, int(round(grid * w / max(h, w))))
     illum = np.zeros((len(idx), gy, gx))
-    noise_res, bright, areas, corr_num, corr_den = [], [], [], 0.0, 0.0
+    noise_res, bright, areas, corr_num, corr_den, cell_var = [], [], [], 0.0, 0.0, []
+    st = ndi.generate_binary_structure(2, 1)
     for k, i in enumerate(idx):
         f = normalisation.forward(np.asarray(image[i]))
         if labels is not None:
@@ -155,6 +161,15 @@ def fit_scene_stats(
         if fg.any():
             ids = np.unique(lab[fg])
             means = ndi.mean(f, lab, ids)
+            # pixel noise inside cells: residual around a sigma-1 local mean, per cell (mean, variance)
+            inner = ndi.binary_erosion(fg, st, iterations=2)
+            fw = ndi.gaussian_filter(inner.astype(np.float32), 1.0)
+            local = ndi.gaussian_filter(np.where(inner, f, 0).astype(np.float32), 1.0) / np.maximum(fw, 1e-3)
+            res_c = np.where(inner, f - local, 0.0)
+            lab_in = np.where(inner, lab, 0)
+            n_in = ndi.sum(inner, lab_in, ids)
+            v_in = ndi.sum(res_c**2, lab_in, ids) / np.maximum(n_in, 1)
+            cell_var.extend([(m, v) for m, v, k in zip(means, v_in, n_in, strict=True) if k >= 30 and m > 0])
             bright.extend(np.asarray(means).tolist())
             areas.extend(np.asarray(ndi.sum(np.ones_like(f), lab, ids)).tolist())
     ill = np.nanmedian(illum, axis=0)
@@ -166,10 +181,17 @@ def fit_scene_stats(
     noise = float(np.std(res))
     rho = float(np.clip(corr_num / max(corr_den, 1e-12), 0.0, 0.95))
     bright_arr = np.asarray(bright) if bright else np.array([0.5])
+    # same residual filter on the background gives the signal-independent part to subtract
+    gain = 0.0
+    if cell_var:
+        cm = np.asarray(cell_var, dtype=np.float64)
+        # a sigma-1 local-mean residual keeps 0.76 of white-noise variance
+        gain = float(max(np.median((cm[:, 1] / 0.76 - noise**2) / cm[:, 0]), 0.0))
     return SceneStats(
         level=level,
         noise=noise,
         noise_corr=rho,
+        noise_gain=gain,
         illumination=ill.round(6).tolist(),
         cell_brightness=(float(np.median(bright_arr)), float(np.std(bright_arr))),
         cell_area=float(np.median(areas)) if areas else 0.0,
@@ -228,3 +250,11 @@ def generate_background(stats: SceneStats, shape: tuple[int, int], rng: np.rando
         n = ndi.gaussian_filter(n, s)
         n /= max(float(n.std()), 1e-6)
     return (base + stats.noise * n).astype(np.float32)
+
+
+def add_shot_noise(stats: SceneStats, frame: np.ndarray, where: np.ndarray, rng: np.random.Generator) -> None:
+    """Add fresh signal-dependent noise (variance ``noise_gain * intensity``) to ``frame[where]`` in place."""
+    if stats.noise_gain <= 0 or not where.any():
+        return
+    v = np.maximum(frame[where], 0.0) * stats.noise_gain
+    frame[where] += (np.sqrt(v) * rng.standard_normal(v.shape)).astype(frame.dtype)

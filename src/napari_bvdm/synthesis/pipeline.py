@@ -32,7 +32,7 @@ from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Progress
 from ..runtime.seeding import numpy_rng, torch_generator
-from .background import SceneStats, generate_background, illumination_field
+from .background import SceneStats, add_shot_noise, generate_background, illumination_field
 
 __all__ = ["SynthesisConfig", "SynthFrame", "Painter", "generate_video", "prepare_labels", "check_compatibility"]
 
@@ -68,6 +68,8 @@ class SynthesisConfig(Config):
     edge_sigma : Gaussian sigma of the 2-px edge blending band (0 = off).
     batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
     match_brightness : rescale each cell to its target mean brightness after painting.
+    shot_noise : add fresh signal-dependent camera noise to the cells in every frame (fitted
+        ``SceneStats.noise_gain``), as real frames have.
     crop_size : cell crop size (``None`` = the painter's); grown to fit the largest mask.
     """
 
@@ -81,6 +83,7 @@ class SynthesisConfig(Config):
     edge_sigma: float = 1.0
     batch_cells: bool = True
     match_brightness: bool = True
+    shot_noise: bool = True
     crop_size: int | None = None
     seed: int = 0
 
@@ -374,6 +377,8 @@ def generate_video(
             dst, src = paste_window((height, width), y0, x0, size)
             own = frame_lab[dst] == lab
             canvas[dst][own] = tex[k][src][own] * to_scene[0] + to_scene[1]
+        if cfg.shot_noise and ids:
+            add_shot_noise(scene, canvas, frame_lab > 0, rng)
         if cfg.edge_sigma > 0 and ids:
             fg = frame_lab > 0
             edges = fg ^ ndi.binary_erosion(fg) | (ndi.binary_dilation(fg) & ~fg)

@@ -1,0 +1,308 @@
+"""Synthesis quality and speed: temporal consistency, texture drift, seconds per frame, reference ratio.
+
+Parts (``--parts``, comma-separated; all by default):
+
+consistency  GOWT1 01 frames 0..N-1: relative MAD inside cells between frame t+1 and frame t warped by
+             the cell's motion, for the real video, for ours (the real TRA masks as input, so the motion
+             is the real one) and for frames painted independently (no flow).
+drift        GOWT1 01, all 92 frames: per-cell contrast (cv) and fine-scale contrast at frame 1 vs the
+             last frame, real vs ours (composed warps) vs the reference warping (sequential, nearest);
+             writes docs/images/synthesis_drift.png.
+speed        shape-model masks: seconds per frame at 512 x 512 with 20 cells and 1024 x 1024 with 50 cells
+             (``--big-frames`` frames, 100 for the issue's target), resident memory at frame 10 vs the last.
+reference    512 x 512, 20 cells, ``--ref-frames`` frames: the reference schedule one cell at a time
+             (DDPM 200 + 10 per later frame, sequential nearest warps) vs ours (DDIM, batched, composed),
+             same masks, same run: time ratio and the quality measures of both.
+figure       docs/images/synthesis_side_by_side.png: real frame, synthetic frame, labels.
+
+Usage (2-core CPU; the machine is shared, repeat runs differ by about 10 %)::
+
+    OMP_NUM_THREADS=2 python benchmarks/bench_synthesis.py --parts consistency,reference
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_bvdm.flow import FlowModel
+from napari_bvdm.synthesis import SynthesisConfig, SynthFrame, fit_scene_stats, generate_video
+from napari_bvdm.synthesis.metrics import cell_texture_stats, temporal_consistency
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+DEFAULTS = ROOT / "src" / "napari_bvdm" / "defaults"
+IMAGES = ROOT / "docs" / "images"
+
+
+def rss_mb() -> float:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def load_gowt1(frames: int | None = None):
+    import tifffile
+
+    d = DATA / "Fluo-N2DH-GOWT1" / "01"
+    files = sorted(d.glob("t*.tif"))[:frames]
+    img = np.stack([tifffile.imread(f) for f in files])
+    lab = np.stack([tifffile.imread(d.parent / "01_GT" / "TRA" / f"man_track{f.stem[1:]}.tif") for f in files])
+    return img, lab
+
+
+def painters(texture: Path | None, ddim_steps: int, precision: str):
+    """(fast painter, reference painter, description)."""
+    from napari_bvdm.texture.model import TextureModel
+    from napari_bvdm.texture.painter import DiffusionPainter, DiffusionPainterConfig
+
+    if texture is not None and texture.is_file():
+        model, desc = TextureModel.load(texture), f"trained texture model {texture.name}"
+    else:
+        from napari_bvdm.texture.model import TextureModelConfig
+        from napari_bvdm.texture.normalisation import Normalisation
+
+        model = TextureModel(TextureModelConfig(), Normalisation(0.0, 170.0, "uint8"))
+        desc = "UNTRAINED texture model (speed only: quality figures are meaningless)"
+    fast = DiffusionPainter(model, sampler="ddim", config=DiffusionPainterConfig(ddim_steps=ddim_steps,
+                                                                                 precision=precision))
+    ref = DiffusionPainter(model, sampler="ddpm", config=DiffusionPainterConfig(precision="fp32"))
+    return fast, ref, desc
+
+
+def run_video(labels, painter, flow, scene, cfg, lineage=None, brightness=None, keep=True, rss_at=()):
+    frames, rss = [], {}
+    t0 = time.perf_counter()
+    gen = generate_video(labels, painter, flow, scene, cfg, lineage=lineage, brightness=brightness)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        while True:
+            try:
+                ev = next(gen)
+            except StopIteration as stop:
+                info = stop.value
+                break
+            if isinstance(ev, SynthFrame):
+                if keep:
+                    frames.append(ev.image)
+                if ev.t + 1 in rss_at:
+                    rss[ev.t + 1] = rss_mb()
+    return (np.stack(frames) if keep else None), time.perf_counter() - t0, info, rss
+
+
+def shape_masks(size: int, cells: int, frames: int, seed: int = 0):
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import ShapeModel, SimulationConfig, simulate_masks
+
+    path = DEFAULTS / "shape_model.json"
+    if path.is_file():
+        model = ShapeModel.load(path)
+    else:
+        from napari_bvdm.io.readers import read_video
+        from napari_bvdm.shapes import fit_shape_model
+
+        cache = Path("/tmp/bench_synthesis_shape_model.json")
+        if cache.is_file():
+            model = ShapeModel.load(cache)
+        else:
+            model = run_job(fit_shape_model(read_video(DATA / "Fluo-N2DH-GOWT1" / "01")))
+            model.save(cache)
+    mv = run_job(simulate_masks(model, SimulationConfig(frames=frames, height=size, width=size, cells=cells,
+                                                        seed=seed)))
+    return mv
+
+
+def texture_summary(video, labels, frames) -> dict[str, float]:
+    cv, fine = [], []
+    for t in frames:
+        for s in cell_texture_stats(video[t], labels[t]).values():
+            cv.append(s["cv"])
+            fine.append(s["fine"])
+    return {"cv": float(np.median(cv)), "fine": float(np.median(fine))}
+
+
+def part_consistency(args, flow, fast, scene, out):
+    n = args.frames
+    img, lab = load_gowt1(n)
+    rng = range(n - 1)
+    real = temporal_consistency(img, lab, flow, rng)
+    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1))
+    ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent"))
+    r_ours = temporal_consistency(ours, lab, flow, rng)
+    r_ind = temporal_consistency(ind, lab, flow, rng)
+    tex = {k: texture_summary(v, lab, range(n)) for k, v in (("real", img), ("ours", ours), ("independent", ind))}
+    print(f"\n[consistency] GOWT1 01 frames 0..{n - 1}, real TRA masks as input ({r_ours['cells']} cell pairs)")
+    print(f"{'video':<14} {'rel MAD':>8} {'median':>8} {'cv':>6} {'fine':>6} {'s/frame':>8}")
+    for name, r, t in (("real GOWT1", real, None), ("ours", r_ours, t_ours), ("independent", r_ind, t_ind)):
+        k = {"real GOWT1": "real"}.get(name, name)
+        ts = f"{t / n:8.2f}" if t else f"{'-':>8}"
+        print(f"{name:<14} {r['rel_mad']:8.4f} {r['rel_mad_median']:8.4f} {tex[k]['cv']:6.3f} "
+              f"{tex[k]['fine']:6.3f} {ts}")
+    print(f"ours / real = {r_ours['rel_mad'] / real['rel_mad']:.2f}   independent / ours = "
+          f"{r_ind['rel_mad'] / r_ours['rel_mad']:.2f}")
+    out["consistency"] = {"real": real, "ours": r_ours, "independent": r_ind, "texture": tex,
+                          "seconds_per_frame": {"ours": t_ours / n, "independent": t_ind / n}}
+    return img, lab, ours
+
+
+def part_drift(args, flow, fast, scene, out):
+    img, lab = load_gowt1(None)
+    n = img.shape[0]
+    runs = {}
+    for name, cfg in (("ours (compose, bilinear)", SynthesisConfig(seed=2)),
+                      ("reference warp (sequential, nearest)", SynthesisConfig(seed=2, warp="sequential",
+                                                                                interpolation="nearest"))):
+        v, t, _, _ = run_video(lab, fast, flow, scene, cfg)
+        runs[name] = (v, t)
+    ids0 = set(np.unique(lab[1])) & set(np.unique(lab[n - 1])) - {0}
+    curves = {}
+    print(f"\n[drift] GOWT1 01, {n} frames, {len(ids0)} cells tracked from frame 1 to {n - 1}")
+    print(f"{'video':<38} {'cv t1':>6} {'cv tN':>6} {'fine t1':>8} {'fine tN':>8} {'fine tN/t1':>10}")
+    res = {}
+    for name, vid in (("real GOWT1", img), *((k, v[0]) for k, v in runs.items())):
+        per_t = [cell_texture_stats(vid[t], lab[t], sorted(ids0)) for t in range(1, n)]
+        fine = np.array([[s.get(i, {}).get("fine", np.nan) for i in sorted(ids0)] for s in per_t])
+        cv = np.array([[s.get(i, {}).get("cv", np.nan) for i in sorted(ids0)] for s in per_t])
+        curves[name] = np.nanmedian(fine, axis=1)
+        ratio = fine[-1] / fine[0]
+        res[name] = {"cv_first": float(np.nanmedian(cv[0])), "cv_last": float(np.nanmedian(cv[-1])),
+                     "fine_first": float(np.nanmedian(fine[0])), "fine_last": float(np.nanmedian(fine[-1])),
+                     "fine_ratio_median": float(np.nanmedian(ratio)),
+                     "fine_ratio_p10_p90": [float(np.nanpercentile(ratio, 10)), float(np.nanpercentile(ratio, 90))]}
+        r = res[name]
+        print(f"{name:<38} {r['cv_first']:6.3f} {r['cv_last']:6.3f} {r['fine_first']:8.4f} {r['fine_last']:8.4f} "
+              f"{r['fine_ratio_median']:10.2f}")
+    out["drift"] = res
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        IMAGES.mkdir(parents=True, exist_ok=True)
+        fig, ax = plt.subplots(figsize=(6, 3.2), dpi=120)
+        for name, c in curves.items():
+            ax.plot(np.arange(1, n), c, label=name)
+        ax.set_xlabel("frame")
+        ax.set_ylabel("fine-scale contrast (median over cells)")
+        ax.set_title("Texture drift over a 92-frame video (GOWT1 masks)")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(IMAGES / "synthesis_drift.png")
+        print(f"wrote {IMAGES / 'synthesis_drift.png'}")
+    except ImportError:  # pragma: no cover
+        pass
+
+
+def part_speed(args, flow, fast, scene, out):
+    res = {}
+    for size, cells, frames in ((512, 20, 10), (1024, 50, args.big_frames)):
+        mv = shape_masks(size, cells, frames, seed=3)
+        n_cells = [len(np.unique(mv.labels[t])) - 1 for t in range(frames)]
+        _, t, info, rss = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=3), lineage=mv.lineage,
+                                    brightness=mv.brightness, keep=False, rss_at=(10, frames))
+        key = f"{size}x{size}, {cells} cells"
+        res[key] = {"frames": frames, "seconds": t, "seconds_per_frame": t / frames,
+                    "cells_mean": float(np.mean(n_cells)), "rss_mb": rss, "painter_calls": info["painter_calls"]}
+        print(f"\n[speed] {key}: {frames} frames ({np.mean(n_cells):.1f} cells/frame) in {t:.1f} s = "
+              f"{t / frames:.2f} s/frame; RSS {rss}")
+    out["speed"] = res
+
+
+def part_reference(args, flow, fast, ref, scene, out):
+    n = args.ref_frames
+    mv = shape_masks(512, 20, n, seed=4)
+    ref.passes = fast.passes = 0
+    v_ref, t_ref, _, _ = run_video(mv.labels, ref, flow, scene,
+                                   SynthesisConfig(seed=4, batch_cells=False, warp="sequential",
+                                                   interpolation="nearest", tf0=200, tf_non0=10),
+                                   lineage=mv.lineage, brightness=mv.brightness)
+    v_our, t_our, _, _ = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=4), lineage=mv.lineage,
+                                   brightness=mv.brightness)
+    q = {}
+    for name, v in (("reference", v_ref), ("ours", v_our)):
+        q[name] = {**temporal_consistency(v, mv.labels, flow), **texture_summary(v, mv.labels, range(n))}
+    print(f"\n[reference] 512x512, 20 cells, {n} frames, same masks and flow")
+    print(f"{'schedule':<44} {'passes':>7} {'s':>7} {'s/frame':>8} {'rel MAD':>8} {'cv':>6} {'fine':>6}")
+    for name, t, p in (("reference: DDPM 200/10, one cell at a time", t_ref, ref.passes),
+                       (f"ours: DDIM {fast.config.ddim_steps}, batched, {fast.config.precision}", t_our, fast.passes)):
+        k = "reference" if name.startswith("ref") else "ours"
+        print(f"{name:<44} {p:>7} {t:7.1f} {t / n:8.2f} {q[k]['rel_mad']:8.4f} {q[k]['cv']:6.3f} {q[k]['fine']:6.3f}")
+    print(f"speed-up {t_ref / t_our:.1f}x, network passes {ref.passes / max(fast.passes, 1):.1f}x fewer")
+    out["reference"] = {"frames": n, "seconds": {"reference": t_ref, "ours": t_our}, "ratio": t_ref / t_our,
+                        "passes": {"reference": ref.passes, "ours": fast.passes}, "quality": q}
+
+
+def part_figure(img, lab, ours):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from skimage.color import label2rgb
+
+    t = min(5, len(ours) - 1)
+    sl = (slice(128, 640), slice(256, 768))
+    vmax = float(np.percentile(img[t][sl], 99.8))
+    fig, axes = plt.subplots(1, 3, figsize=(11, 3.9), dpi=110)
+    for ax, im, title in ((axes[0], img[t][sl], "real GOWT1 frame"), (axes[1], ours[t][sl], "synthetic frame"),
+                          (axes[2], None, "labels (TRA = SEG)")):
+        if im is None:
+            ax.imshow(label2rgb(lab[t][sl], bg_label=0))
+        else:
+            ax.imshow(im, cmap="gray", vmin=0, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    IMAGES.mkdir(parents=True, exist_ok=True)
+    fig.savefig(IMAGES / "synthesis_side_by_side.png")
+    print(f"wrote {IMAGES / 'synthesis_side_by_side.png'}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", default="consistency,drift,speed,reference,figure")
+    ap.add_argument("--texture", type=Path, default=DEFAULTS / "texture.safetensors")
+    ap.add_argument("--flow", type=Path, default=DEFAULTS / "flow.safetensors")
+    ap.add_argument("--ddim-steps", type=int, default=10, help="DDIM passes for a Tf0 start (refresh: 1)")
+    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
+    ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
+    ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
+    flow = FlowModel.load(args.flow)
+    fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision)
+    print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
+    img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
+    scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")
+    out: dict = {"painter": desc, "threads": args.threads}
+    if "consistency" in parts or "figure" in parts:
+        img, lab, ours = part_consistency(args, flow, fast, scene, out)
+        if "figure" in parts:
+            part_figure(img, lab, ours)
+    if "drift" in parts:
+        part_drift(args, flow, fast, scene, out)
+    if "reference" in parts:
+        part_reference(args, flow, fast, ref, scene, out)
+    if "speed" in parts:
+        part_speed(args, flow, fast, scene, out)
+    if args.json:
+        args.json.write_text(json.dumps(out, indent=2, default=float))
+
+
+if __name__ == "__main__":
+    main()
