@@ -130,3 +130,23 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
                str(tmp_path / "labels.tif"), "--real", str(gowt1 / "01"), "-o", str(tmp_path / "x"), "--quiet"])
     assert rc == 2 and "safetensors" in capsys.readouterr().err
+
+
+def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
+    """Our GT presented as a result: valid for py-ctcmetrics, and scores 1 against itself."""
+    import contextlib
+    import io
+    import shutil
+
+    ctc_metrics = pytest.importorskip("ctc_metrics")
+    out = run_job(_export(tmp_path / "ds", flow_file, n_videos=1))
+    res = tmp_path / "01_RES"
+    res.mkdir()
+    for f in sorted((out / "01_GT" / "TRA").glob("man_track*.tif")):
+        shutil.copy(f, res / f"mask{f.stem[len('man_track'):]}.tif")
+    shutil.copy(out / "01_GT" / "TRA" / "man_track.txt", res / "res_track.txt")
+    with contextlib.redirect_stdout(io.StringIO()):
+        valid = ctc_metrics.validate_sequence(str(res), threads=1)
+        scores = ctc_metrics.evaluate_sequence(str(res), str(out / "01_GT"), metrics=["SEG", "TRA"], threads=1)
+    assert valid["Valid"] == 1
+    assert scores["SEG"] == pytest.approx(1.0) and scores["TRA"] == pytest.approx(1.0)
