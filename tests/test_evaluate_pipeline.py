@@ -160,6 +160,13 @@ def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
     v = load_sequence(gowt1 / "01")
     pairs = training_pairs(v, range(0, 8), factor=8)
     assert [p.source.rsplit(":", 1)[1] for p in pairs] == ["2", "5", "6", "7"]  # SEG frames only
+    # GOWT1 SEG frame 2 annotates 2 of 23 cells: the other cells' surroundings are ignored, not background
+    from scipy import ndimage as ndi
+
+    first = pairs[0]
+    assert len(np.unique(first.instances)) == 3
+    assert first.ignore is not None and not (first.ignore & (first.instances > 0)).any()
+    assert ndi.label(first.ignore)[1] >= 15
     net = SegNetConfig(base_channels=4, depth=2)
     cfg = TrainConfig(steps=3, batch_size=2, patch_size=32, device="cpu", report_every=1)
     pool = prepare_pool("real", pairs, net)

@@ -45,6 +45,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="at most this many synthetic frames per set (default 200)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default torch's choice)")
+    g = p.add_argument_group("making the synthetic sets first (--generate)")
+    g.add_argument("--generate", action="store_true",
+                   help="make the synthetic and classical sets from the training part of --real first "
+                        "(written to OUTPUT/data; needs no --synthetic/--classical)")
+    g.add_argument("--texture-model", type=Path, default=None,
+                   help="texture weights for --generate (default: train one on the training part)")
+    g.add_argument("--flow-model", type=Path, default=None,
+                   help="flow weights for --generate (default: train one on the training part)")
+    g.add_argument("--videos", type=int, default=None, help="synthetic videos per set (default 2)")
+    g.add_argument("--texture-steps", type=int, default=None, help="texture training steps (default 300)")
+    g.add_argument("--flow-steps", type=int, default=None, help="flow training steps (default 300)")
     p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     add_settings_argument(p)
@@ -94,6 +105,21 @@ def run(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(max(1, args.threads))
+    if args.generate:
+        from ..evaluate.synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
+        from ._common import load_settings
+
+        gs = load_settings(args, "evaluate_generate")
+        for key in ("videos", "texture_steps", "flow_steps"):
+            if getattr(args, key) is not None:
+                gs[key] = getattr(args, key)
+        if cfg.train.device != "auto":
+            gs.setdefault("device", cfg.train.device)
+        wanted = tuple(k for k in ("synthetic", "classical") if any(k in s.split("+") for s in cfg.sets))
+        made = run_job(make_synthetic_sets(cfg.real, args.output / "data", SyntheticSetsConfig.from_dict(gs),
+                                           split=cfg.split, texture_model=args.texture_model,
+                                           flow_model=args.flow_model, sets=wanted), progress_callback(args))
+        cfg = cfg.replace(**{k: str(v) for k, v in made.items()})
     result = run_job(run_experiment(cfg, args.output, resume=args.resume), progress_callback(args))
     print((result.out_dir / "summary.md").read_text())
     print(f"wrote {result.out_dir} (runs.csv, summary.csv, summary.md, scores.png, runs/*/01_RES)")

@@ -39,11 +39,16 @@ __all__ = [
 
 @dataclass
 class Pair:
-    """One training frame: raw image (H, W) and full instance masks (H, W), same scale."""
+    """One training frame: raw image (H, W), full instance masks (H, W) and an optional ignore mask.
+
+    ``ignore`` (bool, H, W) marks pixels whose class is unknown: around cells that carry a tracking
+    marker but no segmentation (partially annotated SEG frames); the loss skips them.
+    """
 
     image: np.ndarray
     instances: np.ndarray
     source: str = ""
+    ignore: np.ndarray | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -127,12 +132,18 @@ def training_pairs(
     factor: int = 1,
     label_source: str = "auto",
     max_pairs: int | None = None,
+    ignore_margin: int = 12,
 ) -> list[Pair]:
     """Image + full-mask pairs from ``video`` (at ``1/factor`` scale) for segmentation training.
 
     ``label_source``: ``"seg"`` uses annotated SEG frames only (real data, whose TRA markers are
     smaller than the cells), ``"tra"`` uses TRA in every frame (synthetic data, where TRA holds
     full masks), ``"auto"`` uses SEG frames when the video has any, else TRA.
+
+    Real SEG frames are often partial (GOWT1 01: 26 of its 30 SEG frames hold 1-3 of about 23
+    cells). With SEG labels and TRA markers available, every marker that no SEG object covers is
+    dilated by ``ignore_margin`` full-resolution pixels into the pair's ``ignore`` mask, so that
+    unannotated cells are not taught as background.
     """
     if video.image is None:
         raise InputError(f"{video.source or 'video'} has no image frames to train on")
@@ -165,8 +176,29 @@ def training_pairs(
     for f in frames:
         img = downsample_image(np.asarray(video.image[f]), factor)
         inst = downsample_labels(np.asarray(lab[f]), factor).astype(np.int32)
-        pairs.append(Pair(img, inst, f"{video.source}:{f}"))
+        ignore = None
+        if use_seg and "TRA" in video.labels:
+            ignore = unannotated_regions(downsample_labels(np.asarray(video.labels["TRA"][f]), factor), inst,
+                                         max(1, int(np.ceil(ignore_margin / factor))))
+        pairs.append(Pair(img, inst, f"{video.source}:{f}", ignore))
     return pairs
+
+
+def unannotated_regions(markers: np.ndarray, instances: np.ndarray, margin: int) -> np.ndarray | None:
+    """Pixels near tracking markers that no instance covers (dilated by ``margin``), minus instances."""
+    from scipy import ndimage as ndi
+
+    ids = np.unique(markers[markers > 0])
+    if not len(ids):
+        return None
+    covered = np.bincount(markers[(markers > 0) & (instances > 0)].ravel(), minlength=int(ids.max()) + 1)
+    area = np.bincount(markers.ravel(), minlength=int(ids.max()) + 1)
+    missing = [i for i in ids if covered[i] < 0.5 * area[i]]
+    if not missing:
+        return None
+    region = np.isin(markers, missing)
+    region = ndi.binary_dilation(region, structure=np.ones((3, 3), bool), iterations=margin)
+    return region & (instances == 0)
 
 
 # --------------------------------------------------------------------------------------------

@@ -107,13 +107,15 @@ def normalise_image(image: np.ndarray, p_low: float = 1.0, p_high: float = 99.8)
     return ((image - lo) / max(float(hi - lo), 1e-6)).astype(np.float32)
 
 
-def make_targets(instances: np.ndarray) -> np.ndarray:
-    """Classes 0 background, 1 interior, 2 boundary (inner boundary of each instance), int64."""
+def make_targets(instances: np.ndarray, ignore: np.ndarray | None = None) -> np.ndarray:
+    """Classes 0 background, 1 interior, 2 boundary (inner boundary of each instance), -1 ignored; int64."""
     from skimage.segmentation import find_boundaries
 
     instances = np.asarray(instances)
     target = (instances > 0).astype(np.int64)
     target[find_boundaries(instances, mode="inner") & (instances > 0)] = 2
+    if ignore is not None:
+        target[np.asarray(ignore, bool)] = -1
     return target
 
 

@@ -74,7 +74,7 @@ def prepare_pool(name: str, pairs: Sequence[Pair], net: SegNetConfig) -> Prepare
     return PreparedPool(
         name,
         [normalise_image(p.image, net.p_low, net.p_high) for p in pairs],
-        [make_targets(p.instances).astype(np.int8) for p in pairs],
+        [make_targets(p.instances, p.ignore).astype(np.int8) for p in pairs],
     )
 
 
@@ -83,7 +83,7 @@ def _patch(img: np.ndarray, tgt: np.ndarray, size: int, rng: np.random.Generator
     if h < size or w < size:
         ph, pw = max(0, size - h), max(0, size - w)
         img = np.pad(img, ((0, ph), (0, pw)), mode="constant", constant_values=float(np.median(img)))
-        tgt = np.pad(tgt, ((0, ph), (0, pw)), mode="constant")
+        tgt = np.pad(tgt, ((0, ph), (0, pw)), mode="constant", constant_values=-1)
         h, w = img.shape
     y = int(rng.integers(0, h - size + 1))
     x = int(rng.integers(0, w - size + 1))
@@ -145,7 +145,10 @@ def train_segnet(
         x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
         y = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
         logits = model(x)
-        loss = torch.nn.functional.cross_entropy(logits, y, weight=cw)
+        if bool((y >= 0).any()):
+            loss = torch.nn.functional.cross_entropy(logits, y, weight=cw, ignore_index=-1)
+        else:  # every pixel ignored: no gradient, but keep the step (and the random streams) aligned
+            loss = logits.sum() * 0.0
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

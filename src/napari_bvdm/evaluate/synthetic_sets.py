@@ -1,0 +1,166 @@
+"""Make the synthetic training sets of the evaluation from the *training part* of a real sequence.
+
+Only frames ``0 .. cut-1`` of the real sequence are seen: the shape/motion model, the scene
+statistics, the cell crops (classical painter statistics, texture-model training) and the flow
+model all come from them, so the held-out test frames never reach the generator. Two datasets are
+written with the same simulated mask videos (same seeds), so they differ only in texture:
+
+- ``synthetic``: the diffusion painter (our method) with a given or briefly trained texture model;
+- ``classical``: the classical, model-free renderer (baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..io.video import InputError
+from ..runtime.config import Config
+from ..runtime.progress import CancelToken, Job, Progress
+
+__all__ = ["SyntheticSetsConfig", "make_synthetic_sets"]
+
+
+@dataclass
+class SyntheticSetsConfig(Config):
+    """How the synthetic training sets are made (recorded next to them).
+
+    Attributes
+    ----------
+    videos : synthetic videos per set.
+    frames : frames per video (0 = as many as the training part).
+    seed : base seed of mask simulation and synthesis.
+    texture_steps : texture-model training steps when no texture model is given.
+    texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
+    flow_steps, flow_batch_size : flow-model training when no flow model is given.
+    sampler, ddim_steps : diffusion sampling (``ddim`` with few steps keeps a CPU run short).
+    device : ``auto``, ``cpu``, ``cuda``...
+    """
+
+    videos: int = 2
+    frames: int = 0
+    seed: int = 0
+    texture_steps: int = 300
+    texture_width: int = 8
+    texture_batch_size: int = 8
+    flow_steps: int = 300
+    flow_batch_size: int = 8
+    sampler: str = "ddim"
+    ddim_steps: int = 20
+    device: str = "auto"
+
+    def check(self) -> None:
+        self._require(1 <= self.videos <= 99, "videos", "must be in 1..99")
+        self._require(self.frames >= 0, "frames", "must be >= 0 (0 = length of the training part)")
+        self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
+        self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
+        self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
+        self._require(self.flow_steps >= 1, "flow_steps", "must be >= 1")
+        self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
+        self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be ddpm or ddim")
+        self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
+
+
+def make_synthetic_sets(
+    real: str | Path,
+    out_dir: str | Path,
+    config: SyntheticSetsConfig | None = None,
+    *,
+    split: float = 0.5,
+    texture_model: str | Path | None = None,
+    flow_model: str | Path | None = None,
+    sets: tuple[str, ...] = ("synthetic", "classical"),
+    cancel: CancelToken | None = None,
+) -> Job[dict[str, Path]]:
+    """Job: write ``out_dir/synthetic`` and/or ``out_dir/classical`` CTC datasets; returns name -> path.
+
+    Parameters
+    ----------
+    real : the real CTC sequence (``DS/01``); only its first ``split`` fraction is used.
+    texture_model, flow_model : weights files; trained on the training part (briefly) when ``None``.
+    """
+    from ..flow.model import FlowModel
+    from ..flow.train import FlowTrainConfig, train_flow
+    from ..io.readers import read_video
+    from ..shapes.fit import fit_shape_model
+    from ..shapes.simulate import SimulationConfig, simulate_masks
+    from ..synthesis.background import fit_scene_stats
+    from ..synthesis.export import export_dataset
+    from ..synthesis.pipeline import SynthesisConfig
+    from ..texture.crops import extract_crops
+    from ..texture.model import TextureModel, TextureModelConfig
+    from ..texture.painter import ClassicalPainter, DiffusionPainter
+    from ..texture.train import TrainConfig as TextureTrainConfig
+    from ..texture.train import train_texture
+    from ..texture.unet import UNetConfig
+    from .data import split_frames
+
+    cfg = config or SyntheticSetsConfig()
+    bad = sorted(set(sets) - {"synthetic", "classical"})
+    if bad:
+        raise InputError(f"unknown synthetic set(s) {bad}; use synthetic and/or classical")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    yield Progress(0, 5, "reading the training part of the real sequence", stage="make-synthetic")
+    full = read_video(real, lazy=True, check=False)
+    train_range, _ = split_frames(full.n_frames, split)
+    video = full.frames(0, train_range.stop)
+    video.image = np.asarray(video.image)
+    video.labels = {k: np.asarray(v) for k, v in video.labels.items()}
+    n_frames = cfg.frames or video.n_frames
+    _, height, width = video.shape
+
+    yield Progress(1, 5, "fitting the shape and motion model", stage="make-synthetic")
+    shape_model = yield from fit_shape_model(video, cancel=cancel)
+    shape_model.save(out / "shape_model.json")
+    full_masks = video.labels.get("SEG", video.labels.get("TRA"))
+    shape_frames = video.seg_frames if "SEG" in video.labels else None
+    scene = fit_scene_stats(video.image, video.labels.get("TRA"), source=str(real))
+    crops = extract_crops(video.image, full_masks, tracks=video.labels.get("TRA"), frames=shape_frames,
+                          normalisation=scene.norm)
+
+    yield Progress(2, 5, "flow model", stage="make-synthetic")
+    if flow_model:
+        flow = FlowModel.load(flow_model)
+        flow_path = Path(flow_model)
+    else:
+        flow_path = out / "flow.safetensors"
+        flow = yield from train_flow(video.labels["TRA"], flow_path,
+                                     FlowTrainConfig(steps=cfg.flow_steps, batch_size=cfg.flow_batch_size,
+                                                     device=cfg.device, seed=cfg.seed),
+                                     cancel=cancel, resume=False)
+
+    def masks(number: int, seed: int):
+        return simulate_masks(shape_model, SimulationConfig(frames=n_frames, height=height, width=width,
+                                                            seed=seed), cancel=cancel)
+
+    written: dict[str, Path] = {}
+    synth_cfg = SynthesisConfig(seed=cfg.seed)
+    if "synthetic" in sets:
+        yield Progress(3, 5, "texture model", stage="make-synthetic")
+        if texture_model:
+            tex = TextureModel.load(texture_model)
+            tex_path = Path(texture_model)
+        else:
+            tex_path = out / "texture.safetensors"
+            mcfg = TextureModelConfig(unet=UNetConfig(width=cfg.texture_width), crop_size=crops.crop_size)
+            tcfg = TextureTrainConfig(steps=cfg.texture_steps, batch_size=cfg.texture_batch_size, device=cfg.device,
+                                      seed=cfg.seed)
+            tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
+            tex.save(tex_path)
+        painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, device=cfg.device)
+        written["synthetic"] = yield from export_dataset(
+            out / "synthetic", masks, painter, flow, scene, synth_cfg, n_videos=cfg.videos,
+            model_files={"texture": tex_path, "flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
+            overwrite=True, cancel=cancel)
+    if "classical" in sets:
+        yield Progress(4, 5, "classical renderer", stage="make-synthetic")
+        written["classical"] = yield from export_dataset(
+            out / "classical", masks, ClassicalPainter.from_crops(crops), flow, scene, synth_cfg,
+            n_videos=cfg.videos, model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
+            overwrite=True, cancel=cancel)
+    cfg.save(out / "synthetic_sets.json")
+    yield Progress(5, 5, "synthetic training sets written", stage="make-synthetic")
+    return written
