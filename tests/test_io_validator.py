@@ -93,15 +93,15 @@ def _size(f):
 # variant -> (our rule, what py-ctcmetrics 1.3.3 does: "invalid", "valid" (misses it), "crash")
 VARIANTS = {
     "duplicate L": (_duplicate, 1, "invalid"),
-    "B > E": (_b_after_e, 2, None),
-    "E beyond the last frame": (_e_too_late, 3, None),
+    "B > E": (_b_after_e, 2, "invalid"),
+    "E beyond the last frame": (_e_too_late, 3, "valid"),
     "gap inside B..E": (_gap, 4, "invalid"),
     "parent not in txt": (_no_parent, 5, "crash"),
     "daughter starts when parent ends": (_daughter_when_parent_ends, 6, "invalid"),
     "label not declared": (_undeclared, 7, "invalid"),
     "label after its E": (_after_end, 8, "invalid"),
     "uint8 masks": (_uint8, 9, "valid"),
-    "mask of another size": (_size, 10, None),
+    "mask of another size": (_size, 10, "valid"),
 }
 
 
