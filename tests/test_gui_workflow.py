@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -100,43 +103,6 @@ def _use_data(viewer, qtbot, image, labels, lineage=None):
     return data
 
 
-def test_texture_train_cancel_resume(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
-    from napari_bvdm.widgets import TextureModelWidget
-
-    viewer = make_napari_viewer()
-    _use_data(viewer, qtbot, *gowt1_frames)
-    w = TextureModelWidget(viewer)
-    qtbot.addWidget(w)
-    assert w.train_btn.isEnabled(), w.status_text
-    w.set_path(tmp_path / "texture.safetensors")
-    w.unet_form.set_values({"width": 4, "depth": 2})
-    w.model_form.set_values({"crop_size": 64, "T": 50})
-    w.train_form.set_values({"steps": 400, "batch_size": 4, "val_every": 1000, "checkpoint_every": 1000,
-                             "precision": "fp32", "num_threads": 1})
-    w.train()
-    qtbot.waitUntil(lambda: w.runner.bar.maximum() == 400 and w.runner.bar.value() >= 3, timeout=30_000)
-    w.runner.cancel()
-    out = wait_job(qtbot, w)
-    assert out.status == "cancelled"
-    assert w.state.texture_model is None  # nothing half-trained becomes the step's result
-    ckpts = list(tmp_path.glob("*ckpt*"))
-    assert ckpts, "cancel must leave a checkpoint"
-    assert w.runner.loss_plot.series["loss"], "the live loss plot saw the losses"
-    w.train_form.set_values({"steps": 12})
-    w.resume_box.setChecked(True)
-    w.train()
-    out = wait_job(qtbot, w)
-    assert out.status == "done", out
-    assert w.state.texture_model is not None and (tmp_path / "texture.safetensors").is_file()
-    assert w.state.texture_model.info["steps"] == 12
-    assert "ready" in w.status_text
-    # load it back through the widget
-    w.state.texture_model = None
-    w.load(str(tmp_path / "texture.safetensors"))
-    assert wait_job(qtbot, w).status == "done"
-    assert w.state.texture_model is not None
-
-
 def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     from napari_bvdm.widgets import FlowModelWidget
 
@@ -145,6 +111,7 @@ def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp
     w = FlowModelWidget(viewer)
     qtbot.addWidget(w)
     w.set_path(tmp_path / "flow.safetensors")
+    w.child_box.setChecked(False)
     w.model_form.set_values({"crop_size": 64, "encoder": [4, 8], "decoder": [8, 8, 4]})
     w.train_form.set_values({"steps": 6, "batch_size": 4, "val_every": 3, "checkpoint_every": 3,
                              "threads": 1})
@@ -162,17 +129,39 @@ def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp
     assert w.state.flow_model is not None
 
 
+def _screenshot_dir(tmp_path):
+    # the user guide's screenshots: written into docs/images when BVDM_UPDATE_SCREENSHOTS=1, else to tmp
+    if os.environ.get("BVDM_UPDATE_SCREENSHOTS") == "1":
+        return Path(__file__).resolve().parents[1] / "docs" / "images"
+    return tmp_path / "images"
+
+
+def _shot(viewer, wf, qtbot, key, folder):
+    for k, sec in wf.sections.items():
+        (sec.expand if k == key else sec.collapse)(animate=False)
+    qtbot.wait(50)
+    folder.mkdir(parents=True, exist_ok=True)
+    shot = viewer.screenshot(path=str(folder / f"workflow-{key}.png"), canvas_only=False, flash=False)
+    assert shot[..., :3].std() > 5  # a real picture, not a black frame
+
+
 def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
-    """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI."""
+    """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI.
+
+    Takes the screenshots of every step for docs/gui.md on the way.
+    """
     from napari_bvdm.io.validator import validate_ctc
     from napari_bvdm.widgets import WorkflowWidget
 
     image, labels, lineage = gowt1_frames
-    viewer = make_napari_viewer()
+    shots = _screenshot_dir(tmp_path)
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1500, 950)
     viewer.add_image(image, name="real")
     viewer.add_labels(labels, name="real labels", metadata={"kind": "TRA", "lineage": lineage})
     wf = WorkflowWidget(viewer)
-    qtbot.addWidget(wf)
+    viewer.window.add_dock_widget(wf, area="right", name="BVDM synthesis")
+    qtbot.waitUntil(wf.isVisible)
     s = wf.steps
     assert not wf.step_ready("data") and "missing" in wf.header("data")
     assert "missing" in wf.header("generate")
@@ -182,15 +171,18 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     s["data"].use_layers()
     assert wait_job(qtbot, s["data"]).status == "done"
     assert wf.step_ready("data") and "✔" in wf.header("data")
+    _shot(viewer, wf, qtbot, "data", shots)
 
     # 2. shape model
     s["shape"].fit()
     assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
     assert wf.step_ready("shape")
+    _shot(viewer, wf, qtbot, "shape", shots)
 
     # 3. texture: tiny model, cancel half-way, resume to the end
     tex = s["texture"]
     tex.set_path(tmp_path / "texture.safetensors")
+    tex.child_box.setChecked(False)  # in-thread here (faster start); the responsiveness test uses a child process
     tex.unet_form.set_values({"width": 4, "depth": 2})
     tex.model_form.set_values({"crop_size": 64, "T": 50})
     tex.train_form.set_values({"steps": 400, "batch_size": 4, "val_every": 1000, "checkpoint_every": 1000,
@@ -205,15 +197,18 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     tex.train()
     assert wait_job(qtbot, tex).status == "done", tex.runner.last_outcome
     assert wf.step_ready("texture")
+    _shot(viewer, wf, qtbot, "texture", shots)
 
     # 4. flow: tiny model
     flow = s["flow"]
     flow.set_path(tmp_path / "flow.safetensors")
+    flow.child_box.setChecked(False)
     flow.model_form.set_values({"crop_size": 64, "encoder": [4, 8], "decoder": [8, 8, 4]})
     flow.train_form.set_values({"steps": 4, "batch_size": 4, "val_every": 4, "checkpoint_every": 4, "threads": 1})
     flow.train()
     assert wait_job(qtbot, flow).status == "done", flow.runner.last_outcome
     assert wf.step_ready("flow")
+    _shot(viewer, wf, qtbot, "flow", shots)
 
     # the run settings round-trip through one file the CLI reads
     settings_file = tmp_path / "run.json"
@@ -236,6 +231,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert prev[0][prev_labels[0] > 0].mean() > prev[0][prev_labels[0] == 0].mean()  # cells brighter than background
     assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
     assert wf.step_ready("generate")
+    _shot(viewer, wf, qtbot, "generate", shots)
 
     # 6. export: one video, validated, opened
     exp = s["export"]
@@ -249,3 +245,40 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     exp.open_result()
     assert wait_job(qtbot, exp).status == "done"
     assert viewer.layers["exported 01"].data.shape == (3, 192, 192)
+    _shot(viewer, wf, qtbot, "export", shots)
+
+
+def test_gui_stays_responsive_during_training(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
+    """The Qt event loop keeps serving a 20 ms timer while a texture model trains: no gap over 200 ms."""
+    import time
+
+    from qtpy.QtCore import QTimer
+
+    from napari_bvdm.widgets import TextureModelWidget
+
+    viewer = make_napari_viewer()
+    _use_data(viewer, qtbot, *gowt1_frames)
+    w = TextureModelWidget(viewer)
+    qtbot.addWidget(w)
+    w.set_path(tmp_path / "texture.safetensors")
+    assert w.child_box.isChecked()  # the default: training in a child process
+    w.unet_form.set_values({"width": 8, "depth": 2})
+    w.model_form.set_values({"crop_size": 64, "T": 50})
+    w.train_form.set_values({"steps": 40, "batch_size": 8, "val_every": 20, "checkpoint_every": 20,
+                             "precision": "fp32", "num_threads": 1})
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(20)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    try:
+        w.train()
+        qtbot.waitUntil(lambda: w.runner.bar.maximum() == 40 and w.runner.bar.value() >= 1, timeout=30_000)
+        start = len(ticks)
+        out = wait_job(qtbot, w, 60_000)
+    finally:
+        timer.stop()
+    assert out.status == "done", out
+    gaps = np.diff(ticks[start:])
+    assert len(gaps) > 10, "training ended too fast to measure"
+    assert gaps.max() < 0.2, f"GUI blocked for {gaps.max() * 1000:.0f} ms during training"

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
+from ._child import child_job
 from ._device import DevicePicker
 
 __all__ = ["ModelStepWidget"]
@@ -76,6 +77,12 @@ class ModelStepWidget(StepWidget):
         grid.addWidget(self.load_btn, 1, 0)
         grid.addWidget(self.save_btn, 1, 1)
         grid.addWidget(self.default_btn, 2, 0)
+        self.child_box = QCheckBox("train in a separate process")
+        self.child_box.setToolTip("frees all (GPU) memory when training ends and keeps napari fully responsive; "
+                                  "costs a few seconds to start")
+        self.child_box.setChecked(bool(self.settings.get(self.key, "child_process", True)))
+        self.child_box.toggled.connect(lambda v: self.settings.set(self.key, "child_process", bool(v)))
+        grid.addWidget(self.child_box, 2, 1)
         buttons = QWidget()
         buttons.setLayout(grid)
         grid.setContentsMargins(0, 0, 0, 0)
@@ -92,7 +99,8 @@ class ModelStepWidget(StepWidget):
         self.state.events.video.connect(self._refresh)
 
     # ------------------------------------------------------------------ hooks for subclasses
-    def _make_train_job(self, token, resume: bool):  # pragma: no cover - abstract
+    def _train_spec(self, resume: bool) -> tuple[str, dict[str, Any]]:  # pragma: no cover - abstract
+        """``("module:function", kwargs)`` of a Qt-free training job that writes the weights file."""
         raise NotImplementedError
 
     def _load_model(self, path: str):  # pragma: no cover - abstract
@@ -130,7 +138,7 @@ class ModelStepWidget(StepWidget):
             self.device_picker.set_device(device)
 
     def run_buttons(self) -> list[QWidget]:
-        return [self.train_btn, self.load_btn, self.save_btn, self.default_btn]
+        return [self.train_btn, self.load_btn, self.save_btn, self.default_btn, self.child_box]
 
     def _on_running_changed(self, running: bool) -> None:
         super()._on_running_changed(running)
@@ -165,13 +173,33 @@ class ModelStepWidget(StepWidget):
             return
         resume = self.resume_box.isChecked()
         path = self.path
+        if not path.endswith(".safetensors"):
+            self.set_status("the weights file must end in .safetensors", MISSING)
+            return
+        target, kwargs = self._train_spec(resume)  # forms validated here: a bad value names its field
+        in_child = self.child_box.isChecked()
+        load = self._load_model
+
+        def factory(token):
+            if in_child:
+                inner = child_job(target, kwargs, token)
+            else:
+                import importlib
+
+                module, name = target.split(":")
+                inner = getattr(importlib.import_module(module), name)(cancel=token, **kwargs)
+
+            def job():
+                written = yield from inner
+                return load(written)
+
+            return job()
 
         def done(model: Any) -> None:
             setattr(self.state, self.path_attr, path)
             setattr(self.state, self.model_attr, model)
 
-        self.runner.start(lambda token: self._make_train_job(token, resume), done,
-                          title=f"Training {self.title.lower()}", clear_plot=not resume)
+        self.runner.start(factory, done, title=f"Training {self.title.lower()}", clear_plot=not resume)
 
     def load(self, path: str | None = None) -> None:
         if path is None:

@@ -44,13 +44,12 @@ class FlowModelWidget(ModelStepWidget):
             self.form_layout.addWidget(holder)
         self._refresh()
 
-    def _make_train_job(self, token, resume: bool):
-        from ..flow.train import train_flow
-
+    def _train_spec(self, resume: bool) -> tuple[str, dict[str, Any]]:
         model_cfg = self.model_form.config()
         cfg = self.train_form.config(device=self.state.device, model=model_cfg.to_dict())
         _image, labels, _tra = self._video_arrays()
-        return train_flow(labels, self.path, cfg, cancel=token, resume=resume)
+        return "napari_bvdm.widgets._train_jobs:flow_training", dict(
+            labels=labels, config=cfg.to_dict(), path=self.path, resume=resume)
 
     def _load_model(self, path: str):
         from ..flow.model import FlowModel

@@ -6,7 +6,6 @@ from typing import Any
 
 from qtpy.QtWidgets import QVBoxLayout, QWidget
 
-from ..runtime.progress import Progress
 from ._form import ConfigForm
 from ._model_step import ModelStepWidget
 
@@ -56,23 +55,12 @@ class TextureModelWidget(ModelStepWidget):
         tc = self.train_form.config(device=self.state.device)
         return mc, tc
 
-    def _make_train_job(self, token, resume: bool):
-        from ..texture.crops import extract_crops
-        from ..texture.train import checkpoint_path_for, train_texture
-
-        mc, tc = self._configs()  # validated on the GUI side of the call: errors name the field
-        path = self.path
+    def _train_spec(self, resume: bool) -> tuple[str, dict[str, Any]]:
+        mc, tc = self._configs()
         image, labels, tra = self._video_arrays()
-
-        def job():
-            yield Progress(0, tc.steps, "cutting cell crops", stage="train")
-            crops = extract_crops(image, labels, tracks=tra, crop_size=mc.crop_size)
-            model = yield from train_texture(crops, mc, tc, checkpoint=checkpoint_path_for(path),
-                                             resume=resume, cancel=token)
-            model.save(path)
-            return model
-
-        return job()
+        return "napari_bvdm.widgets._train_jobs:texture_training", dict(
+            image=image, labels=labels, tracks=tra, model=mc.to_dict(), train=tc.to_dict(), path=self.path,
+            resume=resume)
 
     def _load_model(self, path: str):
         from ..texture.model import TextureModel
