@@ -33,8 +33,8 @@ def test_dataset_folder_and_gt_folder_pick_the_sequence(simplus):
 
 
 def test_lazy_matches_eager_and_keeps_dtype(msc):
-    eager = read_video(msc / "01")
-    lazy = read_video(msc / "01", lazy=True)
+    eager = read_video(msc / "01", check=False)
+    lazy = read_video(msc / "01", lazy=True, check=False)
     assert isinstance(lazy.image, FrameStack) and lazy.image.dtype == np.uint16
     for t in (0, 23, 47):
         np.testing.assert_array_equal(lazy.image[t], eager.image[t])
@@ -73,6 +73,12 @@ def test_frame_folder_sorted_by_number(tmp_path):
     v = read_video(tmp_path)
     assert v.meta["format"] == "frames"
     assert [int(v.image[t, 0, 0]) for t in range(12)] == list(range(12))
+    named_like_ctc = tmp_path / "01"  # a folder named like a CTC sequence, holding plain frames
+    named_like_ctc.mkdir()
+    for i in range(3):
+        tifffile.imwrite(named_like_ctc / f"img{i}.tif", frames[i])
+    w = read_video(named_like_ctc)
+    assert w.meta["format"] == "frames" and w.n_frames == 3
 
 
 @pytest.mark.parametrize(

@@ -335,7 +335,7 @@ def find_ctc(path: str | Path, sequence: str | None = None) -> CTCLayout | None:
     m = _ANNOT_DIR.match(name)
     if m:
         dataset, seq = path.parent, m.group(1)
-    elif _SEQ_DIR.match(name) and (_tiffs(path) or any(
+    elif _SEQ_DIR.match(name) and (_prefixed(path, "t") or any(
             (path.parent / f"{name}_{k}").is_dir() for k in ("GT", "ST", "ERR_SEG", "RES"))):
         dataset, seq = path.parent, name
     else:
@@ -525,6 +525,7 @@ def read_video(
     _exists(path)
     if path.is_file():
         return read_tiff(path, lazy=lazy)
-    if find_ctc(path, sequence) is not None:
+    lay = find_ctc(path, sequence)
+    if lay is not None and lay.n_frames() > 0:
         return read_ctc(path, lazy=lazy, sequence=sequence, check=check)
     return read_frame_folder(path, lazy=lazy)
