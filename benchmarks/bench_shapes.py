@@ -1,0 +1,127 @@
+"""Shape model benchmark: fit/simulate times, KS of simulated vs real, division rate, scaling, memory.
+
+Run from the repository root (2-core CPU figures in docs/shapes.md)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py ks --seeds 0 1 2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py scaling
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py memory --frames 1000
+
+``ks``: fits GOWT1, SIM+ and MSC sequence 01, simulates videos of the same size and length, prints the
+KS table per seed and the SIM+ division rate. ``scaling``: 100 frames of 1024 x 1024 with 25/50/100/200
+cells (time, time per cell-frame). ``memory``: peak RSS of streaming frames to a sink (T frames of
+1024 x 1024, 50 cells) against keeping them in an array (the obvious alternative), in subprocesses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("BVDM_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SETS = {"GOWT1": "Fluo-N2DH-GOWT1", "SIM+": "Fluo-N2DH-SIM+", "MSC": "Fluo-C2DL-MSC"}
+
+
+def ks(seeds: list[int], sets: list[str]) -> None:
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import SimulationConfig, compare, fit_shape_model, simulate_masks
+    from napari_bvdm.shapes.compare import _video_features
+
+    for name in sets:
+        video = read_video(DATA / SETS[name] / "01")
+        t0 = time.perf_counter()
+        model = run_job(fit_shape_model(video))
+        t_fit = time.perf_counter() - t0
+        real = _video_features(video)
+        t, h, w = video.shape
+        print(f"\n## {name}: fit {t_fit:.1f} s; simulate {t} frames of {h} x {w}")
+        print(model.summary())
+        rates = []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            sim = run_job(simulate_masks(model, SimulationConfig(frames=t, height=h, width=w, seed=seed)))
+            t_sim = time.perf_counter() - t0
+            rep = compare(real, sim)
+            rates.append(sim.stats["division_rate"])
+            print(f"\nseed {seed}: simulate {t_sim:.1f} s, max KS {rep.max_ks:.3f}, "
+                  f"divisions {int(sim.stats['divisions'])}, rate {sim.stats['division_rate']:.4f} "
+                  f"(fitted {model.params['division']['rate']:.4f})")
+            print(rep.table())
+        fitted = model.params["division"]["rate"]
+        if fitted > 0:
+            print(f"\n{name} division rate: simulated mean {np.mean(rates):.4f} over {len(seeds)} seeds vs fitted "
+                  f"{fitted:.4f}: {100 * (np.mean(rates) / fitted - 1):+.1f} %")
+
+
+def scaling(frames: int, size: int) -> None:
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import ShapeModel, SimulationConfig, simulate_masks
+
+    model = ShapeModel.default()
+    print("| cells | frames | canvas | time (s) | ms per cell-frame | tracks |\n|---|---|---|---|---|---|")
+    for cells in (25, 50, 100, 200):
+        cfg = SimulationConfig(frames=frames, height=size, width=size, cells=cells, seed=0)
+        t0 = time.perf_counter()
+        sim = run_job(simulate_masks(model, cfg, sink=lambda t, f: None))
+        dt = time.perf_counter() - t0
+        print(f"| {cells} | {frames} | {size}x{size} | {dt:.2f} | {1e3 * dt / sim.stats['cell_frames']:.3f} "
+              f"| {int(sim.stats['tracks'])} |")
+
+
+def _memory_child(frames: int, size: int, mode: str) -> None:
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import ShapeModel, SimulationConfig, simulate_masks
+
+    model = ShapeModel.default()
+    cfg = SimulationConfig(frames=frames, height=size, width=size, cells=50, seed=0)
+    t0 = time.perf_counter()
+    sink = (lambda t, f: None) if mode == "sink" else None
+    run_job(simulate_masks(model, cfg, sink=sink))
+    dt = time.perf_counter() - t0
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"mode": mode, "seconds": dt, "peak_rss_mb": peak}))
+
+
+def memory(frames: int, size: int, modes: list[str]) -> None:
+    rows = {}
+    for mode in modes:
+        out = subprocess.run([sys.executable, __file__, "_child", "--frames", str(frames), "--size", str(size),
+                              "--mode", mode], capture_output=True, text=True, check=True)
+        rows[mode] = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{mode}: {frames} frames {size}x{size}, 50 cells: {rows[mode]['seconds']:.1f} s, "
+              f"peak RSS {rows[mode]['peak_rss_mb']:.0f} MB")
+    if len(rows) == 2:
+        print(f"in-memory / streaming peak RSS ratio: {rows['array']['peak_rss_mb'] / rows['sink']['peak_rss_mb']:.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["ks", "scaling", "memory", "_child"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--sets", nargs="+", default=list(SETS))
+    ap.add_argument("--frames", type=int, default=100)
+    ap.add_argument("--size", type=int, default=1024)
+    ap.add_argument("--mode", default="sink")
+    ap.add_argument("--modes", nargs="+", default=["sink", "array"])
+    a = ap.parse_args()
+    if a.what == "ks":
+        ks(a.seeds, a.sets)
+    elif a.what == "scaling":
+        scaling(a.frames, a.size)
+    elif a.what == "memory":
+        memory(a.frames, a.size, a.modes)
+    else:
+        _memory_child(a.frames, a.size, a.mode)
+
+
+if __name__ == "__main__":
+    main()

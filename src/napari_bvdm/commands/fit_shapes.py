@@ -1,0 +1,53 @@
+"""``bvdm fit-shapes``: fit the statistical shape, motion and population model on a label video."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "fit-shapes"
+HELP = "fit the shape/motion/population model on real labels (CTC folder, label TIFF or frame folder)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import add_settings_argument
+
+    p.add_argument("path", type=Path, help="CTC sequence folder (e.g. DS/01), dataset folder, or label video")
+    p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.json)")
+    p.add_argument("--sequence", default=None, help="CTC sequence when PATH is a dataset folder (default: first)")
+    p.add_argument("--n-points", type=int, default=None, help="contour points per object (default 60)")
+    p.add_argument("--variance-share", type=float, default=None,
+                   help="share of shape variance the kept PCA modes explain "
+                   "(default 0 = automatic: best match of the real solidity)")
+    p.add_argument("--summary", action="store_true", help="print the model summary")
+    add_settings_argument(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    import time
+
+    import numpy as np
+
+    from ..io.readers import read_video
+    from ..io.video import Video
+    from ..runtime.progress import run_job
+    from ..shapes import FitConfig, fit_shape_model
+    from ._common import load_settings, progress_callback
+
+    settings = load_settings(args, "fit_shapes")
+    if args.n_points is not None:
+        settings["n_points"] = args.n_points
+    if args.variance_share is not None:
+        settings["variance_share"] = args.variance_share
+    config = FitConfig.from_dict(settings)
+    t0 = time.perf_counter()
+    video = read_video(args.path, lazy=True, sequence=args.sequence)
+    if not video.labels and video.image is not None and np.dtype(video.image.dtype).kind in "ui":
+        # a label TIFF / frame folder of integer labels: the "image" is the label video
+        video = Video(labels={"labels": video.image}, source=video.source)
+    model = run_job(fit_shape_model(video, config), progress_callback(args))
+    model.save(args.output)
+    if args.summary or not args.quiet:
+        print(model.summary())
+    print(f"wrote {args.output} in {time.perf_counter() - t0:.1f} s")
+    return 0

@@ -1,0 +1,551 @@
+"""Fit the shape, motion and population model on a real label video.
+
+Tracks (motion, population, divisions) come from the tracking labels (``TRA``, or a plain label video
+with a lineage); unlinked labels (``ERR_SEG``, ``SEG``, ``ST``) are linked by nearest-centroid
+matching. Shapes, sizes and brightness come from the full masks (``ST``, then ``SEG`` frames, then the
+other kinds): GOWT1's TRA markers are smaller than the nuclei, so they are used for tracking only.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+from scipy import stats
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial import cKDTree
+from skimage import measure
+
+from ..io.video import InputError, Video
+from ..runtime.progress import CancelToken, Job, Progress
+from .contours import ObjectRecord, clean_labels, measure_frame
+from .model import N_QUANTILES, FitConfig, ShapeModel
+
+__all__ = ["fit_shape_model", "choose_labels", "link_by_nearest_centroid", "quantiles", "normal_scores"]
+
+_LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
+
+
+def quantiles(x: np.ndarray) -> np.ndarray:
+    """The model's quantile table (0, 1, ..., 100 %) of a sample."""
+    return np.quantile(np.asarray(x, dtype=np.float64), _LEVELS)
+
+
+def weighted_quantiles(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Quantile table of a weighted sample."""
+    x = np.asarray(x, dtype=np.float64)
+    order = np.argsort(x)
+    x, w = x[order], np.asarray(w, dtype=np.float64)[order]
+    cw = np.cumsum(w) - 0.5 * w
+    cw /= w.sum()
+    return np.interp(_LEVELS, cw, x)
+
+
+def normal_scores(x: np.ndarray) -> np.ndarray:
+    """Rank-based normal scores (the Gaussian copula of a sample)."""
+    r = stats.rankdata(x)
+    return stats.norm.ppf((r - 0.5) / len(r))
+
+
+def _lag1(a: np.ndarray, b: np.ndarray, default: float) -> float:
+    """Correlation of paired normal scores, clipped to [0, 0.999]."""
+    if len(a) < 8:
+        return default
+    both = normal_scores(np.concatenate([a, b]))
+    za, zb = both[: len(a)], both[len(a):]
+    if np.std(za) == 0 or np.std(zb) == 0:
+        return default
+    return float(np.clip(np.corrcoef(za, zb)[0, 1], 0.0, 0.999))
+
+
+def choose_labels(video: Video) -> tuple[str, Any, bool, str, Any, list[int]]:
+    """Pick the tracking labels and the full-mask labels of a video.
+
+    Returns
+    -------
+    track_kind, track_labels, linked, shape_kind, shape_labels, shape_frames
+    """
+    if not video.labels:
+        raise InputError(
+            f"{video.source or 'the video'} has no labels: the shape model is fitted on a label video "
+            "(CTC TRA/SEG/ST/ERR_SEG folder or a napari Labels layer)"
+        )
+    t = video.n_frames
+    track_kind = next(k for k in ("TRA", "labels", "ST", "ERR_SEG", "SEG") if k in video.labels)
+    if track_kind == "SEG" and len(video.seg_frames) not in (0, t):
+        raise InputError(
+            "only sparse SEG annotation is available: tracking statistics need labels in every frame "
+            "(TRA, ST, ERR_SEG or a label video)"
+        )
+    linked = track_kind == "TRA" or (track_kind == "labels" and video.lineage is not None)
+    if track_kind == "labels" and not linked:
+        linked = _looks_linked(video.labels["labels"])
+    shape_kind = next(k for k in ("ST", "SEG", "labels", "ERR_SEG", "TRA") if k in video.labels)
+    if shape_kind == "SEG" and video.seg_frames:
+        shape_frames = sorted(int(f) for f in video.seg_frames)
+    else:
+        shape_frames = list(range(t))
+    return track_kind, video.labels[track_kind], linked, shape_kind, video.labels[shape_kind], shape_frames
+
+
+def _looks_linked(labels: Any) -> bool:
+    """A plain label video is linked when ids persist between frames at nearby positions."""
+    t = labels.shape[0]
+    if t < 2:
+        return True
+    shared = []
+    for i in np.linspace(0, t - 2, min(5, t - 1)).round().astype(int):
+        a, b = np.unique(np.asarray(labels[i])), np.unique(np.asarray(labels[i + 1]))
+        a, b = a[a > 0], b[b > 0]
+        if len(a):
+            shared.append(len(np.intersect1d(a, b)) / len(a))
+    return bool(shared) and float(np.median(shared)) > 0.5
+
+
+def link_by_nearest_centroid(
+    centroids: list[np.ndarray], max_distance: float
+) -> list[np.ndarray]:
+    """Track ids for per-frame centroid lists by optimal one-to-one matching of consecutive frames.
+
+    Parameters
+    ----------
+    centroids : list of (N_t, 2) arrays
+        Object centroids per frame.
+    max_distance : float
+        Matches farther apart start a new track.
+
+    Returns
+    -------
+    list of (N_t,) int arrays: the track id of each object.
+    """
+    ids: list[np.ndarray] = []
+    next_id = 1
+    for t, c in enumerate(centroids):
+        cur = np.zeros(len(c), dtype=np.int64)
+        if t > 0 and len(c) and len(centroids[t - 1]):
+            prev = centroids[t - 1]
+            d = np.linalg.norm(prev[:, None, :] - c[None, :, :], axis=2)
+            r, k = linear_sum_assignment(np.where(d <= max_distance, d, 1e9))
+            for i, j in zip(r, k, strict=True):
+                if d[i, j] <= max_distance:
+                    cur[j] = ids[t - 1][i]
+        for j in np.flatnonzero(cur == 0):
+            cur[j] = next_id
+            next_id += 1
+        ids.append(cur)
+    return ids
+
+
+def _normalised_frame(video: Video, t: int, norm) -> np.ndarray | None:
+    if video.image is None or norm is None:
+        return None
+    return norm.forward(np.asarray(video.image[t]))
+
+
+def fit_shape_model(
+    video: Video, config: FitConfig | None = None, *, cancel: CancelToken | None = None
+) -> Job[ShapeModel]:
+    """Fit a :class:`ShapeModel` on a label video (and the image beside it, when there is one).
+
+    Yields :class:`~napari_bvdm.runtime.progress.Progress` per measured frame; returns the model.
+
+    Raises
+    ------
+    InputError
+        No labels, fewer than 3 measurable objects, only border-touching objects, or a single frame
+        where motion statistics are needed.
+    """
+    from ..texture.normalisation import Normalisation
+
+    config = config or FitConfig()
+    track_kind, track_labels, linked, shape_kind, shape_labels, shape_frames = choose_labels(video)
+    n_frames, height, width = (int(s) for s in track_labels.shape)
+    if n_frames < 2:
+        raise InputError("the label video has a single frame: motion and population need at least 2 frames")
+
+    norm = None
+    if video.image is not None:
+        if tuple(video.image.shape) != (n_frames, height, width):
+            raise InputError(
+                f"image shape {tuple(video.image.shape)} differs from the labels' {(n_frames, height, width)}"
+            )
+        norm = Normalisation.estimate(video.image, track_labels)
+
+    if len(shape_frames) > config.max_shape_frames:
+        pick = np.linspace(0, len(shape_frames) - 1, config.max_shape_frames).round().astype(int)
+        shape_frames = [shape_frames[i] for i in np.unique(pick)]
+    same = shape_kind == track_kind
+    total = n_frames + (0 if same else len(shape_frames))
+    step = 0
+    n_holes = n_frag = 0
+
+    # ---- tracking labels: every frame ------------------------------------------------------
+    track_recs: list[list[ObjectRecord]] = []
+    shape_recs: dict[int, list[ObjectRecord]] = {}
+    shape_set = set(shape_frames)
+    for t in range(n_frames):
+        if cancel is not None:
+            cancel.check()
+        lab, h1, f1 = clean_labels(np.asarray(track_labels[t]))
+        n_holes += h1
+        n_frag += f1
+        img = _normalised_frame(video, t, norm)
+        recs = measure_frame(lab, t, img, n_points=config.n_points, min_area=config.min_object_area,
+                             with_radii=same and t in shape_set)
+        recs = [r for r in recs if r.area >= config.min_object_area]
+        track_recs.append(recs)
+        if same and t in shape_set:
+            shape_recs[t] = recs
+        step += 1
+        yield Progress(step, total, f"measuring {track_kind} frame {t}", stage="fit")
+
+    # ---- full masks: annotated frames --------------------------------------------------------
+    if not same:
+        for t in shape_frames:
+            if cancel is not None:
+                cancel.check()
+            lab, h1, f1 = clean_labels(np.asarray(shape_labels[t]))
+            n_holes += h1
+            n_frag += f1
+            img = _normalised_frame(video, t, norm)
+            recs = [r for r in measure_frame(lab, t, img, n_points=config.n_points,
+                                             min_area=config.min_object_area) if r.area >= config.min_object_area]
+            # give each full mask the track id of the tracking label it overlaps most
+            tl = np.asarray(track_labels[t])
+            for r in recs:
+                vals = tl[lab == r.label]
+                vals = vals[vals > 0]
+                r.label = int(np.bincount(vals).argmax()) if len(vals) else -r.label - 1
+            shape_recs[t] = recs
+            step += 1
+            yield Progress(step, total, f"measuring {shape_kind} frame {t}", stage="fit")
+
+    all_shape = [r for t in sorted(shape_recs) for r in shape_recs[t]]
+    if not all_shape:
+        raise InputError("the label video holds no objects (all frames are empty)")
+    inner = [r for r in all_shape if not r.touches_border]
+    if not inner:
+        raise InputError(
+            "every object touches the image border, so no complete outline can be measured: "
+            "use labels with cells fully inside the field of view"
+        )
+    with_radii = [r for r in inner if r.radii is not None]
+    if len(with_radii) < 3:
+        raise InputError(
+            f"only {len(with_radii)} complete object outline(s) in the labels: the shape model needs at "
+            "least 3 (more frames or more cells)"
+        )
+
+    # ---- link unlinked labels ----------------------------------------------------------------
+    if not linked:
+        eq_d = 2 * np.sqrt(np.median([r.area for r in all_shape]) / np.pi)
+        max_d = config.match_max_distance or 1.5 * eq_d
+        ids = link_by_nearest_centroid([np.array([r.centroid for r in recs]).reshape(-1, 2) for recs in track_recs],
+                                       max_d)
+        for recs, idt in zip(track_recs, ids, strict=True):
+            for r, i in zip(recs, idt, strict=True):
+                r.label = int(i)
+        # full masks are the same objects: carry the new ids over
+        if same:
+            for t in shape_recs:
+                shape_recs[t] = track_recs[t]
+        lineage = None
+    else:
+        lineage = np.asarray(video.lineage, dtype=np.int64).reshape(-1, 4) if video.lineage is not None else None
+
+    params = _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height, width, norm, video,
+                       track_labels)
+    source = {
+        "path": video.source,
+        "n_frames": n_frames,
+        "height": height,
+        "width": width,
+        "track_kind": track_kind,
+        "linked": bool(linked),
+        "shape_kind": shape_kind,
+        "n_shape_frames": len(shape_recs),
+        "n_shape_objects": len(with_radii),
+        "n_track_objects": int(sum(len(r) for r in track_recs)),
+        "labels_with_holes": int(n_holes),
+        "fragmented_labels": int(n_frag),
+    }
+    model = ShapeModel(params=params, config=config, source=source,
+                       normalisation=norm.to_dict() if norm is not None else None)
+    yield Progress(total, total, "model fitted", stage="fit")
+    return model
+
+
+AUTO_SHARES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
+
+
+def _roughness_q(x, mean, comps, var) -> np.ndarray:
+    z = (x - mean) @ comps.T / np.sqrt(var)
+    rough = np.sqrt(np.mean(z**2, axis=1))
+    return quantiles(rough / np.sqrt(np.mean(rough**2)))
+
+
+def _choose_modes(x, mean, vt, var, share, recs, n_samples: int = 200) -> tuple[int, bool]:
+    """Automatic mode count: the share in :data:`AUTO_SHARES` (with or without the roughness scale
+    mixture) whose sampled outlines best match the real solidity distribution (two-sample KS).
+
+    High modes hold both real outline roughness (SIM+) and pixel noise of the measurement (smooth
+    GOWT1 nuclei): no single share fits both, the data decides.
+    """
+    from ..runtime.seeding import numpy_rng
+    from .contours import rasterise
+
+    real_sol = np.array([r.solidity for r in recs])
+    areas = np.array([r.area for r in recs])
+    best, best_k, best_mix = 2.0, 1, False
+    seen = set()
+    for target, mix in [(t, m) for t in AUTO_SHARES for m in (False, True)]:
+        k = int(np.searchsorted(np.cumsum(share), target - 1e-12) + 1)
+        k = max(1, min(k, len(x) - 1, len(var)))
+        if (k, mix) in seen:
+            continue
+        seen.add((k, mix))
+        rng = numpy_rng(0, "choose-modes")
+        rq = _roughness_q(x, mean, vt[:k], var[:k]) if mix else np.ones(N_QUANTILES)
+        sol = []
+        for _ in range(n_samples):
+            sc = float(np.interp(rng.uniform(), _LEVELS, rq))
+            r = np.maximum(mean + (sc * rng.standard_normal(k) * np.sqrt(var[:k])) @ vt[:k], 0.05)
+            a = float(areas[rng.integers(len(areas))])
+            size = int(4 * np.sqrt(a) + 8)
+            rr, cc = rasterise(r, a, float(rng.uniform(-np.pi, np.pi)), (size / 2, size / 2), (size, size))
+            m = np.zeros((size, size), np.uint8)
+            m[rr, cc] = 1
+            props = measure.regionprops(m)
+            if props:
+                sol.append(props[0].solidity)
+        ks = stats.ks_2samp(real_sol, sol).statistic if sol else 1.0
+        if ks < best - 1e-9:
+            best, best_k, best_mix = ks, k, mix
+    return best_k, best_mix
+
+
+def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height, width, norm, video,
+              track_labels) -> dict[str, dict[str, Any]]:
+    n_frames = len(track_recs)
+
+    # ---- contour PCA -------------------------------------------------------------------------
+    x = np.stack([r.radii for r in with_radii])
+    mean = x.mean(axis=0)
+    xc = x - mean
+    if len(x) >= 2 and np.any(xc):
+        _, s, vt = np.linalg.svd(xc, full_matrices=False)
+        var = s**2 / (len(x) - 1)
+        share = var / var.sum()
+        kmax = max(1, min(len(x) - 1, len(var)))
+        if config.variance_share > 0:
+            k = int(np.searchsorted(np.cumsum(share), config.variance_share - 1e-12) + 1)
+            mixture = True
+        else:
+            k, mixture = _choose_modes(x, mean, vt, var, share, with_radii)
+        k = max(1, min(k, kmax))
+        comps, var, share = vt[:k], var[:k], share[:k]
+    else:
+        comps, var, share = np.zeros((0, len(mean))), np.zeros(0), np.zeros(0)
+        mixture = False
+
+    # ---- temporal correlations from consecutive annotated frames of the same track ------------
+    by_key = {(r.frame, r.label): r for t in shape_recs for r in shape_recs[t] if r.label > 0}
+    pairs = [(a, by_key[(a.frame + 1, a.label)]) for (f, lab), a in by_key.items() if (f + 1, lab) in by_key]
+    shape_pairs = [(a, b) for a, b in pairs if a.radii is not None and b.radii is not None]
+    mode_rho = np.full(len(comps), 0.9)
+    # Real outlines are not Gaussian in PCA space: most are smooth, a few are very irregular. Each
+    # object's RMS standardised coefficient ("roughness") is kept as a quantile table; the simulation
+    # scales a cell's Gaussian coefficients by a roughness drawn from it (a Gaussian scale mixture with
+    # the same covariance), which reproduces the solidity distribution.
+    if len(comps) and mixture:
+        rough_q = _roughness_q(x, mean, comps, var)
+    else:
+        rough_q = np.ones(N_QUANTILES)
+    if len(comps) and len(shape_pairs) >= 5:
+        # per mode: smooth modes (size, elongation) persist, outline noise does not
+        za = np.stack([(a.radii - mean) @ comps.T / np.sqrt(var) for a, _ in shape_pairs])
+        zb = np.stack([(b.radii - mean) @ comps.T / np.sqrt(var) for _, b in shape_pairs])
+        den = np.sqrt(np.sum(za**2, axis=0) * np.sum(zb**2, axis=0))
+        mode_rho = np.clip(np.sum(za * zb, axis=0) / np.maximum(den, 1e-12), 0, 0.999)
+    rho_shape = float(np.sum(mode_rho * var) / np.sum(var)) if len(comps) else 0.9
+    track_pairs = []
+    by_track = [{r.label: r for r in recs} for recs in track_recs]
+    for t in range(n_frames - 1):
+        for lab, a in by_track[t].items():
+            b = by_track[t + 1].get(lab)
+            if b is not None:
+                track_pairs.append((a, b))
+    inner_pairs = [(a, b) for a, b in pairs if not a.touches_border and not b.touches_border]
+    inner_track_pairs = [(a, b) for a, b in track_pairs if not a.touches_border and not b.touches_border]
+    # lag-1 correlations from whichever source has more pairs (sparse SEG often covers few cells)
+    area_src = inner_pairs if len(inner_pairs) >= len(inner_track_pairs) else inner_track_pairs
+    rho_area = _lag1(np.log([a.area for a, _ in area_src]), np.log([b.area for _, b in area_src]), 0.95)
+
+    # ---- brightness ----------------------------------------------------------------------------
+    bright = np.array([r.brightness for r in inner if r.brightness is not None])
+    stage_factor = np.ones(6)
+    if len(bright):
+        rho_b = _lag1(np.array([a.brightness for a, _ in area_src]),
+                      np.array([b.brightness for _, b in area_src]), 0.95)
+        bq = quantiles(bright)
+    else:  # no image: a flat mid-grey in normalised units, stated in the summary
+        rho_b, bq = 0.95, np.full(N_QUANTILES, 0.5)
+
+    # ---- motion ----------------------------------------------------------------------------------
+    steps_by_track: dict[int, list[tuple[int, np.ndarray]]] = defaultdict(list)
+    for a, b in track_pairs:
+        steps_by_track[a.label].append((a.frame, np.subtract(b.centroid, a.centroid)))
+    step_len, sl_a, sl_b, turns = [], [], [], []
+    for seq in steps_by_track.values():
+        for i, (f, v) in enumerate(seq):
+            step_len.append(np.hypot(*v))
+            if i > 0 and seq[i - 1][0] == f - 1:
+                u = seq[i - 1][1]
+                sl_a.append(np.hypot(*u))
+                sl_b.append(np.hypot(*v))
+                if np.hypot(*u) > 0.5 and np.hypot(*v) > 0.5:
+                    turns.append(np.angle(np.exp(1j * (np.arctan2(v[1], v[0]) - np.arctan2(u[1], u[0])))))
+    if not step_len:
+        raise InputError("no object appears in two consecutive frames: motion cannot be measured")
+    step_q = quantiles(step_len)
+    step_rho = _lag1(np.array(sl_a), np.array(sl_b), 0.5)
+    turn_q = quantiles(turns) if len(turns) >= 5 else quantiles(np.linspace(-np.pi, np.pi, 101))
+    drift = []
+    for a, b in track_pairs:
+        if a.eccentricity > 0.6 and b.eccentricity > 0.6:
+            drift.append(np.angle(np.exp(2j * (b.orientation - a.orientation))) / 2)
+    orient_drift = float(1.4826 * np.median(np.abs(drift))) if len(drift) >= 5 else float(np.radians(1.0))
+
+    # ---- population --------------------------------------------------------------------------------
+    counts = np.array([len(r) for r in track_recs], dtype=np.float64)
+    tt = np.arange(n_frames)
+    growth = float(np.polyfit(tt, np.log(np.maximum(counts, 1)), 1)[0]) if n_frames > 2 else 0.0
+    nn = []
+    for recs in track_recs:
+        if len(recs) >= 2:
+            c = np.array([r.centroid for r in recs])
+            d, _ = cKDTree(c).query(c, k=2)
+            nn.extend(d[:, 1])
+    nn_q = quantiles(nn) if nn else np.zeros(N_QUANTILES)
+    # the cell count over time (smoothed, 21 knots), as density per pixel: the simulation follows it
+    win = max(1, n_frames // 10)
+    smooth = np.convolve(np.pad(counts, win, mode="edge"), np.ones(2 * win + 1) / (2 * win + 1), mode="same")
+    smooth = smooth[win:-win]
+    knots = np.interp(np.linspace(0, n_frames - 1, 21), tt, smooth) / (height * width)
+    first: dict[int, ObjectRecord] = {}
+    last: dict[int, ObjectRecord] = {}
+    for recs in track_recs:
+        for r in recs:
+            first.setdefault(r.label, r)
+            last[r.label] = r
+    if lineage is not None and len(lineage):
+        parents = {int(p) for p in lineage[:, 3] if p > 0}
+        has_parent = {int(lab) for lab, _, _, p in lineage if p > 0}
+    else:
+        parents, has_parent = set(), set()
+    eq_r = np.sqrt(np.median([r.area for recs in track_recs for r in recs]) / np.pi)
+    entries = sum(1 for lab, r in first.items() if r.frame > 0 and lab not in has_parent)
+    ends = 0
+    for lab, r in last.items():
+        if r.frame < n_frames - 1 and lab not in parents:
+            cy, cx = r.centroid
+            if min(cy, cx, height - 1 - cy, width - 1 - cx) > 1.5 * eq_r and not r.touches_border:
+                ends += 1
+    cell_frames = float(counts.sum())
+    entry_rate = entries / max(n_frames - 1, 1) / (2.0 * (height + width))
+    end_rate = ends / cell_frames
+
+    # ---- divisions -----------------------------------------------------------------------------------
+    n_div = len([p for p in parents if p in last])
+    area_ratio, dist_ratio = [], []
+    if n_div:
+        kids: dict[int, list[int]] = defaultdict(list)
+        for lab, _b, _e, p in lineage:
+            if p > 0 and int(lab) in first:
+                kids[int(p)].append(int(lab))
+        b_m, b_t, b_base = [], [], []
+        per_track_b: dict[int, dict[int, float]] = defaultdict(dict)
+        for recs in track_recs:
+            for r in recs:
+                if r.brightness is not None:
+                    per_track_b[r.label][r.frame] = r.brightness
+        for p, ch in kids.items():
+            m = last.get(p)
+            if m is None:
+                continue
+            ds = [first[c] for c in ch]
+            for d in ds:
+                area_ratio.append(d.area / m.area)
+            if len(ds) == 2 and ds[0].frame == ds[1].frame:
+                gap = np.hypot(*np.subtract(ds[0].centroid, ds[1].centroid))
+                dist_ratio.append(gap / (2 * np.sqrt(m.area / np.pi)))
+            pb = per_track_b.get(p, {})
+            if pb:
+                mean_p = np.mean(list(pb.values()))
+                b_base.append(mean_p)
+                b_m.extend(pb[f] / mean_p for f in range(m.frame - config.mitosis_frames + 1, m.frame + 1) if f in pb)
+            for c in ch:
+                cb = per_track_b.get(c, {})
+                if cb:
+                    mean_c = np.mean(list(cb.values()))
+                    f0 = first[c].frame
+                    b_t.extend(cb[f] / mean_c for f in range(f0, f0 + config.telophase_frames) if f in cb)
+        if b_m and np.all(np.isfinite(b_m)) and np.median(b_base) > 0:
+            stage_factor[3] = float(np.clip(np.median(b_m), 0.2, 5))
+        if b_t and np.all(np.isfinite(b_t)) and np.median(b_base) > 0:
+            stage_factor[5] = float(np.clip(np.median(b_t), 0.2, 5))
+
+    # ---- size distribution ----------------------------------------------------------------------------
+    # Whole (non-border) objects under-represent big cells: a cell of extent d is fully inside with
+    # probability (H - d)(W - d) / HW, so weight each by the inverse (Horvitz-Thompson). Cells just after
+    # a division are left out: the simulation starts daughters from the mother's size explicitly.
+    settle = int(min(20, round(1 / max(1 - rho_area, 0.05))))
+    young = set()
+    if n_div and lineage is not None:
+        for lab, b, _e, p in lineage:
+            if p > 0:
+                young.update((int(lab), int(f)) for f in range(int(b), int(b) + settle))
+    sized = [r for r in inner if (r.label, r.frame) not in young] or inner
+    ext = np.array([(r.major + r.minor) / 2 for r in sized])
+    pin = np.clip((height - ext) * (width - ext) / (height * width), 0.05, 1)
+    area_q = weighted_quantiles([r.area for r in sized], 1 / pin)
+
+    # ---- background ----------------------------------------------------------------------------------
+    level, noise = 0.0, 0.0
+    if video.image is not None and norm is not None:
+        lv, nz = [], []
+        for t in np.unique(np.linspace(0, n_frames - 1, min(5, n_frames)).round().astype(int)):
+            img = norm.forward(np.asarray(video.image[t]))
+            fg = ndi.binary_dilation(np.asarray(track_labels[t]) > 0, iterations=7)
+            bg = ~fg
+            if bg.sum() < 100:
+                continue
+            lv.append(np.median(img[bg]))
+            res = (img - ndi.uniform_filter(img, 5))[bg]
+            nz.append(1.4826 * np.median(np.abs(res - np.median(res))) * np.sqrt(25 / 24))
+        if lv:
+            level, noise = float(np.median(lv)), float(np.median(nz))
+
+    return {
+        "shape": {"n_points": int(config.n_points), "mean": mean, "components": comps, "variances": var,
+                  "explained": share, "rho": rho_shape, "mode_rho": mode_rho,
+                  "roughness_quantiles": rough_q},
+        "area": {"quantiles": area_q, "rho": rho_area},
+        "eccentricity": {"quantiles": quantiles([r.eccentricity for r in inner])},
+        "solidity": {"quantiles": quantiles([r.solidity for r in inner])},
+        "brightness": {"quantiles": bq, "rho": rho_b, "stage_factor": stage_factor},
+        "motion": {"step_quantiles": step_q, "step_rho": step_rho, "turn_quantiles": turn_q,
+                   "orientation_drift": orient_drift},
+        "population": {"cells_first_frame": float(counts[0]), "cells_mean": float(counts.mean()),
+                       "density": float(counts.mean() / (height * width)), "growth": growth,
+                       "entry_rate": float(entry_rate), "end_rate": float(end_rate), "nn_quantiles": nn_q,
+                       "density_knots": knots},
+        "division": {"enabled": bool(n_div > 0), "rate": float(n_div / cell_frames), "count": int(n_div),
+                     "area_ratio": float(np.median(area_ratio)) if area_ratio else 1.0,
+                     "distance_ratio": float(np.median(dist_ratio)) if dist_ratio else 1.0,
+                     "mitosis_frames": int(config.mitosis_frames),
+                     "telophase_frames": int(config.telophase_frames)},
+        "background": {"level": level, "noise": noise},
+    }

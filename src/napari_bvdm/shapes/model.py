@@ -1,0 +1,364 @@
+"""The fitted shape and population model: one versioned JSON file, no pickle.
+
+The file holds the fit configuration, where the data came from, and the fitted parameters (small
+arrays stored as JSON lists): the contour PCA, empirical quantile tables of size, brightness and
+motion, lag-1 correlations of their changes over time, population and division rates, and the
+background statistics of the image. No pixel data is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..runtime.config import Config, ConfigError
+
+__all__ = ["ShapeModel", "FitConfig", "ShapeModelError", "FORMAT", "FORMAT_VERSION", "N_QUANTILES"]
+
+FORMAT = "napari-bvdm-shape-model"
+FORMAT_VERSION = 1
+N_QUANTILES = 101  # quantile tables at 0, 1, ..., 100 %
+
+STAGES = ("interphase", "prophase", "prometaphase", "metaphase", "anaphase", "telophase")
+
+
+class ShapeModelError(ConfigError):
+    """A shape-model file is unreadable, of another kind or version, or holds invalid values."""
+
+
+@dataclass
+class FitConfig(Config):
+    """Settings of :func:`napari_bvdm.shapes.fit_shape_model`.
+
+    Attributes
+    ----------
+    n_points : contour points per object (the method uses 60).
+    variance_share : PCA modes are kept until they explain this share of the shape variance;
+        0 = automatic (the share among 0.9 ... 0.999 whose sampled outlines match the real solidity best).
+    max_shape_frames : at most this many (evenly spaced) annotated frames are measured for shapes.
+    min_object_area : smaller objects are ignored (debris), in pixels.
+    match_max_distance : for unlinked labels, the largest centroid step (px) accepted by
+        nearest-centroid matching; 0 = automatic (1.5 x the median equivalent diameter).
+    mitosis_frames : frames before a division labelled as mitotic (stage "metaphase").
+    telophase_frames : frames after a division labelled "telophase" in the daughters.
+    """
+
+    n_points: int = 60
+    variance_share: float = 0.0
+    max_shape_frames: int = 80
+    min_object_area: int = 20
+    match_max_distance: float = 0.0
+    mitosis_frames: int = 2
+    telophase_frames: int = 2
+
+    def check(self) -> None:
+        self._require(8 <= self.n_points <= 360, "n_points", "must be between 8 and 360")
+        self._require(0 <= self.variance_share <= 1, "variance_share", "must be in (0, 1], or 0 for automatic")
+        self._require(self.max_shape_frames >= 1, "max_shape_frames", "must be at least 1")
+        self._require(self.min_object_area >= 1, "min_object_area", "must be at least 1")
+        self._require(self.match_max_distance >= 0, "match_max_distance", "must be >= 0")
+        self._require(self.mitosis_frames >= 0, "mitosis_frames", "must be >= 0")
+        self._require(self.telophase_frames >= 0, "telophase_frames", "must be >= 0")
+
+
+# Parameter schema: name -> (kind, extra). Used to validate files on load (hand edits, other versions).
+_QUANT = ("quantiles", None)
+_SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
+    "shape": {
+        "n_points": ("int+", None),
+        "mean": ("vec", "n_points"),
+        "components": ("mat", "n_points"),
+        "variances": ("vec+", "n_modes"),
+        "explained": ("vec+", "n_modes"),
+        "rho": ("unit", None),
+        "mode_rho": ("vec+", "n_modes"),
+        "roughness_quantiles": _QUANT,
+    },
+    "area": {"quantiles": _QUANT, "rho": ("unit", None)},
+    "eccentricity": {"quantiles": _QUANT},
+    "solidity": {"quantiles": _QUANT},
+    "brightness": {
+        "quantiles": _QUANT,
+        "rho": ("unit", None),
+        "stage_factor": ("vec+", 6),
+    },
+    "motion": {
+        "step_quantiles": _QUANT,
+        "step_rho": ("unit", None),
+        "turn_quantiles": _QUANT,
+        "orientation_drift": ("float+", None),
+    },
+    "population": {
+        "cells_first_frame": ("float+", None),
+        "cells_mean": ("float+", None),
+        "density": ("float+", None),
+        "growth": ("float", None),
+        "entry_rate": ("float+", None),
+        "end_rate": ("float+", None),
+        "nn_quantiles": _QUANT,
+        "density_knots": ("vec+", 21),
+    },
+    "division": {
+        "enabled": ("bool", None),
+        "rate": ("float+", None),
+        "count": ("int+", None),
+        "area_ratio": ("float+", None),
+        "distance_ratio": ("float+", None),
+        "mitosis_frames": ("int+", None),
+        "telophase_frames": ("int+", None),
+    },
+    "background": {"level": ("float", None), "noise": ("float+", None)},
+}
+
+
+@dataclass
+class ShapeModel:
+    """A fitted statistical shape, motion and population model.
+
+    Attributes
+    ----------
+    params : dict
+        Sections ``shape``, ``area``, ``eccentricity``, ``solidity``, ``brightness``, ``motion``,
+        ``population``, ``division``, ``background`` (see ``docs/shapes.md``); arrays are numpy.
+    config : FitConfig
+        The settings it was fitted with.
+    source : dict
+        Provenance: path, label kinds used, frame and object counts, canvas size.
+    normalisation : dict or None
+        :class:`napari_bvdm.texture.normalisation.Normalisation` as a dict (brightness units).
+    """
+
+    params: dict[str, dict[str, Any]]
+    config: FitConfig = field(default_factory=FitConfig)
+    source: dict[str, Any] = field(default_factory=dict)
+    normalisation: dict[str, Any] | None = None
+
+    # --- convenience ------------------------------------------------------------------------
+    @property
+    def n_modes(self) -> int:
+        return int(len(self.params["shape"]["variances"]))
+
+    @property
+    def n_points(self) -> int:
+        return int(self.params["shape"]["n_points"])
+
+    @property
+    def divisions_enabled(self) -> bool:
+        return bool(self.params["division"]["enabled"])
+
+    def shape_from_coefficients(self, z: np.ndarray) -> np.ndarray:
+        """Size-normalised radii for standardised PCA coefficients ``z`` (n_modes,)."""
+        s = self.params["shape"]
+        r = s["mean"] + (np.asarray(z) * np.sqrt(s["variances"])) @ s["components"]
+        return np.maximum(r, 0.05)
+
+    # --- persistence ------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        from .. import __version__
+
+        def enc(v: Any) -> Any:
+            if isinstance(v, np.ndarray):
+                return v.tolist()
+            if isinstance(v, (np.floating, np.integer, np.bool_)):
+                return v.item()
+            if isinstance(v, dict):
+                return {k: enc(x) for k, x in v.items()}
+            return v
+
+        return {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "kind": "shape-model",
+            "package_version": __version__,
+            "config": self.config.to_dict(),
+            "source": enc(self.source),
+            "normalisation": self.normalisation,
+            "params": enc(self.params),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the model as one JSON file, atomically."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=False)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(text + "\n")
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return path
+
+    @classmethod
+    def from_dict(cls, data: Any, *, where: str = "shape model") -> ShapeModel:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ShapeModelError(
+                f"{where} is not a napari-bvdm shape model (format {got!r}, expected {FORMAT!r}); "
+                "fit one with `bvdm fit-shapes`"
+            )
+        ver = data.get("format_version")
+        if not isinstance(ver, int) or ver > FORMAT_VERSION or ver < 1:
+            raise ShapeModelError(
+                f"{where} has shape-model format version {ver!r} (written by napari-bvdm "
+                f"{data.get('package_version', '?')}); this version reads version {FORMAT_VERSION}: "
+                "update napari-bvdm or re-fit the model"
+            )
+        try:
+            config = FitConfig.from_dict(data.get("config") or {})
+        except ConfigError as e:
+            raise ShapeModelError(f"{where}: invalid config: {e}") from None
+        params = _validate_params(data.get("params"), where)
+        norm = data.get("normalisation")
+        if norm is not None:
+            if not isinstance(norm, dict) or not {"offset", "scale"} <= set(norm):
+                raise ShapeModelError(f"{where}: 'normalisation' must hold offset and scale")
+            if not (_finite(norm["offset"]) and _finite(norm["scale"]) and norm["scale"] > 0):
+                raise ShapeModelError(f"{where}: normalisation offset/scale must be finite numbers, scale > 0")
+        src = data.get("source") or {}
+        if not isinstance(src, dict):
+            raise ShapeModelError(f"{where}: 'source' must be a mapping")
+        return cls(params=params, config=config, source=src, normalisation=norm)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ShapeModel:
+        """Read and validate a model file; a clear :class:`ShapeModelError` for anything wrong."""
+        path = Path(path)
+        if not path.is_file():
+            raise ShapeModelError(f"shape model file {path} does not exist")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ShapeModelError(f"{path} is not valid JSON ({e}); was it edited by hand?") from None
+        return cls.from_dict(data, where=str(path))
+
+    @classmethod
+    def default(cls) -> ShapeModel:
+        """The bundled model fitted on Fluo-N2DH-GOWT1 01 (see docs/shapes.md)."""
+        return cls.load(Path(__file__).resolve().parents[1] / "defaults" / "shape_model.json")
+
+    # --- human-readable summary -------------------------------------------------------------
+    def summary(self) -> str:
+        p = self.params
+        s, pop, div, mot = p["shape"], p["population"], p["division"], p["motion"]
+
+        def q(name: str, section: dict[str, Any], key: str = "quantiles", fmt: str = ".3g") -> str:
+            t = section[key]
+            return f"{name}: median {t[50]:{fmt}} (5-95 %: {t[5]:{fmt}} - {t[95]:{fmt}})"
+
+        src = self.source
+        lines = [
+            f"Shape model fitted on {src.get('path') or '(in memory)'}",
+            f"  data: {src.get('n_frames', '?')} frames of {src.get('height', '?')} x {src.get('width', '?')}; "
+            f"tracks from {src.get('track_kind', '?')}, shapes from {src.get('shape_kind', '?')} "
+            f"({src.get('n_shape_objects', '?')} objects in {src.get('n_shape_frames', '?')} frames)",
+            f"  contour: {s['n_points']} points, {self.n_modes} PCA modes explain "
+            f"{100 * float(np.sum(s['explained'])):.1f} % (first mode {100 * float(s['explained'][0]):.1f} %); "
+            f"frame-to-frame correlation {s['rho']:.2f} (variance-weighted)"
+            if self.n_modes
+            else f"  contour: {s['n_points']} points, mean shape only (no variation in the data)",
+            "  " + q("area (px)", p["area"], fmt=".0f") + f"; frame-to-frame correlation {p['area']['rho']:.2f}",
+            "  " + q("eccentricity", p["eccentricity"], fmt=".2f"),
+            "  " + q("solidity", p["solidity"], fmt=".3f"),
+            "  " + q("brightness (normalised)", p["brightness"], fmt=".3f"),
+            "  " + q("step (px/frame)", mot, "step_quantiles", fmt=".2f")
+            + f"; persistence (mean cos turn) {float(np.mean(np.cos(mot['turn_quantiles']))):.2f}",
+            f"  cells per frame: {pop['cells_mean']:.1f} (first frame {pop['cells_first_frame']:.0f}); "
+            f"growth {pop['growth']:+.4f}/frame; entries {pop['entry_rate'] * 1e3:.3f} per 1000 border px "
+            f"per frame; interior track ends {pop['end_rate']:.4f} per cell per frame",
+            "  " + q("nearest-neighbour distance (px)", pop, "nn_quantiles", fmt=".1f"),
+        ]
+        if div["enabled"]:
+            lines.append(
+                f"  divisions: {div['count']} in the data, rate {div['rate']:.4f} per cell per frame; "
+                f"daughter area {div['area_ratio']:.2f} x mother, daughters {div['distance_ratio']:.2f} "
+                "mother diameters apart"
+            )
+        else:
+            lines.append("  divisions: off (none in the data)")
+        lines.append(
+            f"  background: level {p['background']['level']:.3f}, noise {p['background']['noise']:.3f} (normalised)"
+        )
+        return "\n".join(lines)
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _validate_params(params: Any, where: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(params, dict):
+        raise ShapeModelError(f"{where}: 'params' is missing or not a mapping")
+    out: dict[str, dict[str, Any]] = {}
+    n_points = None
+    n_modes = None
+    for section, fields in _SCHEMA.items():
+        sec = params.get(section)
+        if not isinstance(sec, dict):
+            raise ShapeModelError(f"{where}: section params.{section} is missing")
+        o: dict[str, Any] = {}
+        for name, (kind, extra) in fields.items():
+            key = f"params.{section}.{name}"
+            if name not in sec:
+                raise ShapeModelError(f"{where}: {key} is missing (hand-edited or truncated file?)")
+            v = sec[name]
+            if kind in ("int+",):
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a non-negative integer")
+            elif kind == "bool":
+                if not isinstance(v, bool):
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be true or false")
+            elif kind in ("float", "float+", "unit"):
+                if not _finite(v):
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a finite number")
+                if kind == "float+" and v < 0:
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be >= 0")
+                if kind == "unit" and not (-1 <= v <= 1):
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a correlation in [-1, 1]")
+                v = float(v)
+            else:
+                try:
+                    arr = np.asarray(v, dtype=np.float64)
+                except (TypeError, ValueError):
+                    raise ShapeModelError(f"{where}: {key} must be a list of numbers") from None
+                if not np.all(np.isfinite(arr)):
+                    raise ShapeModelError(f"{where}: {key} holds non-finite values")
+                if kind == "quantiles":
+                    if arr.shape != (N_QUANTILES,) or np.any(np.diff(arr) < 0):
+                        raise ShapeModelError(
+                            f"{where}: {key} must be {N_QUANTILES} non-decreasing quantiles, got shape {arr.shape}"
+                        )
+                elif kind in ("vec", "vec+"):
+                    want = {"n_points": n_points, "n_modes": n_modes}.get(extra, extra)
+                    if arr.ndim != 1 or (want is not None and len(arr) != want):
+                        raise ShapeModelError(f"{where}: {key} must be a list of {want} numbers, got shape {arr.shape}")
+                    if kind == "vec+" and np.any(arr < 0):
+                        raise ShapeModelError(f"{where}: {key} must not hold negative values")
+                elif kind == "mat":
+                    if arr.size == 0:
+                        arr = arr.reshape(0, n_points or 0)
+                    if arr.ndim != 2 or arr.shape[1] != n_points:
+                        raise ShapeModelError(f"{where}: {key} must be (modes, {n_points}), got shape {arr.shape}")
+                    n_modes = arr.shape[0]
+                v = arr
+            if name == "n_points" and section == "shape":
+                n_points = v
+            o[name] = v
+        out[section] = o
+    if out["shape"]["n_points"] < 8:
+        raise ShapeModelError(f"{where}: params.shape.n_points must be at least 8")
+    if np.any(out["shape"]["mode_rho"] > 1):
+        raise ShapeModelError(f"{where}: params.shape.mode_rho must hold correlations in [0, 1]")
+    if np.any(out["shape"]["mean"] <= 0):
+        raise ShapeModelError(f"{where}: params.shape.mean radii must be positive")
+    return out

@@ -1,0 +1,179 @@
+"""Mask simulation: valid CTC by construction, divisions, seeds, streaming, comparison, CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from napari_bvdm.io.validator import check_lineage
+from napari_bvdm.runtime.config import ConfigError
+from napari_bvdm.runtime.progress import Cancelled, CancelToken, run_job
+from napari_bvdm.shapes import MaskVideo, ShapeModel, SimulationConfig, compare, simulate_masks
+
+
+@pytest.fixture(scope="module")
+def model() -> ShapeModel:
+    return ShapeModel.default()
+
+
+def _sim(model, **kw) -> MaskVideo:
+    cfg = SimulationConfig(**{"frames": 20, "height": 256, "width": 256, "cells": 8, "seed": 3, **kw})
+    return run_job(simulate_masks(model, cfg))
+
+
+def _spans(labels):
+    spans: dict[int, list[int]] = {}
+    for t, f in enumerate(labels):
+        for lab in np.unique(f):
+            if lab:
+                spans.setdefault(int(lab), []).append(t)
+    return spans
+
+
+def test_valid_ctc_by_construction_with_divisions(model):
+    sim = _sim(model, division_rate=0.08, frames=25)
+    lab, lin = sim.labels, sim.lineage
+    assert lab.dtype == np.uint16 and lab.shape == (25, 256, 256)
+    assert lin.dtype == np.int64 and lin.shape[1] == 4
+    per_frame = [np.unique(f[f > 0]) for f in lab]
+    assert check_lineage(lin, per_frame, n_frames=25) == []
+    spans = _spans(lab)
+    rows = {int(r[0]): r for r in lin}
+    assert set(spans) == set(rows)
+    for lab_id, frames in spans.items():  # visible in every frame of its span, nowhere else
+        _, b, e, _ = rows[lab_id]
+        assert frames == list(range(b, e + 1))
+        assert len(sim.brightness[lab_id]) == len(frames) == len(sim.stage[lab_id]) == len(sim.centroids[lab_id])
+    kids = lin[lin[:, 3] > 0]
+    assert len(kids) >= 2, "division_rate 0.08 must give divisions"
+    for lab_id, b, _e, p in kids:
+        assert b == rows[int(p)][2] + 1  # daughters start at mother's E + 1
+        assert sim.stage[int(lab_id)][0] == 5  # telophase right after the division
+        assert sim.stage[int(p)][-1] == 3  # mitotic before it
+        # daughters take the mother's shape: similar eccentricity, smaller area
+        m_area = (lab[rows[int(p)][2]] == p).sum()
+        d_area = (lab[b] == lab_id).sum()
+        assert d_area < m_area
+    assert sim.stats["divisions"] == len({int(p) for p in kids[:, 3]})
+    data, graph = sim.tracks_layer_data()
+    assert data.shape[1] == 4 and len(data) == sum(len(v) for v in spans.values())
+    assert all(graph[int(k)] == [int(p)] for k, _b, _e, p in kids)
+    assert all(np.all(np.isfinite(v)) and np.all(v > 0) for v in sim.brightness.values())
+
+
+def test_same_seed_same_video_other_seed_differs(model):
+    a, b, c = _sim(model, seed=11), _sim(model, seed=11), _sim(model, seed=12)
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.lineage, b.lineage)
+    assert all(np.array_equal(a.brightness[k], b.brightness[k]) for k in a.brightness)
+    assert not np.array_equal(a.labels, c.labels)
+
+
+def test_streaming_sink_gives_the_same_frames(model):
+    full = _sim(model, frames=12)
+    got = {}
+    streamed = run_job(simulate_masks(model, full.config, sink=lambda t, f: got.__setitem__(t, f.copy())))
+    assert streamed.labels is None and sorted(got) == list(range(12))
+    np.testing.assert_array_equal(np.stack([got[t] for t in range(12)]), full.labels)
+    np.testing.assert_array_equal(streamed.lineage, full.lineage)
+
+
+def test_border_entry_and_exit_and_density(model):
+    sim = _sim(model, frames=40, cells=10, motion_scale=4.0, seed=5)
+    lin = sim.lineage
+    entered = lin[(lin[:, 1] > 0) & (lin[:, 3] == 0)]
+    left = lin[(lin[:, 2] < 39)]
+    assert len(entered) > 0 and len(left) > 0
+    for lab_id, b, _e, _p in entered[:5]:  # entering cells appear at the border
+        ys, xs = np.nonzero(sim.labels[b] == lab_id)
+        assert min(ys.min(), xs.min()) == 0 or ys.max() == 255 or xs.max() == 255
+    counts = [len(np.unique(f)) - 1 for f in sim.labels]
+    assert 6 <= np.mean(counts) <= 14
+
+
+def test_no_divisions_when_switched_off_or_absent(model):
+    sim = _sim(model, divisions=False, division_rate=0.2)
+    assert (sim.lineage[:, 3] == 0).all()
+    sim = _sim(model, division_rate=0.0)
+    assert (sim.lineage[:, 3] == 0).all()
+
+
+def test_bad_config_and_cancel(model):
+    with pytest.raises(ConfigError, match="frames"):
+        SimulationConfig(frames=0)
+    with pytest.raises(ConfigError, match="cells"):
+        SimulationConfig.from_dict({"cells": -3})
+    tok = CancelToken()
+    tok.cancel()
+    with pytest.raises(Cancelled):
+        run_job(simulate_masks(model, SimulationConfig(frames=5, height=64, width=64), cancel=tok))
+
+
+def test_compare_report_table_and_figure(model):
+    a = _sim(model, seed=1, frames=10)
+    same = compare(a, a)
+    assert same.max_ks == 0.0
+    b = _sim(model, seed=2, frames=10, motion_scale=5.0)
+    rep = compare(a, b)
+    assert rep.ks("step") > 0.5  # 5x faster cells are told apart
+    assert [r["feature"] for r in rep.rows][:5] == ["area", "eccentricity", "solidity", "step", "cells_per_frame"]
+    t = rep.table()
+    assert t.startswith("| feature |") and "cells_per_frame" in t
+    fig = rep.figure()
+    assert len(fig.axes) == 6
+
+
+def test_simulated_matches_real_gowt1_shapes(gowt1, model):
+    """The bundled model (fitted on GOWT1) gives GOWT1-like objects on a GOWT1-sized crop."""
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.shapes.compare import population_features
+
+    v = read_video(gowt1 / "01", lazy=True)
+    seg = [np.asarray(v.labels["SEG"][t]) for t in (21, 31, 33, 39)]
+    real = population_features(np.stack(seg))
+    sim = run_job(simulate_masks(model, SimulationConfig(frames=8, height=512, width=512, seed=0)))
+    rep = compare(real, population_features(sim.labels))
+    assert rep.ks("area") < 0.25 and rep.ks("eccentricity") < 0.25 and rep.ks("solidity") < 0.3
+
+
+def test_cli_fit_and_simulate_writes_valid_ctc(simplus, tmp_path):
+    import tifffile
+
+    from napari_bvdm.cli import main
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.io.validator import validate_ctc
+
+    # a small label-only copy of SIM+ (8 frames, in the test's temp folder)
+    v = read_video(simplus / "01", lazy=True)
+    src = tmp_path / "labels.tif"
+    tifffile.imwrite(src, np.stack([np.asarray(v.labels["TRA"][t]) for t in range(8)]))
+    out = tmp_path / "model.json"
+    assert main(["fit-shapes", str(src), "-o", str(out), "--variance-share", "0.95", "--quiet"]) == 0
+    m = ShapeModel.load(out)
+    assert m.source["n_frames"] == 8
+    ds = tmp_path / "Sim"
+    assert main(["simulate-masks", str(out), "-o", str(ds), "--frames", "12", "--size", "96", "128",
+                 "--seed", "4", "--quiet"]) == 0
+    assert validate_ctc(ds / "01_GT", n_frames=12) == []
+    assert len(list((ds / "01_GT" / "TRA").glob("man_track*.tif"))) == 12
+    # a second run without --overwrite refuses and leaves the first intact
+    assert main(["simulate-masks", str(out), "-o", str(ds), "--frames", "12", "--size", "96", "128"]) == 2
+    assert validate_ctc(ds / "01_GT", n_frames=12) == []
+    assert main(["simulate-masks", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x")]) == 2
+
+
+def test_py_ctcmetrics_accepts_the_export(tmp_path, model):
+    ctc = pytest.importorskip("ctc_metrics")
+    import shutil
+
+    from napari_bvdm.cli import main
+
+    ds = tmp_path / "Sim"
+    assert main(["simulate-masks", "default", "-o", str(ds), "--frames", "8", "--size", "96", "96",
+                 "--cells", "3", "--quiet"]) == 0
+    res = tmp_path / "01_RES"
+    res.mkdir()
+    for f in sorted((ds / "01_GT" / "TRA").glob("man_track*.tif")):
+        shutil.copy(f, res / f.name.replace("man_track", "mask"))
+    shutil.copy(ds / "01_GT" / "TRA" / "man_track.txt", res / "res_track.txt")
+    assert ctc.validate_sequence(str(res), threads=1)["Valid"] == 1
