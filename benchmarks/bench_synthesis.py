@@ -67,6 +67,12 @@ def painters(texture: Path | None, ddim_steps: int, precision: str):
     from napari_bvdm.texture.model import TextureModel
     from napari_bvdm.texture.painter import DiffusionPainter, DiffusionPainterConfig
 
+    if str(texture) == "classical":
+        from napari_bvdm.texture.normalisation import Normalisation
+        from napari_bvdm.texture.painter import ClassicalPainter
+
+        p = ClassicalPainter(normalisation=Normalisation(0.0, 181.0, "uint8"))
+        return p, p, "classical painter (no network; the reference part is meaningless)"
     if texture is not None and texture.is_file():
         model, desc = TextureModel.load(texture), f"trained texture model {texture.name}"
     else:
@@ -223,7 +229,7 @@ def part_speed(args, flow, fast, scene, out):
 def part_reference(args, flow, fast, ref, scene, out):
     n = args.ref_frames
     mv = shape_masks(512, 20, n, seed=4)
-    ref.passes = fast.passes = 0
+    ref.passes = fast.passes = 0  # DiffusionPainter counts network passes per cell
     v_ref, t_ref, _, _ = run_video(mv.labels, ref, flow, scene,
                                    SynthesisConfig(seed=4, batch_cells=False, warp="sequential",
                                                    interpolation="nearest", tf0=200, tf_non0=10),
@@ -272,7 +278,8 @@ def part_figure(img, lab, ours):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--parts", default="consistency,drift,speed,reference,figure")
-    ap.add_argument("--texture", type=Path, default=DEFAULTS / "texture.safetensors")
+    ap.add_argument("--texture", type=Path, default=DEFAULTS / "texture.safetensors",
+                    help="texture weights, or 'classical' for the model-free painter")
     ap.add_argument("--flow", type=Path, default=DEFAULTS / "flow.safetensors")
     ap.add_argument("--ddim-steps", type=int, default=10, help="DDIM passes for a Tf0 start (refresh: 1)")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))

@@ -150,3 +150,25 @@ def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
         scores = ctc_metrics.evaluate_sequence(str(res), str(out / "01_GT"), metrics=["SEG", "TRA"], threads=1)
     assert valid["Valid"] == 1
     assert scores["SEG"] == pytest.approx(1.0) and scores["TRA"] == pytest.approx(1.0)
+
+
+def test_cli_generate_with_bundled_shape_and_flow_models(tmp_path, capsys):
+    from napari_bvdm.cli import main
+    from napari_bvdm.commands.generate import DEFAULTS
+
+    if not (DEFAULTS / "shape_model.json").is_file() or not (DEFAULTS / "flow.safetensors").is_file():
+        pytest.skip("bundled models not present")
+    out = tmp_path / "ds"
+    for first in (1, 2):  # two "processes" filling one dataset by seed range
+        rc = main(["generate", "--texture", "classical", "-o", str(out), "--frames", "5", "--size", "192", "256",
+                   "--cells", "3", "--first-video", str(first), "--seed", "11", "--quiet"])
+        assert rc == 0, capsys.readouterr().err
+    assert validate_ctc(out) == []
+    rec = json.loads((out / SYNTHESIS_JSON).read_text())
+    assert [rec["videos"][s]["seed"] for s in ("01", "02")] == [11, 12]
+    assert rec["runs"][0]["parameters"]["simulation"]["height"] == 192
+    assert {"flow", "shapes"} <= set(rec["runs"][0]["models"])
+    img = tifffile.imread(out / "02" / "t004.tif")
+    lab = tifffile.imread(out / "02_GT" / "TRA" / "man_track004.tif")
+    assert img.shape == lab.shape == (192, 256) and lab.max() > 0
+    assert img[lab > 0].mean() > img[lab == 0].mean() + 10  # cells visible on the background

@@ -127,8 +127,6 @@ def run(args: argparse.Namespace) -> int:
         main = real.dense_labels() or real.main_labels()
         scene = fit_scene_stats(real.image, None if main is None else main[1],
                                 norm if texture_file is not None else None, source=str(args.real))
-        if texture_file is None:  # the classical painter works in the real video's units
-            painter.normalisation = scene.norm
     elif args.scene is not None:
         scene = SceneStats.load(args.scene)
     elif shape_model is not None:
@@ -139,6 +137,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         raise ConfigError("with --labels, give --real VIDEO (or --scene JSON) to fit the background and brightness")
 
+    if texture_file is None:  # the classical painter has no units of its own: use the scene's
+        painter.normalisation = scene.norm
     params = {"argv": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                        if not k.startswith("_")}}
     if args.labels is not None:
