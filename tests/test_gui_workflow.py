@@ -173,7 +173,8 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert wf.step_ready("data") and "✔" in wf.header("data")
     _shot(viewer, wf, qtbot, "data", shots)
 
-    # 2. shape model
+    # 2. shape model (a fixed PCA share: the automatic mode search costs ~10 s)
+    s["shape"].fit_form.set_values({"variance_share": 0.95})
     s["shape"].fit()
     assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
     assert wf.step_ready("shape")

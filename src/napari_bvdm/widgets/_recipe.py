@@ -13,7 +13,10 @@ import numpy as np
 
 from ..runtime.progress import CancelToken, Progress
 
-__all__ = ["GenerateParams", "missing_for_generation", "build_painter", "scene_for", "generate_job", "export_job"]
+__all__ = [
+    "GenerateParams", "missing_for_generation", "build_painter", "scene_for", "scene_from_shape_model",
+    "generate_job", "export_job", "synthesis_config",
+]
 
 
 @dataclass
@@ -75,8 +78,6 @@ def missing_for_generation(state: Any, params: GenerateParams) -> list[str]:
         out.append("a shape model (step 2)")
     if params.painter == "diffusion" and state.texture_model is None:
         out.append("a texture model (step 3) or the classical painter")
-    if params.painter == "classical" and state.video is None and state.texture_model is None:
-        out.append("data (step 1) for the classical painter's statistics")
     if state.flow_model is None:
         out.append("a flow model (step 4)")
     return out
@@ -110,14 +111,26 @@ def build_painter(state: Any, params: GenerateParams):
 
 
 def scene_for(state: Any, painter: Any):
-    """Background statistics from the real video (in the painter's units)."""
+    """Background statistics: fitted on the real video (painter's units), else the shape model's background."""
     from ..synthesis import fit_scene_stats
 
     image, labels = _real_arrays(state.video)
-    if image is None:
-        raise ValueError("the scene background is fitted on the real video: pick it in the Data step")
-    return fit_scene_stats(image, labels, getattr(painter, "normalisation", None),
-                           source=getattr(state.video, "source", ""))
+    if image is not None:
+        return fit_scene_stats(image, labels, getattr(painter, "normalisation", None),
+                               source=getattr(state.video, "source", ""))
+    if state.shape_model is None:
+        raise ValueError("no real video and no shape model to take the background statistics from")
+    return scene_from_shape_model(state.shape_model, painter)
+
+
+def scene_from_shape_model(shape_model: Any, painter: Any):
+    """Scene statistics stored in a shape model (as ``bvdm generate`` does without ``--real``)."""
+    from ..synthesis import SceneStats
+
+    bq = np.asarray(shape_model.params["brightness"]["quantiles"], float)
+    bright = (float(np.median(bq)), float((np.percentile(bq, 84) - np.percentile(bq, 16)) / 2))
+    norm = shape_model.normalisation or painter.normalisation.to_dict()
+    return SceneStats.from_shape_background(shape_model.params["background"], norm, bright)
 
 
 def _simulation_config(params: GenerateParams, frames: int, seed: int):
@@ -127,7 +140,7 @@ def _simulation_config(params: GenerateParams, frames: int, seed: int):
                             divisions=params.divisions, seed=seed)
 
 
-def _synthesis_config(params: GenerateParams, seed: int):
+def synthesis_config(params: GenerateParams, seed: int):
     from ..synthesis import SynthesisConfig
 
     return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed)
@@ -146,7 +159,7 @@ def generate_job(state: Any, params: GenerateParams, *, frames: int | None = Non
     painter = build_painter(state, params)
     scene = scene_for(state, painter)
     info = yield from generate_video(masks.labels, painter, state.flow_model, scene,
-                                     _synthesis_config(params, params.seed), lineage=masks.lineage,
+                                     synthesis_config(params, params.seed), lineage=masks.lineage,
                                      brightness=masks.brightness, cancel=cancel)
     return {"masks": masks, "info": info, "scene": scene, "params": params.to_dict()}
 
@@ -167,7 +180,7 @@ def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, 
     files = {"shape_model": state.shape_path, "texture_model": state.texture_path, "flow_model": state.flow_path}
     files = {k: v for k, v in files.items() if v and v != "bundled default" and _is_file(v)}
     return (yield from export_dataset(out_dir, masks, painter, state.flow_model, scene,
-                                      _synthesis_config(params, params.seed), n_videos=n_videos,
+                                      synthesis_config(params, params.seed), n_videos=n_videos,
                                       model_files=files, parameters={"gui": params.to_dict()},
                                       overwrite=overwrite, cancel=cancel))
 

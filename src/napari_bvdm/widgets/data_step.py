@@ -60,9 +60,14 @@ class DataWidget(StepWidget):
         self.threshold = QDoubleSpinBox()
         self.threshold.setRange(0.0, 1e9)
         self.threshold.setDecimals(2)
-        self.threshold.setSpecialValueText("Otsu")
+        self.threshold.setSpecialValueText("auto")
         self.threshold.setValue(float(self.settings.get("data", "threshold", 0.0)))
-        self.threshold.setToolTip("intensity threshold on the smoothed image; 'Otsu' = automatic per frame")
+        self.threshold.setToolTip("intensity threshold on the smoothed image; 'auto' = the method below, per frame")
+        self.method = QComboBox()
+        self.method.addItems(["triangle", "otsu", "li"])
+        self.method.setCurrentText(str(self.settings.get("data", "method", "triangle")))
+        self.method.setToolTip("automatic threshold: triangle suits dark backgrounds with bright nuclei")
+        self.method.currentTextChanged.connect(lambda v: self.settings.set("data", "method", v))
         self.min_size = QSpinBox()
         self.min_size.setRange(1, 10**7)
         self.min_size.setValue(int(self.settings.get("data", "min_size", 50)))
@@ -73,6 +78,7 @@ class DataWidget(StepWidget):
         self.min_distance.setToolTip("minimum distance between watershed seeds (px), about half a nucleus radius")
         seg_form.addRow("smoothing", self.sigma)
         seg_form.addRow("threshold", self.threshold)
+        seg_form.addRow("auto method", self.method)
         seg_form.addRow("min size", self.min_size)
         seg_form.addRow("seed distance", self.min_distance)
         self.segment_btn = QPushButton("Segment (threshold + watershed)")
@@ -168,6 +174,7 @@ class DataWidget(StepWidget):
             return
         image = image_layer.data
         kwargs = dict(sigma=self.sigma.value(), threshold=self.threshold.value() or None,
+                      method=self.method.currentText(),
                       min_size=self.min_size.value(), min_distance=self.min_distance.value())
         name = f"{image_layer.name} segmentation"
 
@@ -200,4 +207,5 @@ class DataWidget(StepWidget):
 
     def params(self) -> dict[str, Any]:
         return {"sigma": self.sigma.value(), "threshold": self.threshold.value() or None,
+                "method": self.method.currentText(),
                 "min_size": self.min_size.value(), "min_distance": self.min_distance.value()}

@@ -47,8 +47,9 @@ def run_settings(steps: dict[str, StepWidget], device: str) -> dict[str, Any]:
     """The run-settings sections of every step, in the layout the ``bvdm`` subcommands read.
 
     ``texture`` -> ``{"model": ..., "train": ...}`` (``bvdm train-texture``), ``train_flow`` ->
-    FlowTrainConfig (``bvdm train-flow``), ``fit_shapes`` / ``simulate_masks`` (shape model),
-    ``generate``, ``export``, ``data``; plus ``gui`` (weights paths) and ``device``.
+    FlowTrainConfig (``bvdm train-flow``), ``synthesis`` (``bvdm generate``), ``fit_shapes`` /
+    ``simulate_masks`` (shape model), ``generate``, ``export``, ``data`` (GUI); plus ``gui`` (weights
+    paths) and ``device``.
     """
     out: dict[str, Any] = {}
     gui: dict[str, Any] = {}
@@ -69,6 +70,11 @@ def run_settings(steps: dict[str, StepWidget], device: str) -> dict[str, Any]:
     for key in ("data", "generate", "export"):
         if key in steps:
             out[key] = steps[key].params()
+    if "generate" in steps:
+        from ._recipe import GenerateParams, synthesis_config
+
+        params = GenerateParams.from_dict(out["generate"])
+        out["synthesis"] = synthesis_config(params, params.seed).to_dict()  # `bvdm generate --settings`
     out["gui"] = gui
     return out
 
