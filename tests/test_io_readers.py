@@ -186,3 +186,24 @@ def test_framestack_indexing():
         s[6]
     with pytest.raises(ValueError):  # frames are read-only views of the cache
         s[0][0, 0] = 1
+
+
+def test_ctc_st_and_res_beside_the_gt(tmp_path):
+    import shutil
+
+    from napari_bvdm.io.ctc_writer import export_ctc
+    from napari_bvdm.io.toy import TOY_LINEAGE, toy_sequence
+
+    image, labels, lineage = toy_sequence()
+    ds = tmp_path / "DS"
+    export_ctc(ds, image, labels, lineage, seg=[1, 4])
+    export_ctc(ds, None, labels, lineage, mode="RES")
+    (ds / "01_ST").mkdir()
+    shutil.copytree(ds / "01_GT" / "SEG", ds / "01_ST" / "SEG")
+    v = read_video(ds / "01_RES")
+    assert set(v.labels) == {"TRA", "SEG", "ST", "RES"}
+    assert v.seg_frames == [1, 4] and v.meta["st_frames"] == [1, 4]
+    np.testing.assert_array_equal(v.meta["res_lineage"], TOY_LINEAGE)
+    np.testing.assert_array_equal(v.labels["RES"], labels)
+    assert v.main_labels()[0] == "TRA"
+    assert "labels ST" in v.describe()

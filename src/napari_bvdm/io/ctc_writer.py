@@ -109,13 +109,10 @@ class CTCSequenceWriter:
         self.compression = compression
         self.n_frames_expected = n_frames
         self.cancel = cancel
-        self._targets = [self.out_dir / seq, self.out_dir / f"{seq}_{mode}"]
-        existing = [p for p in self._targets if p.exists()]
-        if existing and not overwrite:
-            raise FileExistsError(
-                f"{existing[0]} already exists; choose another folder or sequence, or pass "
-                "overwrite=True (--overwrite) to replace it"
-            )
+        # the raw folder <seq>/ is a target only once an image is written (an annotation-only export,
+        # e.g. a RES beside existing raw frames, leaves it alone)
+        self._targets = [self.out_dir / f"{seq}_{mode}"]
+        self._refuse_existing(self._targets[0])
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(f"{self.out_dir} exists and is not a folder")
         self._inside = self.out_dir.is_dir()
@@ -142,6 +139,13 @@ class CTCSequenceWriter:
             self._mk(self._seg_dir)
         else:
             self._mk(self._lab_dir)
+
+    def _refuse_existing(self, target: Path) -> None:
+        if target.exists() and not self.overwrite:
+            raise FileExistsError(
+                f"{target} already exists; choose another folder or sequence, or pass "
+                "overwrite=True (--overwrite) to replace it"
+            )
 
     @staticmethod
     def _mk(p: Path) -> None:
@@ -223,6 +227,9 @@ class CTCSequenceWriter:
                                  "every frame must have the same size")
             if self._has_image is not None and (image is not None) != self._has_image:
                 raise InputError(f"frame {t}: give an image for every frame or for none")
+            if self._has_image is None and image is not None:
+                self._refuse_existing(self.out_dir / self.seq)
+                self._targets.insert(0, self.out_dir / self.seq)
             self._has_image = image is not None
             if image is not None:
                 img = np.asarray(image)
@@ -335,7 +342,7 @@ class CTCSequenceWriter:
         self._width = w
 
     def _publish(self) -> None:
-        produced = [p for p in (self._raw_dir, self._tmp / self._targets[1].name) if p.exists()]
+        produced = [p for p in (self._raw_dir, self._tmp / f"{self.seq}_{self.mode}") if p.exists()]
         old = self._tmp / ".replaced"
         if self.overwrite:
             for target in self._targets:
