@@ -229,3 +229,24 @@ def test_progress_events_have_stage_and_totals():
     labels, lineage = _toy_labels(3)
     _, progress, _ = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(), lineage=lineage)
     assert all(isinstance(p, Progress) and p.stage == "generate" and p.total == 3 for p in progress)
+
+
+def test_quality_measures_separate_consistent_from_independent_frames():
+    from napari_bvdm.synthesis.metrics import cell_texture_stats, temporal_consistency
+
+    labels, _ = _toy_labels(5)
+    rng = np.random.default_rng(0)
+    field = 100 + 20 * rng.random(labels.shape[1:])
+    # texture moves with the cells (1 px per frame to the right)
+    shifted = np.stack([np.where(labels[t] > 0, np.roll(field, t, axis=1), 10) for t in range(5)]).astype(np.float32)
+    fresh = np.where(labels > 0, 100 + 20 * rng.random(labels.shape), 10).astype(np.float32)
+    flow = FlowModel(FlowConfig(encoder=(4, 8), decoder=(8, 8), crop_size=32))
+    for p in flow.net.head.parameters():
+        torch.nn.init.zeros_(p)  # identity flow: crops are cell-centred, so a pure shift needs no warp
+    moving = temporal_consistency(shifted, labels, flow, range(3), crop=32, erode=1, background=10)
+    indep = temporal_consistency(fresh, labels, flow, range(3), crop=32, erode=1, background=10)
+    assert moving["cells"] > 0 and moving["rel_mad"] < 0.02 < 0.05 < indep["rel_mad"]
+    smooth = temporal_consistency(fresh, labels, flow, range(3), crop=32, erode=1, background=10, smooth=2.0)
+    assert smooth["rel_mad"] < indep["rel_mad"]  # smoothing removes per-pixel noise
+    stats = cell_texture_stats(fresh[0], labels[0], erode=1, background=10)
+    assert set(stats) == {1, 2} and 0.03 < stats[1]["cv"] < 0.1

@@ -20,7 +20,8 @@ __all__ = ["temporal_consistency", "cell_texture_stats"]
 
 
 def temporal_consistency(image: Any, labels: Any, flow: Any, frames: range | None = None, *, crop: int = 96,
-                         erode: int = 2, background: float | None = None) -> dict[str, float]:
+                         erode: int = 2, background: float | None = None,
+                         smooth: float = 0.0) -> dict[str, float]:
     """Relative MAD between frame t+1 and frame t warped by each cell's motion, averaged over cells.
 
     Parameters
@@ -30,6 +31,8 @@ def temporal_consistency(image: Any, labels: Any, flow: Any, frames: range | Non
     frames : pairs (t, t+1) for t in ``frames`` (default all).
     erode : pixels near the cell edge are left out.
     background : intensity subtracted before taking ratios (default: 1st percentile of the first frame).
+    smooth : Gaussian sigma applied to both frames first: > 0 measures the texture scale without the
+        independent per-pixel camera noise (which dominates noisy data such as GOWT1).
     """
     import torch
 
@@ -55,6 +58,9 @@ def temporal_consistency(image: Any, labels: Any, flow: Any, frames: range | Non
         m1 = np.stack([crop_centred(nxt_lab, *c, crop) == i for c, i in zip(c1, ids, strict=True)])
         i0 = np.stack([crop_centred(cur_img, *c, crop) for c in c0]) - background
         i1 = np.stack([crop_centred(nxt_img, *c, crop) for c in c1]) - background
+        if smooth > 0:
+            i0 = ndi.gaussian_filter(i0, (0, smooth, smooth))
+            i1 = ndi.gaussian_filter(i1, (0, smooth, smooth))
         u = torch.from_numpy(flow.predict(m0, m1))
         w_img = warp(torch.from_numpy(i0)[:, None], u)[:, 0].numpy()
         w_m = warp(torch.from_numpy(m0.astype(np.float32))[:, None], u)[:, 0].numpy() > 0.5
