@@ -14,11 +14,12 @@ def _to_uint8(frame: np.ndarray, lo: float, hi: float) -> np.ndarray:
 
 
 def _outline_colours(labels: np.ndarray) -> np.ndarray:
-    """RGB colour per label id (stable: derived from the id), id 0 black."""
-    ids = np.arange(int(labels.max()) + 1, dtype=np.uint64)
-    h = (ids * np.uint64(2654435761)) % np.uint64(2**32)
-    rgb = np.stack([(h >> np.uint64(s)) & np.uint64(255) for s in (0, 8, 16)], axis=1).astype(np.uint8)
-    rgb = np.maximum(rgb, 80)
+    """Saturated RGB colour per label id (stable: golden-ratio hues from the id), id 0 black."""
+    from matplotlib.colors import hsv_to_rgb
+
+    ids = np.arange(int(labels.max()) + 1, dtype=np.float64)
+    hsv = np.stack([(ids * 0.618033988749895) % 1.0, np.ones_like(ids), np.ones_like(ids)], axis=1)
+    rgb = (hsv_to_rgb(hsv) * 255).astype(np.uint8)
     rgb[0] = 0
     return rgb
 
