@@ -12,11 +12,12 @@ from typing import Any
 
 __all__ = ["make_demo_video", "demo_video"]
 
-DEMO = {"frames": 12, "height": 256, "width": 256, "seed": 0, "sampler": "ddim", "ddim_steps": 10}
+# 6 cells on 256 x 256 (GOWT1's own density would leave one or two cells in so small a field)
+DEMO = {"frames": 12, "height": 256, "width": 256, "cells": 6, "seed": 0, "sampler": "ddim", "ddim_steps": 10}
 
 
 def demo_video(frames: int = DEMO["frames"], height: int = DEMO["height"], width: int = DEMO["width"],
-               seed: int = DEMO["seed"], cancel=None):
+               cells: int | None = DEMO["cells"], seed: int = DEMO["seed"], cancel=None):
     """Job generator: yields Progress / SynthFrame, returns ``(image, labels, masks, painter_name)``."""
     import numpy as np
 
@@ -42,7 +43,8 @@ def demo_video(frames: int = DEMO["frames"], height: int = DEMO["height"], width
     scene = scene_from_shape_model(shape, painter)
     if painter_name == "classical":
         painter.normalisation = scene.norm
-    masks = yield from simulate_masks(shape, SimulationConfig(frames=frames, height=height, width=width, seed=seed),
+    masks = yield from simulate_masks(shape, SimulationConfig(frames=frames, height=height, width=width, cells=cells,
+                                                                       seed=seed),
                                       cancel=cancel)
     image = None
     labels = np.zeros((frames, height, width), np.uint16)
