@@ -211,3 +211,30 @@ def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     assert main([*argv, "--resume"]) == 0
     with (out / "runs.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_downsampled_training_video_keeps_valid_lineage(gowt1):
+    from napari_bvdm.evaluate.synthetic_sets import SyntheticSetsConfig, _downsample_video
+
+    v = load_sequence(gowt1 / "01").frames(0, 6)
+    v.image = np.asarray(v.image)
+    v.labels = {k: np.asarray(a) for k, a in v.labels.items()}
+    _downsample_video(v, 8)
+    assert v.image.shape == (6, 128, 128) and v.image.dtype == np.uint8
+    tra = v.labels["TRA"]
+    for lab, b, e, p in v.lineage:
+        for t in range(tra.shape[0]):
+            assert ((tra[t] == lab).any()) == (b <= t <= e)
+        assert p == 0 or v.lineage[v.lineage[:, 0] == p][0, 2] < b
+    with pytest.raises(ConfigError, match="downsample"):
+        SyntheticSetsConfig(downsample=0)
+
+
+def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):
+    from napari_bvdm.cli import main
+
+    argv = ["evaluate", "--real", str(tmp_path), "--generate", "--downsample", "3", "--generate-downsample", "2",
+            "-o", str(tmp_path / "out")]
+    assert main(argv) == 2
+    assert "multiple of --generate-downsample" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

@@ -54,6 +54,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--flow-model", type=Path, default=None,
                    help="flow weights for --generate (default: train one on the training part)")
     g.add_argument("--videos", type=int, default=None, help="synthetic videos per set (default 2)")
+    g.add_argument("--generate-downsample", type=int, default=None,
+                   help="generate at 1/N of the real scale, for cells too large for 96-px crops (default 1; MSC: 2)")
     g.add_argument("--texture-steps", type=int, default=None, help="texture training steps (default 300)")
     g.add_argument("--flow-steps", type=int, default=None, help="flow training steps (default 300)")
     p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
@@ -113,13 +115,18 @@ def run(args: argparse.Namespace) -> int:
         for key in ("videos", "texture_steps", "flow_steps"):
             if getattr(args, key) is not None:
                 gs[key] = getattr(args, key)
+        if args.generate_downsample is not None:
+            gs["downsample"] = args.generate_downsample
+        g = int(gs.get("downsample", 1))
+        if cfg.downsample % g:
+            raise InputError(f"--downsample {cfg.downsample} must be a multiple of --generate-downsample {g}")
         if cfg.train.device != "auto":
             gs.setdefault("device", cfg.train.device)
         wanted = tuple(k for k in ("synthetic", "classical") if any(k in s.split("+") for s in cfg.sets))
         made = run_job(make_synthetic_sets(cfg.real, args.output / "data", SyntheticSetsConfig.from_dict(gs),
                                            split=cfg.split, texture_model=args.texture_model,
                                            flow_model=args.flow_model, sets=wanted), progress_callback(args))
-        cfg = cfg.replace(**{k: str(v) for k, v in made.items()})
+        cfg = cfg.replace(**{k: str(v) for k, v in made.items()}, synthetic_downsample=cfg.downsample // g)
     result = run_job(run_experiment(cfg, args.output, resume=args.resume), progress_callback(args))
     print((result.out_dir / "summary.md").read_text())
     print(f"wrote {result.out_dir} (runs.csv, summary.csv, summary.md, scores.png, runs/*/01_RES)")

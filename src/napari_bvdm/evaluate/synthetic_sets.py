@@ -31,6 +31,8 @@ class SyntheticSetsConfig(Config):
     ----------
     videos : synthetic videos per set.
     frames : frames per video (0 = as many as the training part).
+    downsample : generate at ``1/downsample`` of the real scale (for cells too large for 96-px crops,
+        e.g. MSC: 2); the evaluation then needs ``synthetic_downsample = downsample_eval / downsample``.
     seed : base seed of mask simulation and synthesis.
     texture_steps : texture-model training steps when no texture model is given.
     texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
@@ -41,6 +43,7 @@ class SyntheticSetsConfig(Config):
 
     videos: int = 2
     frames: int = 0
+    downsample: int = 1
     seed: int = 0
     texture_steps: int = 300
     texture_width: int = 8
@@ -54,6 +57,7 @@ class SyntheticSetsConfig(Config):
     def check(self) -> None:
         self._require(1 <= self.videos <= 99, "videos", "must be in 1..99")
         self._require(self.frames >= 0, "frames", "must be >= 0 (0 = length of the training part)")
+        self._require(1 <= self.downsample <= 8, "downsample", "must be in 1..8")
         self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
         self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
         self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
@@ -61,6 +65,21 @@ class SyntheticSetsConfig(Config):
         self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
         self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be ddpm or ddim")
         self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
+
+
+def _downsample_video(video, factor: int) -> None:
+    """Shrink a training video in place: block-mean image (same dtype), centre-sampled labels, valid lineage."""
+    from .data import downsample_image, downsample_labels, relabel_tracks
+
+    dtype = video.image.dtype
+    img = downsample_image(video.image, factor)
+    if np.issubdtype(dtype, np.integer):
+        img = np.clip(np.rint(img), np.iinfo(dtype).min, np.iinfo(dtype).max)
+    video.image = img.astype(dtype)
+    labels = {k: downsample_labels(v, factor).astype(np.uint16) for k, v in video.labels.items()}
+    if "TRA" in labels:
+        labels["TRA"], video.lineage = relabel_tracks(labels["TRA"], video.lineage)
+    video.labels = labels
 
 
 def make_synthetic_sets(
@@ -109,6 +128,8 @@ def make_synthetic_sets(
     video = full.frames(0, train_range.stop)
     video.image = np.asarray(video.image)
     video.labels = {k: np.asarray(v) for k, v in video.labels.items()}
+    if cfg.downsample > 1:
+        _downsample_video(video, cfg.downsample)
     n_frames = cfg.frames or video.n_frames
     _, height, width = video.shape
 
