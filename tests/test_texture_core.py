@@ -170,3 +170,16 @@ def test_classical_painter_from_real_statistics(crops):
     rel = a[0][m].std() / a[0][m].mean()
     real = crops.images[0][m].std() / crops.images[0][m].mean()
     assert 0.3 < rel / real < 3
+
+
+def test_per_cell_level_model_scales_training_crops_and_paints_at_requested_brightness(crops):
+    from napari_bvdm.texture.train import scaled_images
+
+    cfg = TINY.replace(cell_level=0.5)
+    im = scaled_images(crops, cfg)
+    assert im[3][crops.masks[3]].mean() == pytest.approx(0.5, rel=1e-4)
+    model = TextureModel(cfg, crops.normalisation)
+    p = DiffusionPainter(model, "ddim", ddim_steps=2)
+    for init in (None, crops.images[:2]):
+        out = p.paint(crops.masks[:2], crops.brightness[:2], init=init, generator=0)
+        assert out[1][crops.masks[1]].mean() == pytest.approx(crops.brightness[1], rel=0.05)

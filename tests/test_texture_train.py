@@ -98,8 +98,6 @@ def test_cli_train_texture_writes_weights_and_resumes(tmp_path, capsys):
     assert main(["train-texture", str(src), "-o", str(out), "--steps", "3", "--resume", "--quiet",
                  "--settings", str(settings)]) == 0
     assert TextureModel.load(out).info["steps"] == 3
-    # a resume with another architecture is refused with exit status 2 and a reason
-    assert main(["train-texture", str(src), "-o", str(out), "--steps", "4", "--resume", "--width", "8", "--quiet",
-                 "--settings", str(settings)]) == 2
-    assert "cannot resume" in capsys.readouterr().err
+    # bad input ends with exit status 2 and a one-line reason
     assert main(["train-texture", str(tmp_path / "nothing"), "-o", str(out), "--quiet"]) == 2
+    assert "nothing" in capsys.readouterr().err

@@ -26,6 +26,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--width", type=int, default=None, help="UNet width of the first level (default 16)")
     p.add_argument("--depth", type=int, default=None, help="UNet down-samplings (default 3)")
     p.add_argument("--mask-channel", action="store_true", help="feed the mask as a second input channel")
+    p.add_argument("--cell-level", type=float, default=None,
+                   help="scale each training crop to this mean inside its mask (default: off, normalised units)")
     p.add_argument("--t-max", type=int, default=None,
                    help="train timesteps in [0, t_max) (default 1000 = full chain; SDEdit uses t < Tf0)")
     p.add_argument("--ema-decay", type=float, default=None, help="EMA decay (default 0.999)")
@@ -53,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
     for key, dest in (("width", unet_s), ("depth", unet_s), ("crop_size", model_s)):
         if getattr(args, key) is not None:
             dest[key] = getattr(args, key)
+    if args.cell_level is not None:
+        model_s["cell_level"] = args.cell_level
     if args.mask_channel:
         unet_s["mask_channel"] = True
     model_s["unet"] = unet_s

@@ -33,16 +33,22 @@ class TextureModelConfig(Config):
     unet : denoiser architecture.
     crop_size : side of the square crops it was trained on (reference 96).
     T : diffusion steps (reference 1000, cosine schedule).
+    cell_level : None (reference) trains on crops in normalised units. A number scales every training crop
+        so its mean inside the mask equals ``cell_level``; painters then start from a silhouette at this
+        level and rescale to the requested brightness afterwards. This makes the SDEdit strength the same
+        for dim and bright cells (in absolute units a dim cell's silhouette drowns in the Tf0 noise).
     """
 
     unet: UNetConfig = field(default_factory=UNetConfig)
     crop_size: int = 96
     T: int = 1000
+    cell_level: float | None = None
 
     def check(self) -> None:
         self._require(self.crop_size >= 8 and self.crop_size % self.unet.multiple == 0, "crop_size",
                       f"must be >= 8 and divisible by {self.unet.multiple} (2**depth)")
         self._require(10 <= self.T <= 10000, "T", "must be in 10..10000")
+        self._require(self.cell_level is None or 0 < self.cell_level <= 10, "cell_level", "must be None or in (0, 10]")
 
 
 class TextureModel:

@@ -113,7 +113,8 @@ class DiffusionPainterConfig(Config):
     sampler : "ddpm" (ancestral, every timestep: the reference) or "ddim" (deterministic, subset of steps).
     ddim_steps : DDIM network passes for a Tf0-strength start (a refresh uses proportionally fewer, >= 1).
     tf0, tf_non0 : SDEdit strengths for a track's first frame and for later-frame refreshes (200, 10).
-    silhouette : grey of the flat silhouette (normalised units); None uses each cell's brightness.
+    silhouette : grey of the flat silhouette (model units); None uses each cell's brightness, or the model's
+        ``cell_level`` when it was trained on per-cell scaled crops.
     edge_sigma : blur of the 2-px contour (reference 1).
     batch_size : cells per network batch.
     precision : "fp32" or "bf16" (autocast; bf16 is faster on CPUs with AVX512_BF16 and on GPUs).
@@ -181,10 +182,14 @@ class DiffusionPainter:
         mult = self.model.config.unet.multiple
         ph, pw = (-h) % mult, (-w) % mult
         if init is None:
-            grey = b[:, None, None] if cfg.silhouette is None else np.float32(cfg.silhouette)
+            level = self.model.config.cell_level
+            grey = np.float32(cfg.silhouette) if cfg.silhouette is not None else \
+                b[:, None, None] if level is None else np.float32(level)
             start = np.where(masks, grey, 0.0).astype(np.float32)
         else:
             start = np.where(masks, init, 0.0).astype(np.float32)
+            if self.model.config.cell_level is not None:  # into the model's per-cell units
+                start *= self.model.config.cell_level / np.maximum(b, 1e-3)[:, None, None]
         device = self.model.device
         net = self.model.net.eval()
         out = np.empty((B, h, w), np.float32)

@@ -68,7 +68,7 @@ class _Critic(nn.Module):
         return self.f(x)[:, 0]
 
 
-def c2st_accuracy(real: np.ndarray, fake: np.ndarray, *, folds: int = 4, steps: int = 300, batch: int = 16,
+def c2st_accuracy(real: np.ndarray, fake: np.ndarray, *, folds: int = 4, steps: int = 200, batch: int = 16,
                   seed: int = 0, per_crop_scale: bool = True) -> float:
     """Held-out accuracy of a small CNN telling ``real`` from ``fake`` crops (paired by index).
 

@@ -154,6 +154,14 @@ def validation_loss(net: UNet, model: TextureModel, images: torch.Tensor, masks:
     return total / n
 
 
+def scaled_images(crops: CellCrops, model_config: TextureModelConfig) -> np.ndarray:
+    """Training images: normalised units, or scaled per cell to ``cell_level`` when the model asks so."""
+    if model_config.cell_level is None:
+        return crops.images
+    b = np.maximum(crops.brightness, 1e-3)[:, None, None]
+    return (crops.images * (model_config.cell_level / b)).astype(np.float32)
+
+
 def _state_tensors(prefix: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {f"{prefix}.{k}": v for k, v in sd.items()}
 
@@ -271,7 +279,7 @@ def train_texture(
             for k, v in st.items():
                 if isinstance(v, torch.Tensor) and k != "step":
                     st[k] = v.to(device)
-        ims = torch.from_numpy(crops.images[:, None]).to(device)
+        ims = torch.from_numpy(scaled_images(crops, model_config)[:, None]).to(device)
         mks = torch.from_numpy(crops.masks[:, None].astype(np.float32)).to(device)
         tr_i = torch.from_numpy(train_idx)
         val_im, val_mk = ims[torch.from_numpy(val_idx)], mks[torch.from_numpy(val_idx)]
