@@ -136,9 +136,8 @@ def _screenshot_dir(tmp_path):
     return tmp_path / "images"
 
 
-def _shot(viewer, wf, qtbot, key, folder):
-    for k, sec in wf.sections.items():
-        (sec.expand if k == key else sec.collapse)(animate=False)
+def _shot(viewer, wf, qtbot, key, folder, widget=None):
+    wf.show_step(key, widget)
     qtbot.wait(50)
     folder.mkdir(parents=True, exist_ok=True)
     shot = viewer.screenshot(path=str(folder / f"workflow-{key}.png"), canvas_only=False, flash=False)
@@ -156,7 +155,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     image, labels, lineage = gowt1_frames
     shots = _screenshot_dir(tmp_path)
     viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1500, 950)
+    viewer.window.resize(1500, 1000)
     viewer.add_image(image, name="real")
     viewer.add_labels(labels, name="real labels", metadata={"kind": "TRA", "lineage": lineage})
     wf = WorkflowWidget(viewer)
@@ -178,7 +177,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     s["shape"].fit()
     assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
     assert wf.step_ready("shape")
-    _shot(viewer, wf, qtbot, "shape", shots)
+    _shot(viewer, wf, qtbot, "shape", shots, s["shape"].summary_label)
 
     # 3. texture: tiny model, cancel half-way, resume to the end
     tex = s["texture"]
@@ -198,7 +197,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     tex.train()
     assert wait_job(qtbot, tex).status == "done", tex.runner.last_outcome
     assert wf.step_ready("texture")
-    _shot(viewer, wf, qtbot, "texture", shots)
+    _shot(viewer, wf, qtbot, "texture", shots, tex.runner)
 
     # 4. flow: tiny model
     flow = s["flow"]
@@ -221,18 +220,18 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
 
     # 5. generate: preview side by side in a napari grid
     gen = s["generate"]
-    gen.form.set_values({"frames": 3, "height": 192, "width": 192, "cells": 4, "seed": 3, "painter": "diffusion",
+    gen.form.set_values({"frames": 3, "height": 384, "width": 384, "cells": 6, "seed": 3, "painter": "diffusion",
                          "sampler": "ddim", "ddim_steps": 2, "tf0": 20, "tf_non0": 2, "preview_frames": 2})
     assert gen.preview_btn.isEnabled(), gen.status_text
     gen.preview()
     assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome
     prev = viewer.layers["BVDM preview"].data
     prev_labels = viewer.layers["BVDM preview labels"].data
-    assert prev.shape == (2, 192, 192) and prev_labels.max() > 0
+    assert prev.shape == (2, 384, 384) and prev_labels.max() > 0
     assert prev[0][prev_labels[0] > 0].mean() > prev[0][prev_labels[0] == 0].mean()  # cells brighter than background
     assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
     assert wf.step_ready("generate")
-    _shot(viewer, wf, qtbot, "generate", shots)
+    _shot(viewer, wf, qtbot, "generate", shots, gen.runner)
 
     # 6. export: one video, validated, opened
     exp = s["export"]
@@ -245,8 +244,8 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert wf.step_ready("export") and "valid" in exp.result_label.text()
     exp.open_result()
     assert wait_job(qtbot, exp).status == "done"
-    assert viewer.layers["exported 01"].data.shape == (3, 192, 192)
-    _shot(viewer, wf, qtbot, "export", shots)
+    assert viewer.layers["exported 01"].data.shape == (3, 384, 384)
+    _shot(viewer, wf, qtbot, "export", shots, exp.open_btn)
 
 
 def test_gui_stays_responsive_during_training(make_napari_viewer, qtbot, gowt1_frames, tmp_path):

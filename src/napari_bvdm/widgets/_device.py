@@ -26,6 +26,8 @@ class DevicePicker(QWidget):
     def __init__(self, parent: QWidget | None = None, device: str = "auto") -> None:
         super().__init__(parent)
         self.combo = QComboBox()
+        self.combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.combo.setMinimumContentsLength(12)
         self.combo.setToolTip("where training and generation run; 'auto' = CUDA, then MPS, then CPU")
         self.refresh_btn = QPushButton("↻")
         self.refresh_btn.setMaximumWidth(28)

@@ -66,8 +66,9 @@ class ModelStepWidget(StepWidget):
 
         grid = QGridLayout()
         self.train_btn = QPushButton("Train")
-        self.resume_box = QCheckBox("resume from checkpoint")
-        self.resume_box.setToolTip("continue a cancelled or crashed run from its checkpoint next to the weights file")
+        self.resume_box = QCheckBox("resume")
+        self.resume_box.setToolTip("resume from the checkpoint: continue a cancelled or crashed run (the checkpoint "
+                                   "sits next to the weights file)")
         self.load_btn = QPushButton("Load weights")
         self.save_btn = QPushButton("Save weights")
         self.default_btn = QPushButton("Use default model")
@@ -77,9 +78,9 @@ class ModelStepWidget(StepWidget):
         grid.addWidget(self.load_btn, 1, 0)
         grid.addWidget(self.save_btn, 1, 1)
         grid.addWidget(self.default_btn, 2, 0)
-        self.child_box = QCheckBox("train in a separate process")
-        self.child_box.setToolTip("frees all (GPU) memory when training ends and keeps napari fully responsive; "
-                                  "costs a few seconds to start")
+        self.child_box = QCheckBox("separate process")
+        self.child_box.setToolTip("train in a separate process: frees all (GPU) memory when training ends and keeps "
+                                  "napari fully responsive; costs a few seconds to start")
         self.child_box.setChecked(bool(self.settings.get(self.key, "child_process", True)))
         self.child_box.toggled.connect(lambda v: self.settings.set(self.key, "child_process", bool(v)))
         grid.addWidget(self.child_box, 2, 1)

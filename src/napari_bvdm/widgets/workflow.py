@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qtpy.QtCore import Qt
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -155,7 +156,9 @@ class WorkflowWidget(QWidget):
         inner.setLayout(top)
         scroll = QScrollArea()
         scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
+        self.scroll = scroll
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(scroll)
@@ -175,6 +178,12 @@ class WorkflowWidget(QWidget):
 
     def header(self, key: str) -> str:
         return self.sections[key].text()
+
+    def show_step(self, key: str, widget: QWidget | None = None) -> None:
+        """Expand one step, collapse the others, scroll ``widget`` (default: the step) into view."""
+        for k, sec in self.sections.items():
+            (sec.expand if k == key else sec.collapse)(animate=False)
+        self.scroll.ensureWidgetVisible(widget or self.sections[key], 0, 0)
 
     # ------------------------------------------------------------------ device and settings
     def _device_changed(self, device: str) -> None:
