@@ -39,13 +39,14 @@ def sim_model():
     from conftest import data_path
 
     v = _read(data_path("Fluo-N2DH-SIM+", "01"), frames=12)
-    return v, run_job(fit_shape_model(v, FitConfig(variance_share=0.99)))
+    return v, run_job(fit_shape_model(v, FitConfig(variance_share=0.99, calibration_frames=4)))
 
 
 def test_fit_simplus_recovers_real_statistics(sim_model):
     video, model = sim_model
     events = []
-    run_job(fit_shape_model(video, FitConfig(max_shape_frames=2, variance_share=0.9)), events.append)
+    cfg = FitConfig(max_shape_frames=2, variance_share=0.9, calibration_frames=0)
+    run_job(fit_shape_model(video, cfg), events.append)
     assert all(isinstance(e, Progress) for e in events) and events[-1].step == events[-1].total
     # areas of whole objects, measured independently
     lab = video.labels["TRA"]
@@ -67,6 +68,12 @@ def test_fit_simplus_recovers_real_statistics(sim_model):
     s = model.summary()
     assert "divisions:" in s and "PCA modes" in s and "area (px)" in s
     assert model.normalisation is not None and model.params["background"]["noise"] > 0
+    # the samplers were calibrated by simulation, the measured tables kept as they are
+    mot = model.params["motion"]
+    assert not np.array_equal(mot["sampler_step_quantiles"], mot["step_quantiles"])
+    assert np.all(np.diff(mot["sampler_step_quantiles"]) >= 0)
+    fig = model.figure()
+    assert len(fig.axes) == 6
 
 
 def test_contour_roundtrip_on_real_masks(gowt1):
@@ -123,7 +130,7 @@ def test_save_load_roundtrip_and_bad_files(sim_model, tmp_path):
 def test_default_model_loads():
     m = ShapeModel.default()
     assert "Fluo-N2DH-GOWT1" in m.source["path"]
-    assert m.n_points == 60 and m.n_modes > 0
+    assert m.n_points == FitConfig().n_points and m.n_modes > 0
 
 
 def test_cancel_stops_the_fit(sim_model):
@@ -174,7 +181,7 @@ def test_holes_and_fragments_are_cleaned_and_reported():
 
 def test_no_divisions_in_msc_means_divisions_off(msc):
     v = _read(msc / "01", frames=6)
-    model = run_job(fit_shape_model(v, FitConfig(max_shape_frames=2, variance_share=0.95)))
+    model = run_job(fit_shape_model(v, FitConfig(max_shape_frames=2, variance_share=0.95, calibration_frames=0)))
     assert not model.divisions_enabled and model.params["division"]["count"] == 0
     assert "divisions: off (none in the data)" in model.summary()
 
@@ -184,7 +191,7 @@ def test_unlinked_labels_are_matched_by_nearest_centroid(hela):
 
     v = read_video(hela / "02", lazy=True)
     v = Video(image=np.asarray(v.image[:4]), labels={"ERR_SEG": np.asarray(v.labels["ERR_SEG"][:4])}, source=v.source)
-    model = run_job(fit_shape_model(v, FitConfig(max_shape_frames=2, variance_share=0.95)))
+    model = run_job(fit_shape_model(v, FitConfig(max_shape_frames=2, variance_share=0.95, calibration_frames=0)))
     assert model.source["track_kind"] == "ERR_SEG" and not model.source["linked"]
     # nuclei move a few pixels per frame: matched steps are short, not jumps between nuclei
     assert model.params["motion"]["step_quantiles"][50] < 10

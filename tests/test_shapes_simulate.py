@@ -129,11 +129,20 @@ def test_simulated_matches_real_gowt1_shapes(gowt1, model):
     from napari_bvdm.shapes.compare import population_features
 
     v = read_video(gowt1 / "01", lazy=True)
-    seg = [np.asarray(v.labels["SEG"][t]) for t in (21, 31, 33, 39)]
+    seg = [np.asarray(v.labels["SEG"][t]) for t in v.seg_frames]  # the objects the model was fitted on
     real = population_features(np.stack(seg))
-    sim = run_job(simulate_masks(model, SimulationConfig(frames=8, height=512, width=512, seed=0)))
-    rep = compare(real, population_features(sim.labels))
-    assert rep.ks("area") < 0.25 and rep.ks("eccentricity") < 0.25 and rep.ks("solidity") < 0.3
+    feats: dict[str, list] = {}
+    for seed in range(6):  # many independent cells: short videos with several seeds
+        sim = run_job(simulate_masks(model, SimulationConfig(frames=2, height=1024, width=1024, seed=seed)))
+        for k, v in population_features(sim.labels).items():
+            feats.setdefault(k, []).extend(v)
+    rep = compare(real, {k: np.asarray(v) for k, v in feats.items()})
+    # a sanity check on short videos (GOWT1 SEG: 142 objects, most of them the same few nuclei);
+    # the full-length KS figures are in benchmarks/bench_shapes.py and docs/shapes.md
+    for name in ("area", "eccentricity", "solidity"):
+        assert rep.ks(name) < 0.3, rep.table()
+        r = next(r for r in rep.rows if r["feature"] == name)
+        assert abs(r["median_sim"] / r["median_real"] - 1) < 0.1
 
 
 def test_cli_fit_and_simulate_writes_valid_ctc(simplus, tmp_path):

@@ -15,7 +15,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("path", type=Path, help="CTC sequence folder (e.g. DS/01), dataset folder, or label video")
     p.add_argument("-o", "--output", type=Path, required=True, help="model file to write (.json)")
     p.add_argument("--sequence", default=None, help="CTC sequence when PATH is a dataset folder (default: first)")
-    p.add_argument("--n-points", type=int, default=None, help="contour points per object (default 60)")
+    p.add_argument("--n-points", type=int, default=None, help="contour points per object (default 90)")
     p.add_argument("--variance-share", type=float, default=None,
                    help="share of shape variance the kept PCA modes explain "
                    "(default 0 = automatic: best match of the real solidity)")

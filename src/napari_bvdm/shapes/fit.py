@@ -33,16 +33,6 @@ def quantiles(x: np.ndarray) -> np.ndarray:
     return np.quantile(np.asarray(x, dtype=np.float64), _LEVELS)
 
 
-def weighted_quantiles(x: np.ndarray, w: np.ndarray) -> np.ndarray:
-    """Quantile table of a weighted sample."""
-    x = np.asarray(x, dtype=np.float64)
-    order = np.argsort(x)
-    x, w = x[order], np.asarray(w, dtype=np.float64)[order]
-    cw = np.cumsum(w) - 0.5 * w
-    cw /= w.sum()
-    return np.interp(_LEVELS, cw, x)
-
-
 def normal_scores(x: np.ndarray) -> np.ndarray:
     """Rank-based normal scores (the Gaussian copula of a sample)."""
     r = stats.rankdata(x)
@@ -273,8 +263,61 @@ def fit_shape_model(
     }
     model = ShapeModel(params=params, config=config, source=source,
                        normalisation=norm.to_dict() if norm is not None else None)
+    if config.calibration_frames:
+        yield Progress(total - 1, total, "calibrating motion by simulation", stage="fit")
+        _calibrate_steps(model, config.calibration_frames, cancel)
     yield Progress(total, total, "model fitted", stage="fit")
     return model
+
+
+def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None, rounds: int = 2) -> None:
+    """Correct the step and size samplers so that *measured* simulated masks match the real ones.
+
+    A simulated cell's centroid also moves when its outline changes and when neighbours push it, and
+    whole (non-border) objects are measured smaller than they are drawn (big cells touch the border more
+    often; neighbours clip each other). Each round simulates short videos of the fitted size and density
+    (no entries, no divisions), measures centroid steps and whole-object areas, and rescales both
+    samplers quantile by quantile (target / measured).
+    """
+    from .simulate import SimulationConfig, simulate_masks
+
+    mot, area = model.params["motion"], model.params["area"]
+    step_target, area_target = mot["step_quantiles"], area["target_quantiles"]
+    src = model.source
+    h, w = max(int(src["height"]), 16), max(int(src["width"]), 16)
+    cells = max(2, int(round(model.params["population"]["cells_mean"])))
+    runs = int(min(5, max(1, np.ceil(40 / cells))))
+    for i in range(rounds):
+        steps, areas = [], []
+
+        def sink(t: int, f: np.ndarray, areas: list = areas) -> None:
+            counts = np.bincount(f.ravel())
+            edge = np.unique(np.concatenate([f[0], f[-1], f[:, 0], f[:, -1]]))
+            ok = counts > 0
+            ok[0] = False
+            ok[edge] = False
+            areas.extend(counts[ok].tolist())
+
+        for j in range(runs):
+            if cancel is not None:
+                cancel.check()
+            cfg = SimulationConfig(frames=frames, height=h, width=w, cells=cells, seed=1000 + 10 * i + j,
+                                   divisions=False, border_entry=False, density_control=False)
+            job = simulate_masks(model, cfg, sink=sink, cancel=cancel)
+            try:
+                while True:
+                    next(job)
+            except StopIteration as stop:
+                sim = stop.value
+            steps.extend(np.hypot(*np.diff(c, axis=0).T) for c in sim.centroids.values() if len(c) > 1)
+        steps = np.concatenate(steps) if steps else np.zeros(0)
+        for key, sample, target, section in (("sampler_step_quantiles", steps, step_target, mot),
+                                             ("sampler_quantiles", np.asarray(areas, float), area_target, area)):
+            if len(sample) < 20:
+                continue
+            measured = quantiles(sample)
+            ratio = np.where(measured > 1e-6, target / np.maximum(measured, 1e-6), 1.0)
+            section[key] = np.maximum.accumulate(np.clip(section[key] * np.clip(ratio, 0.2, 5.0), 0, None))
 
 
 AUTO_SHARES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -498,9 +541,8 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
             stage_factor[5] = float(np.clip(np.median(b_t), 0.2, 5))
 
     # ---- size distribution ----------------------------------------------------------------------------
-    # Whole (non-border) objects under-represent big cells: a cell of extent d is fully inside with
-    # probability (H - d)(W - d) / HW, so weight each by the inverse (Horvitz-Thompson). Cells just after
-    # a division are left out: the simulation starts daughters from the mother's size explicitly.
+    # Cells just after a division are left out of the size sampler: the simulation starts daughters from
+    # the mother's size explicitly. Border and crowding effects are calibrated by simulation.
     settle = int(min(20, round(1 / max(1 - rho_area, 0.05))))
     young = set()
     if n_div and lineage is not None:
@@ -508,9 +550,7 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
             if p > 0:
                 young.update((int(lab), int(f)) for f in range(int(b), int(b) + settle))
     sized = [r for r in inner if (r.label, r.frame) not in young] or inner
-    ext = np.array([(r.major + r.minor) / 2 for r in sized])
-    pin = np.clip((height - ext) * (width - ext) / (height * width), 0.05, 1)
-    area_q = weighted_quantiles([r.area for r in sized], 1 / pin)
+    area_target = quantiles([r.area for r in sized])
 
     # ---- background ----------------------------------------------------------------------------------
     level, noise = 0.0, 0.0
@@ -532,11 +572,13 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
         "shape": {"n_points": int(config.n_points), "mean": mean, "components": comps, "variances": var,
                   "explained": share, "rho": rho_shape, "mode_rho": mode_rho,
                   "roughness_quantiles": rough_q},
-        "area": {"quantiles": area_q, "rho": rho_area},
+        "area": {"quantiles": quantiles([r.area for r in inner]), "target_quantiles": area_target,
+                 "sampler_quantiles": area_target.copy(), "rho": rho_area},
         "eccentricity": {"quantiles": quantiles([r.eccentricity for r in inner])},
         "solidity": {"quantiles": quantiles([r.solidity for r in inner])},
         "brightness": {"quantiles": bq, "rho": rho_b, "stage_factor": stage_factor},
-        "motion": {"step_quantiles": step_q, "step_rho": step_rho, "turn_quantiles": turn_q,
+        "motion": {"step_quantiles": step_q, "sampler_step_quantiles": step_q.copy(), "step_rho": step_rho,
+                   "turn_quantiles": turn_q,
                    "orientation_drift": orient_drift},
         "population": {"cells_first_frame": float(counts[0]), "cells_mean": float(counts.mean()),
                        "density": float(counts.mean() / (height * width)), "growth": growth,

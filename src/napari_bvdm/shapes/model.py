@@ -39,7 +39,7 @@ class FitConfig(Config):
 
     Attributes
     ----------
-    n_points : contour points per object (the method uses 60).
+    n_points : contour points per object (the method uses 60; CTC masks carry finer outline detail).
     variance_share : PCA modes are kept until they explain this share of the shape variance;
         0 = automatic (the share among 0.9 ... 0.999 whose sampled outlines match the real solidity best).
     max_shape_frames : at most this many (evenly spaced) annotated frames are measured for shapes.
@@ -48,15 +48,18 @@ class FitConfig(Config):
         nearest-centroid matching; 0 = automatic (1.5 x the median equivalent diameter).
     mitosis_frames : frames before a division labelled as mitotic (stage "metaphase").
     telophase_frames : frames after a division labelled "telophase" in the daughters.
+    calibration_frames : length of the short simulations that calibrate the step sampler so that
+        measured simulated steps match the real ones (0 = no calibration).
     """
 
-    n_points: int = 60
+    n_points: int = 90
     variance_share: float = 0.0
     max_shape_frames: int = 80
     min_object_area: int = 20
     match_max_distance: float = 0.0
     mitosis_frames: int = 2
     telophase_frames: int = 2
+    calibration_frames: int = 12
 
     def check(self) -> None:
         self._require(8 <= self.n_points <= 360, "n_points", "must be between 8 and 360")
@@ -66,6 +69,7 @@ class FitConfig(Config):
         self._require(self.match_max_distance >= 0, "match_max_distance", "must be >= 0")
         self._require(self.mitosis_frames >= 0, "mitosis_frames", "must be >= 0")
         self._require(self.telophase_frames >= 0, "telophase_frames", "must be >= 0")
+        self._require(0 <= self.calibration_frames <= 200, "calibration_frames", "must be between 0 and 200")
 
 
 # Parameter schema: name -> (kind, extra). Used to validate files on load (hand edits, other versions).
@@ -81,7 +85,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "mode_rho": ("vec+", "n_modes"),
         "roughness_quantiles": _QUANT,
     },
-    "area": {"quantiles": _QUANT, "rho": ("unit", None)},
+    "area": {"quantiles": _QUANT, "target_quantiles": _QUANT, "sampler_quantiles": _QUANT, "rho": ("unit", None)},
     "eccentricity": {"quantiles": _QUANT},
     "solidity": {"quantiles": _QUANT},
     "brightness": {
@@ -91,6 +95,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     },
     "motion": {
         "step_quantiles": _QUANT,
+        "sampler_step_quantiles": _QUANT,
         "step_rho": ("unit", None),
         "turn_quantiles": _QUANT,
         "orientation_drift": ("float+", None),
@@ -246,6 +251,52 @@ class ShapeModel:
     def default(cls) -> ShapeModel:
         """The bundled model fitted on Fluo-N2DH-GOWT1 01 (see docs/shapes.md)."""
         return cls.load(Path(__file__).resolve().parents[1] / "defaults" / "shape_model.json")
+
+    # --- plots ---------------------------------------------------------------------------------
+    def figure(self, figsize: tuple[float, float] = (12, 7)):
+        """A matplotlib :class:`~matplotlib.figure.Figure` of the model (no pyplot, no GUI backend):
+        mean outline with the first modes at +-2 sd, and the fitted distributions."""
+        from matplotlib.figure import Figure
+
+        from .contours import angles
+
+        p = self.params
+        fig = Figure(figsize=figsize, layout="constrained")
+        axes = fig.subplots(2, 3).ravel()
+        ang = angles(self.n_points)
+        ax = axes[0]
+        for j in range(min(3, self.n_modes)):
+            for sgn, ls in ((2.0, "-"), (-2.0, "--")):
+                z = np.zeros(self.n_modes)
+                z[j] = sgn
+                r = self.shape_from_coefficients(z)
+                ax.plot(np.append(r * np.cos(ang), r[0] * np.cos(ang[0])),
+                        np.append(r * np.sin(ang), r[0] * np.sin(ang[0])), ls, lw=1,
+                        color=f"C{j + 1}", label=f"mode {j + 1} {'+' if sgn > 0 else '-'}2 sd")
+        r = p["shape"]["mean"]
+        ax.plot(np.append(r * np.cos(ang), r[0] * np.cos(ang[0])), np.append(r * np.sin(ang), r[0] * np.sin(ang[0])),
+                "k", lw=2, label="mean")
+        ax.set_aspect("equal")
+        ax.set_title("outline (size-normalised, major axis vertical)")
+        ax.legend(fontsize="x-small")
+        levels = np.linspace(0, 1, N_QUANTILES)
+        for ax, (title, q) in zip(axes[1:5], [("area (px)", p["area"]["quantiles"]),
+                                              ("eccentricity", p["eccentricity"]["quantiles"]),
+                                              ("step length (px/frame)", p["motion"]["step_quantiles"]),
+                                              ("brightness (normalised)", p["brightness"]["quantiles"])],
+                                  strict=True):
+            ax.plot(q, levels)
+            ax.set_title(title)
+            ax.set_ylabel("cumulative share")
+        ax = axes[5]
+        knots = np.asarray(p["population"]["density_knots"])
+        n = int(self.source.get("n_frames", len(knots)) or len(knots))
+        area = float(self.source.get("height", 1) or 1) * float(self.source.get("width", 1) or 1)
+        ax.plot(np.linspace(0, n - 1, len(knots)), knots * area)
+        ax.set_title("cells per frame (smoothed)")
+        ax.set_xlabel("frame")
+        fig.suptitle("shape model")
+        return fig
 
     # --- human-readable summary -------------------------------------------------------------
     def summary(self) -> str:

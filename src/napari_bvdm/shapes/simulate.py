@@ -232,7 +232,7 @@ class _Simulator:
         return c
 
     def area(self, c: _Cell) -> float:
-        return float(_from_q(self.p["area"]["quantiles"], stats.norm.cdf(c.g_area)))
+        return float(_from_q(self.p["area"]["sampler_quantiles"], stats.norm.cdf(c.g_area)))
 
     def radii(self, c: _Cell) -> np.ndarray:
         if not self.k:
@@ -274,7 +274,8 @@ class _Simulator:
             c.g_step = rho_v * c.g_step + np.sqrt(1 - rho_v**2) * r.standard_normal()
             c.orient += drift * r.standard_normal()
             c.heading += float(_from_q(p["motion"]["turn_quantiles"], r.uniform()))
-            step = float(_from_q(p["motion"]["step_quantiles"], stats.norm.cdf(c.g_step))) * self.cfg.motion_scale
+            step = float(_from_q(p["motion"]["sampler_step_quantiles"], stats.norm.cdf(c.g_step)))
+            step *= self.cfg.motion_scale
             c.pos = c.pos + step * np.array([np.cos(c.heading), np.sin(c.heading)])
         # interior track ends (cells lost or dying) at the fitted rate
         if self.end_rate > 0:
@@ -303,7 +304,7 @@ class _Simulator:
             d.z = mother.z.copy()
             d.g_rough = mother.g_rough
             d.orient = mother.orient
-            d.g_area = _to_g(self.p["area"]["quantiles"], a_d)
+            d.g_area = _to_g(self.p["area"]["sampler_quantiles"], a_d)
             d.g_bright = mother.g_bright
             self._schedule(d, t, self.m_frames + self.t_frames + 1)
             kids.append(d)
@@ -331,7 +332,7 @@ class _Simulator:
         k = int(self.rng.poisson(lam)) if lam > 0 else 0
         for _ in range(k):
             side = int(self.rng.integers(4))
-            rad = np.sqrt(float(_from_q(self.p["area"]["quantiles"], 0.5)) / np.pi)
+            rad = np.sqrt(float(_from_q(self.p["area"]["sampler_quantiles"], 0.5)) / np.pi)
             off = float(self.rng.uniform(-0.3, 0.3)) * rad
             if side == 0:
                 pos, head = (off, self.rng.uniform(0, self.w)), 0.0
