@@ -381,7 +381,7 @@ def generate_video(
             add_shot_noise(scene, canvas, frame_lab > 0, rng)
         if cfg.edge_sigma > 0 and ids:
             fg = frame_lab > 0
-            edges = fg ^ ndi.binary_erosion(fg) | (ndi.binary_dilation(fg) & ~fg)
+            edges = (fg & ~ndi.binary_erosion(fg)) | (ndi.binary_dilation(fg) & ~fg)  # 1 px in + 1 px out
             blurred = ndi.gaussian_filter(canvas, cfg.edge_sigma)
             canvas[edges] = blurred[edges]
         image = norm.inverse(canvas)
