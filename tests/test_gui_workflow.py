@@ -87,6 +87,9 @@ def gowt1_frames(gowt1):
     image = np.stack([tifffile.imread(f) for f in frames])
     labels = np.stack([tifffile.imread(f) for f in tra]).astype(np.uint16)
     lineage = np.asarray(read_track_file(gowt1 / "01_GT" / "TRA" / "man_track.txt"))
+    lineage = lineage[lineage[:, 1] <= 3].copy()  # the tracks of the first 4 frames, cut at frame 3
+    lineage[:, 2] = np.minimum(lineage[:, 2], 3)
+    lineage[~np.isin(lineage[:, 3], lineage[:, 0]), 3] = 0
     return image, labels, lineage
 
 
@@ -101,6 +104,25 @@ def _use_data(viewer, qtbot, image, labels, lineage=None):
     data.use_layers()
     assert wait_job(qtbot, data).status == "done"
     return data
+
+
+def test_data_step_takes_the_whole_dropped_sequence(make_napari_viewer, qtbot, gowt1_frames, gowt1_seg):
+    """Picking the TRA layer of a dropped CTC folder brings its SEG (sparse) and lineage along."""
+    from napari_bvdm.widgets import DataWidget
+
+    image, labels, lineage = gowt1_frames
+    viewer = make_napari_viewer()
+    _drop(viewer, image, labels, lineage, gowt1_seg)
+    w = DataWidget(viewer)
+    qtbot.addWidget(w)
+    tra = next(layer.name for layer in viewer.layers if layer.name.endswith("TRA"))
+    w.select(viewer.layers[0].name, tra)
+    w.use_layers()
+    assert wait_job(qtbot, w).status == "done"
+    video = w.state.video
+    assert set(video.labels) == {"TRA", "SEG"} and video.seg_frames == [2]  # man_seg002 is the only SEG of frames 0-3
+    np.testing.assert_array_equal(video.lineage, lineage)
+    assert w.summary["tracks"] == len(lineage)
 
 
 def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
@@ -144,6 +166,33 @@ def _shot(viewer, wf, qtbot, key, folder, widget=None):
     assert shot[..., :3].std() > 5  # a real picture, not a black frame
 
 
+def _drop(viewer, image, labels, lineage, seg=None):
+    """What dropping a CTC folder does: napari-bvdm's reader turns the Video into layers."""
+    from napari.layers import Layer
+
+    from napari_bvdm._reader import video_to_layers
+    from napari_bvdm.io.video import Video
+
+    seg_frames = [] if seg is None else [t for t in range(len(seg)) if seg[t].any()]
+    annotations = {"TRA": labels} if seg is None else {"TRA": labels, "SEG": seg}
+    video = Video(image=image, labels=annotations, lineage=lineage, seg_frames=seg_frames,
+                  source="Fluo-N2DH-GOWT1 01, first 4 frames", meta={"dataset": "Fluo-N2DH-GOWT1", "sequence": "01"})
+    for data, kwargs, kind in video_to_layers(video):
+        viewer.add_layer(Layer.create(data, kwargs, kind))
+
+
+@pytest.fixture
+def gowt1_seg(gowt1):
+    import tifffile
+
+    seg = np.zeros((4, 1024, 1024), np.uint16)
+    for t in range(4):
+        f = gowt1 / "01_GT" / "SEG" / f"man_seg{t:03d}.tif"
+        if f.is_file():
+            seg[t] = tifffile.imread(f)
+    return seg
+
+
 def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI.
 
@@ -156,8 +205,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     shots = _screenshot_dir(tmp_path)
     viewer = make_napari_viewer(show=True)
     viewer.window.resize(1500, 1000)
-    viewer.add_image(image, name="real")
-    viewer.add_labels(labels, name="real labels", metadata={"kind": "TRA", "lineage": lineage})
+    _drop(viewer, image, labels, lineage)  # TRA only: one SEG frame of 4 holds too few outlines to fit shapes
     wf = WorkflowWidget(viewer)
     viewer.window.add_dock_widget(wf, area="right", name="BVDM synthesis")
     qtbot.waitUntil(wf.isVisible)
@@ -165,11 +213,17 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert not wf.step_ready("data") and "missing" in wf.header("data")
     assert "missing" in wf.header("generate")
 
-    # 1. data
-    s["data"].select("real", "real labels")
+    # 1. data: the layers napari-bvdm's reader made from the dropped folder
+    names = [layer.name for layer in viewer.layers]
+    assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels", "Tracks"], names
+    assert names[1].endswith("TRA")
+    s["data"].select(names[0], names[1])
     s["data"].use_layers()
     assert wait_job(qtbot, s["data"]).status == "done"
     assert wf.step_ready("data") and "✔" in wf.header("data")
+    video = wf.state.video
+    assert set(video.labels) == {"TRA"} and video.lineage is not None
+    assert s["data"].summary["tracks"] == len(lineage) and s["data"].summary["divisions"] == 0
     _shot(viewer, wf, qtbot, "data", shots)
 
     # 2. shape model (a fixed PCA share: the automatic mode search costs ~10 s)

@@ -14,6 +14,7 @@ from ..runtime.progress import CancelToken, Job, Progress
 
 __all__ = [
     "lineage_from_metadata",
+    "layer_info",
     "summarise_video",
     "tracks_layer_data",
     "classical_segmentation",
@@ -24,6 +25,10 @@ def lineage_from_metadata(metadata: dict | None) -> np.ndarray | None:
     """A CTC lineage table ``(N, 4)`` ``L B E P`` from a layer's metadata, if the reader put one."""
     if not metadata:
         return None
+    if isinstance(metadata.get("bvdm"), dict):  # layers from napari-bvdm's reader
+        found = lineage_from_metadata(metadata["bvdm"])
+        if found is not None:
+            return found
     for key in ("lineage", "ctc_lineage", "man_track", "tracks"):
         v = metadata.get(key)
         if v is None:
@@ -34,6 +39,16 @@ def lineage_from_metadata(metadata: dict | None) -> np.ndarray | None:
     video = metadata.get("video")
     lin = getattr(video, "lineage", None)
     return None if lin is None else np.asarray(lin, dtype=np.int64)
+
+
+def layer_info(metadata: dict | None) -> dict:
+    """napari-bvdm facts about a layer (``kind``, ``source``, ``frames``), wherever the metadata holds them."""
+    md = dict(metadata or {})
+    info = dict(md.get("bvdm") or {}) if isinstance(md.get("bvdm"), dict) else {}
+    for key in ("kind", "source", "frames"):
+        if key not in info and key in md:
+            info[key] = md[key]
+    return info
 
 
 def summarise_video(

@@ -16,7 +16,7 @@ from qtpy.QtWidgets import (
 )
 
 from ._base import MISSING, READY, StepWidget
-from ._layers import classical_segmentation, format_summary, lineage_from_metadata, summarise_video
+from ._layers import classical_segmentation, format_summary, layer_info, lineage_from_metadata, summarise_video
 
 __all__ = ["DataWidget"]
 
@@ -142,25 +142,36 @@ class DataWidget(StepWidget):
         image = image_layer.data
         labels = None if labels_layer is None else labels_layer.data
         lineage = None
+        label_videos: dict[str, Any] = {}
+        seg_frames: list[int] = []
         if labels_layer is not None:
+            info = layer_info(labels_layer.metadata)
             lineage = lineage_from_metadata(labels_layer.metadata)
-            if lineage is None:
-                lineage = lineage_from_metadata(image_layer.metadata)
+            label_videos[str(info.get("kind", "labels"))] = labels
+            # the other annotations of the same CTC sequence (SEG beside TRA, ...) come along
+            for other in self.viewer.layers:
+                o = layer_info(other.metadata) if type(other).__name__ == "Labels" else {}
+                if other is not labels_layer and o.get("source") and o.get("source") == info.get("source") \
+                        and o.get("kind") and o["kind"] not in label_videos and o["kind"] != "RES":
+                    label_videos[str(o["kind"])] = other.data
+                    if o["kind"] == "SEG":
+                        seg_frames = [int(f) for f in o.get("frames", [])]
+            if info.get("kind") == "SEG":
+                seg_frames = [int(f) for f in info.get("frames", [])]
+            if "SEG" in label_videos and not seg_frames:
+                seg_frames = list(range(int(labels.shape[0])))
+        if lineage is None:
+            lineage = lineage_from_metadata(image_layer.metadata)
         names = (image_layer.name, labels_name if labels_layer is not None else "")
+        source = layer_info(image_layer.metadata).get("source") or (
+            str(image_layer.source.path) if image_layer.source and image_layer.source.path else image_layer.name)
 
         def done(summary: dict[str, Any]) -> None:
             from ..io.video import Video
 
-            kind = "labels"
-            if labels_layer is not None:
-                kind = str(labels_layer.metadata.get("kind", "labels")) if labels_layer.metadata else "labels"
-            video = Video(
-                image=image,
-                labels={} if labels is None else {kind: labels},
-                lineage=lineage,
-                source=str(image_layer.source.path or image_layer.name) if image_layer.source else image_layer.name,
-                meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary},
-            )
+            video = Video(image=image, labels=label_videos, lineage=lineage, seg_frames=seg_frames,
+                          source=str(source),
+                          meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary})
             self.summary = summary
             self.state.image_layer, self.state.labels_layer = names
             self.state.video = video
