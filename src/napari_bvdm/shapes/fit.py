@@ -276,8 +276,8 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
     A simulated cell's centroid also moves when its outline changes and when neighbours push it, and
     whole (non-border) objects are measured smaller than they are drawn (big cells touch the border more
     often; neighbours clip each other). Each round simulates short videos of the fitted size and density
-    (no entries, no divisions), measures centroid steps and whole-object areas, and rescales both
-    samplers quantile by quantile (target / measured).
+    (no entries, no divisions), measures centroid steps and whole-object areas, and rescales the step
+    sampler quantile by quantile and the size sampler by one factor (target / measured).
     """
     from .simulate import SimulationConfig, simulate_masks
 
@@ -311,13 +311,14 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
                 sim = stop.value
             steps.extend(np.hypot(*np.diff(c, axis=0).T) for c in sim.centroids.values() if len(c) > 1)
         steps = np.concatenate(steps) if steps else np.zeros(0)
-        for key, sample, target, section in (("sampler_step_quantiles", steps, step_target, mot),
-                                             ("sampler_quantiles", np.asarray(areas, float), area_target, area)):
-            if len(sample) < 20:
-                continue
-            measured = quantiles(sample)
-            ratio = np.where(measured > 1e-6, target / np.maximum(measured, 1e-6), 1.0)
-            section[key] = np.maximum.accumulate(np.clip(section[key] * np.clip(ratio, 0.2, 5.0), 0, None))
+        if len(steps) >= 50:  # steps: quantile by quantile (many, nearly independent samples)
+            measured = quantiles(steps)
+            ratio = np.where(measured > 1e-6, step_target / np.maximum(measured, 1e-6), 1.0)
+            new = mot["sampler_step_quantiles"] * np.clip(ratio, 0.2, 5.0)
+            mot["sampler_step_quantiles"] = np.maximum.accumulate(np.clip(new, 0, None))
+        if len(areas) >= 20:  # sizes: one scale factor (sizes persist, so few independent samples)
+            factor = float(np.clip(np.median(area_target) / max(np.median(areas), 1.0), 0.8, 1.25))
+            area["sampler_quantiles"] = area["sampler_quantiles"] * factor
 
 
 AUTO_SHARES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -541,16 +542,10 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
             stage_factor[5] = float(np.clip(np.median(b_t), 0.2, 5))
 
     # ---- size distribution ----------------------------------------------------------------------------
-    # Cells just after a division are left out of the size sampler: the simulation starts daughters from
-    # the mother's size explicitly. Border and crowding effects are calibrated by simulation.
-    settle = int(min(20, round(1 / max(1 - rho_area, 0.05))))
-    young = set()
-    if n_div and lineage is not None:
-        for lab, b, _e, p in lineage:
-            if p > 0:
-                young.update((int(lab), int(f)) for f in range(int(b), int(b) + settle))
-    sized = [r for r in inner if (r.label, r.frame) not in young] or inner
-    area_target = quantiles([r.area for r in sized])
+    # The size sampler starts from the real whole-object sizes (daughters included: the simulated
+    # daughters start from the mother's size and relax to it); border and crowding effects are
+    # calibrated by simulation.
+    area_target = quantiles([r.area for r in inner])
 
     # ---- background ----------------------------------------------------------------------------------
     level, noise = 0.0, 0.0
