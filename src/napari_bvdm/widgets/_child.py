@@ -17,6 +17,7 @@ import importlib
 import multiprocessing as mp
 import pickle
 import queue as queue_mod
+import time
 import traceback
 from typing import Any
 
@@ -59,16 +60,26 @@ def child_job(target: str, kwargs: dict[str, Any], token: CancelToken | None = N
     """Job generator running ``target`` (``"module:function"``, a job taking ``cancel=``) in a child.
 
     ``kwargs`` must be picklable (arrays, config dicts, paths); the result should be small (a path).
+    A child that does not stop within ``grace_s`` of a Cancel is terminated. The child is started with
+    the ``spawn`` method: a script that calls this must guard its top level with
+    ``if __name__ == "__main__":`` (napari, pytest and notebooks do).
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     cancel_event = ctx.Event()
     proc = ctx.Process(target=_child_main, args=(target, kwargs, q, cancel_event), daemon=True)
     proc.start()
+    cancelled_at = None
     try:
         while True:
             if token is not None and token.cancelled:
                 cancel_event.set()
+                cancelled_at = cancelled_at or time.monotonic()
+                if time.monotonic() - cancelled_at > grace_s:  # the child does not answer: stop it hard
+                    proc.terminate()
+                    proc.join(5)
+                    raise Cancelled(f"cancelled by the user; the training process did not stop within {grace_s:.0f} s "
+                                    "and was terminated (its last periodic checkpoint is kept)")
             try:
                 kind, payload = q.get(timeout=poll_s)
             except queue_mod.Empty:

@@ -9,13 +9,50 @@ __all__ = ["DevicePicker", "device_choices"]
 
 
 def device_choices() -> list[tuple[str, str]]:
-    """``(device string, description)`` pairs: ``auto`` first, then what torch sees, CPU last."""
-    from ..runtime.device import list_devices, resolve_device
+    """``(device string, description)`` pairs: ``auto`` first, then what torch sees, CPU last.
 
-    devices = list_devices()
-    auto = str(resolve_device("auto"))
-    auto_desc = next((d.description for d in devices if d.name == auto), auto)
-    return [("auto", f"auto -> {auto_desc}")] + [(d.name, d.description) for d in devices]
+    Does not create a CUDA context in this (napari's) process: names and free memory come from
+    ``nvidia-smi`` (a context would hold about 500 MiB of GPU memory until napari quits).
+    """
+    import os
+
+    import torch
+
+    out: list[tuple[str, str]] = []
+    if torch.cuda.is_available():
+        smi = _nvidia_smi()
+        for i in range(torch.cuda.device_count()):
+            out.append((f"cuda:{i}", smi.get(i, f"cuda:{i}")))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append(("mps", "mps (Apple GPU)"))
+    out.append(("cpu", f"cpu ({os.cpu_count()} cores, {torch.get_num_threads()} threads)"))
+    auto = out[0]
+    return [("auto", f"auto -> {auto[1]}")] + out
+
+
+def _nvidia_smi() -> dict[int, str]:
+    import shutil
+    import subprocess
+
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return {}
+    try:
+        res = subprocess.run([exe, "--query-gpu=index,name,memory.free,memory.total", "--format=csv,noheader,nounits"],
+                             capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    out = {}
+    for line in res.stdout.strip().splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 4 and parts[0].isdigit():
+            i, name, free, total = int(parts[0]), parts[1], parts[2], parts[3]
+            try:
+                out[i] = f"cuda:{i} {name} ({float(free) / 1024:.1f} of {float(total) / 1024:.1f} GiB free)"
+            except ValueError:
+                out[i] = f"cuda:{i} {name}"
+    return out
 
 
 class DevicePicker(QWidget):
