@@ -171,3 +171,58 @@ def test_classical_segmentation_finds_the_nuclei(gowt1):
     # most GT markers fall inside a segmented object
     hit = np.mean([seg[0][gt == i].max() > 0 for i in np.unique(gt)[1:]])
     assert hit > 0.8
+
+
+# ----------------------------------------------------------------------------- child-process jobs
+def _child_fails(cancel=None):
+    from napari_bvdm.io.video import InputError
+    from napari_bvdm.runtime.progress import Progress
+
+    yield Progress(1, 2, "about to fail")
+    raise InputError("too few cells: 3 crops, at least 32 needed")
+
+
+def _child_ignores_cancel(cancel=None):
+    import time
+
+    from napari_bvdm.runtime.progress import Progress
+
+    i = 0
+    while True:  # never looks at its token
+        i += 1
+        time.sleep(0.05)
+        yield Progress(i, None, "busy")
+
+
+def _child_counts(n, cancel=None):
+    from napari_bvdm.runtime.progress import Progress
+
+    for i in range(n):
+        if cancel is not None:
+            cancel.check()
+        yield Progress(i + 1, n, "counting")
+    return f"counted {n}"
+
+
+def test_child_process_job_result_error_and_hard_cancel():
+    import time
+
+    from napari_bvdm.io.video import InputError
+    from napari_bvdm.runtime.progress import Cancelled, CancelToken, run_job
+    from napari_bvdm.widgets._child import child_job
+
+    events = []
+    assert run_job(child_job(f"{__name__}:_child_counts", {"n": 3}), events.append) == "counted 3"
+    assert [e.step for e in events] == [1, 2, 3]
+    # the child's exception arrives with its own type and message
+    with pytest.raises(InputError, match="too few cells"):
+        run_job(child_job(f"{__name__}:_child_fails", {}))
+    # a child that ignores Cancel is terminated after the grace period
+    token = CancelToken()
+    job = child_job(f"{__name__}:_child_ignores_cancel", {}, token, grace_s=1.0)
+    next(job)
+    token.cancel()
+    t0 = time.monotonic()
+    with pytest.raises(Cancelled, match="terminated"):
+        run_job(job)
+    assert time.monotonic() - t0 < 10
