@@ -231,6 +231,14 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     s["shape"].fit()
     assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
     assert wf.step_ready("shape")
+    s["shape"].preview_form.set_values({"frames": 3, "height": 160, "width": 160, "cells": 3, "seed": 1})
+    s["shape"].preview()
+    assert wait_job(qtbot, s["shape"]).status == "done", s["shape"].runner.last_outcome
+    assert viewer.layers["simulated masks"].data.shape == (3, 160, 160)
+    s["shape"].compare()
+    assert wait_job(qtbot, s["shape"]).status == "done", s["shape"].runner.last_outcome
+    assert "area" in s["shape"].compare_label.text()
+    assert viewer.layers["BVDM shape comparison plots"].rgb
     _shot(viewer, wf, qtbot, "shape", shots, s["shape"].summary_label)
 
     # 3. texture: tiny model, cancel half-way, resume to the end
@@ -251,6 +259,9 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     tex.train()
     assert wait_job(qtbot, tex).status == "done", tex.runner.last_outcome
     assert wf.step_ready("texture")
+    tex.preview()
+    assert wait_job(qtbot, tex).status == "done", tex.runner.last_outcome
+    assert tex.last_preview.shape == (2 * 64, 8 * 64)  # real crops over painted ones
     _shot(viewer, wf, qtbot, "texture", shots, tex.runner)
 
     # 4. flow: tiny model

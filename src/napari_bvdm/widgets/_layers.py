@@ -13,6 +13,8 @@ import numpy as np
 from ..runtime.progress import CancelToken, Job, Progress
 
 __all__ = [
+    "texture_preview",
+    "figure_to_rgb",
     "lineage_from_metadata",
     "layer_info",
     "summarise_video",
@@ -219,3 +221,36 @@ def _remove_small(arr: np.ndarray, min_size: int) -> np.ndarray:
         return remove_small_objects(arr, max_size=min_size - 1)
     except TypeError:  # scikit-image < 0.26
         return remove_small_objects(arr, min_size=min_size)
+
+
+def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, n: int = 8, sampler: str = "ddim",
+                    ddim_steps: int = 20, tf0: int = 200, seed: int = 0, device: str | None = None,
+                    token: CancelToken | None = None) -> Job[np.ndarray]:
+    """Paint ``n`` real cell masks with the texture model: returns a (2 h, n w) mosaic, real crops on
+    top, painted ones below (normalised units), for a side-by-side look in napari."""
+    from ..texture.crops import extract_crops
+    from ..texture.painter import DiffusionPainter
+
+    yield Progress(0, 2, "cutting real cell crops", stage="preview")
+    crops = extract_crops(image, labels, tracks=tracks, crop_size=model.crop_size, normalisation=model.normalisation)
+    if len(crops) == 0:
+        raise ValueError("no whole cell fits a crop of the model's size in this video")
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(crops), size=min(n, len(crops)), replace=False))
+    if token is not None:
+        token.check()
+    yield Progress(1, 2, f"painting {len(idx)} masks", stage="preview")
+    painter = DiffusionPainter(model, sampler, ddim_steps=ddim_steps, tf0=min(tf0, model.config.T), device=device)
+    painted = painter.paint(crops.masks[idx], crops.brightness[idx], generator=seed)
+    real = crops.images[idx]
+    yield Progress(2, 2, "done", stage="preview")
+    return np.concatenate([np.concatenate(list(real), axis=1), np.concatenate(list(painted), axis=1)], axis=0)
+
+
+def figure_to_rgb(fig: Any) -> np.ndarray:
+    """Render a matplotlib figure (off-screen, Agg) to an (H, W, 3) uint8 array for an image layer."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()

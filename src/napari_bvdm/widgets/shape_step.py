@@ -185,11 +185,23 @@ class ShapeModelWidget(StepWidget):
         if video is None or sim is None:
             return
 
-        def done(report: Any) -> None:
+        def job(token):
+            from ._layers import figure_to_rgb
+
+            report = compare(video, sim)
+            return report, figure_to_rgb(report.figure())
+
+        def done(result: Any) -> None:
+            report, plots = result
             self.last_report = report
             self.compare_label.setText(report.table())
+            name = "BVDM shape comparison plots"
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = plots
+            else:
+                self.viewer.add_image(plots, name=name, rgb=True)
 
-        self.runner.start(lambda token: compare(video, sim), done, title="Comparing with the real video")
+        self.runner.start(job, done, title="Comparing with the real video")
 
     def params(self) -> dict[str, Any]:
         if self.fit_form is None:

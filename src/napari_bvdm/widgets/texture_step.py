@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtWidgets import QVBoxLayout, QWidget
+from qtpy.QtWidgets import QPushButton, QVBoxLayout, QWidget
 
 from ._form import ConfigForm
 from ._model_step import ModelStepWidget
@@ -45,7 +45,42 @@ class TextureModelWidget(ModelStepWidget):
             holder.setLayout(col)
             col.setContentsMargins(0, 0, 0, 0)
             self.form_layout.addWidget(holder)
+        self.preview_btn = QPushButton("Preview: paint real masks")
+        self.preview_btn.setToolTip("paint 8 real cell masks with the model and show them under the real crops")
+        self.preview_btn.clicked.connect(self.preview)
+        self._layout.insertWidget(self._layout.indexOf(self.model_info), self.preview_btn)
         self._refresh()
+
+    def run_buttons(self) -> list[QWidget]:
+        return [*super().run_buttons(), self.preview_btn]
+
+    def _refresh(self, *_a: Any) -> None:
+        super()._refresh()
+        btn = getattr(self, "preview_btn", None)
+        if btn is not None:
+            btn.setEnabled(self.state.texture_model is not None and self.state.video is not None
+                           and not self.runner.running)
+
+    def preview(self) -> None:
+        """Real crops (top row) and the same masks painted by the model (bottom row), as one image layer."""
+        from ._layers import texture_preview
+
+        model = self.state.texture_model
+        if model is None or self.state.video is None:
+            return
+        image, labels, tra = self._video_arrays()
+        device = self.state.device
+
+        def done(mosaic) -> None:
+            name = "BVDM texture preview (top real, bottom painted)"
+            if name in self.viewer.layers:
+                self.viewer.layers[name].data = mosaic
+            else:
+                self.viewer.add_image(mosaic, name=name, colormap="gray")
+            self.last_preview = mosaic
+
+        self.runner.start(lambda token: texture_preview(model, image, labels, tra, device=device, token=token),
+                          done, title="Texture preview", clear_plot=False)
 
     def _configs(self):
         from ..texture.model import TextureModelConfig
