@@ -275,9 +275,10 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
 
     A simulated cell's centroid also moves when its outline changes and when neighbours push it, and
     whole (non-border) objects are measured smaller than they are drawn (big cells touch the border more
-    often; neighbours clip each other). Each round simulates short videos of the fitted size and density
-    (no entries, no divisions), measures centroid steps and whole-object areas, and rescales the step
-    sampler quantile by quantile and the size sampler by one factor (target / measured).
+    often; neighbours clip each other; daughters start small). Each round simulates videos like the
+    fitted one (its size, density, divisions and entries; at most ``frames`` long), measures centroid
+    steps and whole-object areas, and rescales the step sampler quantile by quantile and the size
+    sampler by one factor (target / measured).
     """
     from .simulate import SimulationConfig, simulate_masks
 
@@ -285,8 +286,9 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
     step_target, area_target = mot["step_quantiles"], area["target_quantiles"]
     src = model.source
     h, w = max(int(src["height"]), 16), max(int(src["width"]), 16)
-    cells = max(2, int(round(model.params["population"]["cells_mean"])))
-    runs = int(min(5, max(1, np.ceil(40 / cells))))
+    cells = max(1, int(round(model.params["population"]["cells_mean"])))
+    frames = max(2, min(frames, int(src.get("n_frames", frames))))
+    runs = int(min(3, max(1, np.ceil(60 / cells))))  # sizes persist: independence comes from cells
     for i in range(rounds):
         steps, areas = [], []
 
@@ -301,8 +303,7 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
         for j in range(runs):
             if cancel is not None:
                 cancel.check()
-            cfg = SimulationConfig(frames=frames, height=h, width=w, cells=cells, seed=1000 + 10 * i + j,
-                                   divisions=False, border_entry=False, density_control=False)
+            cfg = SimulationConfig(frames=frames, height=h, width=w, seed=1000 + 10 * i + j)
             job = simulate_masks(model, cfg, sink=sink, cancel=cancel)
             try:
                 while True:

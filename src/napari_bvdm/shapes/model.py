@@ -48,8 +48,9 @@ class FitConfig(Config):
         nearest-centroid matching; 0 = automatic (1.5 x the median equivalent diameter).
     mitosis_frames : frames before a division labelled as mitotic (stage "metaphase").
     telophase_frames : frames after a division labelled "telophase" in the daughters.
-    calibration_frames : length of the short simulations that calibrate the step sampler so that
-        measured simulated steps match the real ones (0 = no calibration).
+    calibration_frames : at most this many frames in the simulations (of the fitted size, density and
+        length) that calibrate the step and size samplers so that measured simulated steps and sizes
+        match the real ones (0 = no calibration).
     """
 
     n_points: int = 90
@@ -59,7 +60,7 @@ class FitConfig(Config):
     match_max_distance: float = 0.0
     mitosis_frames: int = 2
     telophase_frames: int = 2
-    calibration_frames: int = 12
+    calibration_frames: int = 100
 
     def check(self) -> None:
         self._require(8 <= self.n_points <= 360, "n_points", "must be between 8 and 360")
@@ -69,7 +70,7 @@ class FitConfig(Config):
         self._require(self.match_max_distance >= 0, "match_max_distance", "must be >= 0")
         self._require(self.mitosis_frames >= 0, "mitosis_frames", "must be >= 0")
         self._require(self.telophase_frames >= 0, "telophase_frames", "must be >= 0")
-        self._require(0 <= self.calibration_frames <= 200, "calibration_frames", "must be between 0 and 200")
+        self._require(0 <= self.calibration_frames <= 1000, "calibration_frames", "must be between 0 and 1000")
 
 
 # Parameter schema: name -> (kind, extra). Used to validate files on load (hand edits, other versions).
