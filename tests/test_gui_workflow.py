@@ -297,6 +297,14 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
     assert wf.step_ready("generate")
     _shot(viewer, wf, qtbot, "generate", shots, gen.runner)
+    # the full video streams into the viewer frame by frame
+    seen = []
+    gen.runner.finished.connect(lambda _o: seen.append(viewer.layers["BVDM synthetic"].data.copy()))
+    gen.generate()
+    assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome
+    full = seen[-1]
+    assert full.shape == (3, 384, 384) and all(frame.std() > 0 for frame in full)
+    np.testing.assert_array_equal(viewer.layers["BVDM synthetic labels"].data[:2] > 0, prev_labels > 0)  # same seed
 
     # 6. export: one video, validated, opened
     exp = s["export"]
