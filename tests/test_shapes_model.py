@@ -173,6 +173,8 @@ def test_holes_and_fragments_are_cleaned_and_reported():
     cleaned, holes, frags = clean_labels(lab[0])
     assert holes == 1 and frags == 1 and cleaned[25, 25] == 1 and not (cleaned[90:93, 5:8] == 2).any()
     model = run_job(fit_shape_model(Video(labels={"labels": lab})))
+    again = run_job(fit_shape_model(Video(labels={"labels": lab})))
+    assert json.dumps(again.to_dict(), sort_keys=True) == json.dumps(model.to_dict(), sort_keys=True)  # deterministic
     assert model.source["labels_with_holes"] == 6 and model.source["fragmented_labels"] == 6
     assert model.source["linked"]  # ids persist at nearby positions
     assert not model.divisions_enabled and "divisions: off" in model.summary()
