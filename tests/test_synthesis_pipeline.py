@@ -250,3 +250,29 @@ def test_quality_measures_separate_consistent_from_independent_frames():
     assert smooth["rel_mad"] < indep["rel_mad"]  # smoothing removes per-pixel noise
     stats = cell_texture_stats(fresh[0], labels[0], erode=1, background=10)
     assert set(stats) == {1, 2} and 0.03 < stats[1]["cv"] < 0.1
+
+
+class FlatteningPainter(RecordingPainter):
+    """A refresh that halves the texture contrast every frame (worst case of a blurring warp chain)."""
+
+    def paint(self, masks, brightness, *, init=None, steps=None, generator=None):
+        if init is None:
+            return super().paint(masks, brightness, init=None, steps=steps, generator=generator)
+        out = init.copy()
+        for k, m in enumerate(masks):
+            mu = init[k][m].mean()
+            out[k][m] = mu + 0.5 * (init[k][m] - mu)
+        return np.where(masks, out, 0).astype(np.float32)
+
+
+def test_contrast_matching_keeps_texture_contrast_over_a_track():
+    labels, lineage = _toy_labels(6)
+    cfg = dict(shot_noise=False, edge_sigma=0.0, warp="sequential")
+    cvs = {}
+    for match in (True, False):
+        frames, _, _ = _run(labels, FlatteningPainter(), _flow(), SynthesisConfig(match_contrast=match, **cfg),
+                            lineage=lineage)
+        cell = lambda f: f.image[f.labels == 2].astype(float)  # noqa: E731
+        cvs[match] = [cell(f).std() / (cell(f).mean() - 10) for f in frames]
+    assert cvs[True][-1] == pytest.approx(cvs[True][0], rel=0.15)
+    assert cvs[False][-1] < 0.2 * cvs[False][0]

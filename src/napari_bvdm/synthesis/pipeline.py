@@ -68,6 +68,9 @@ class SynthesisConfig(Config):
     edge_sigma : Gaussian sigma of the 2-px edge blending band (0 = off).
     batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
     match_brightness : rescale each cell to its target mean brightness after painting.
+    match_contrast : keep each track's texture contrast (std inside the mask) at its first frame's value:
+        long chains of warps slowly flatten textures (interpolation, accumulated deformation), which
+        this undoes; daughters inherit their mother's target.
     shot_noise : add fresh signal-dependent camera noise to the cells in every frame (fitted
         ``SceneStats.noise_gain``), as real frames have.
     crop_size : cell crop size (``None`` = the painter's); grown to fit the largest mask.
@@ -83,6 +86,7 @@ class SynthesisConfig(Config):
     edge_sigma: float = 1.0
     batch_cells: bool = True
     match_brightness: bool = True
+    match_contrast: bool = True
     shot_noise: bool = True
     crop_size: int | None = None
     seed: int = 0
@@ -104,6 +108,7 @@ class _Track:
     mask: np.ndarray  # last mask crop (s, s) bool
     tex: np.ndarray  # last texture crop (s, s)
     since_anchor: int = 0
+    contrast: float = 0.0  # target std / mean inside the mask (first frame of the track or its mother)
 
 
 def prepare_labels(labels: Any, lineage: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
@@ -310,7 +315,7 @@ def generate_video(
                 cont.append((k, states[lab]))
             elif parents.get(lab, 0) in states:
                 st = states[parents[lab]]
-                cont.append((k, _Track(st.tex, st.mask.astype(np.float32), None, st.mask, st.tex)))
+                cont.append((k, _Track(st.tex, st.mask.astype(np.float32), None, st.mask, st.tex, 0, st.contrast)))
             else:
                 first.append(k)
         if first:
@@ -347,22 +352,28 @@ def generate_video(
                 lab = ids[k]
                 since = st.since_anchor + 1 if lab in states else 1
                 if cfg.warp == "compose" and since < cfg.reanchor_every:
-                    new_states[lab] = _Track(st.anchor, st.anchor_mask, disp[i], masks[k], tex[k], since)
+                    new_states[lab] = _Track(st.anchor, st.anchor_mask, disp[i], masks[k], tex[k], since, st.contrast)
                 else:
-                    new_states[lab] = None  # re-anchored below, after brightness matching
-        if cfg.match_brightness and len(ids):
-            for k in range(len(ids)):
-                m = masks[k]
+                    new_states[lab] = _Track(None, None, None, masks[k], tex[k], 0, st.contrast)  # re-anchor below
+        for k, lab in enumerate(ids):
+            m = masks[k]
+            st = new_states.get(lab)
+            if cfg.match_contrast and st is not None and st.contrast > 0 and m.sum() > 8:
+                mu = float(tex[k][m].mean())
+                sd = float(tex[k][m].std())
+                if mu > 1e-6 and sd > 1e-9:
+                    gain = float(np.clip(st.contrast * mu / sd, 0.5, 2.0))
+                    tex[k][m] = mu + (tex[k][m] - mu) * gain
+            if cfg.match_brightness:
                 cur = float(tex[k][m].mean()) if m.any() else 0.0
                 if cur > 1e-6 and bright[k] > 0:
                     tex[k] *= float(np.clip(bright[k] / cur, 0.5, 2.0))
-        for k, lab in enumerate(ids):
-            tex[k][~masks[k]] = 0.0
-            st = new_states.get(lab)
-            if st is None:
-                new_states[lab] = _Track(tex[k].copy(), masks[k].astype(np.float32), None, masks[k], tex[k].copy())
+            tex[k][~m] = 0.0
+            if st is None or st.anchor is None:
+                c = st.contrast if st is not None else _contrast(tex[k], m)
+                new_states[lab] = _Track(tex[k].copy(), m.astype(np.float32), None, m, tex[k].copy(), 0, c)
             else:
-                st.tex, st.mask = tex[k].copy(), masks[k]
+                st.tex, st.mask = tex[k].copy(), m
         # keep finished tracks whose daughters have not started yet
         for lab, st in states.items():
             if lab not in new_states and any(starts.get(c, -1) > t for c in children.get(lab, [])):
@@ -390,6 +401,14 @@ def generate_video(
         yield Progress(t + 1, n_frames, f"video {video_index + 1}: frame {t + 1}/{n_frames}",
                        metrics={"cells": float(len(ids))}, stage="generate")
     return {"lineage": lineage, "crop_size": size, "warnings": notes, **stats}
+
+
+def _contrast(tex: np.ndarray, mask: np.ndarray) -> float:
+    """std / mean of a texture inside its mask (0 when undefined)."""
+    if mask.sum() < 8:
+        return 0.0
+    mu = float(tex[mask].mean())
+    return float(tex[mask].std() / mu) if mu > 1e-6 else 0.0
 
 
 def _fill_holes(warped: np.ndarray, valid: np.ndarray, mask: np.ndarray, fallback: float) -> np.ndarray:
