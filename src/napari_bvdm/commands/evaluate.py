@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             gs.setdefault("device", cfg.train.device)
         wanted = tuple(k for k in ("synthetic", "classical") if any(k in s.split("+") for s in cfg.sets))
         made = run_job(make_synthetic_sets(cfg.real, args.output / "data", SyntheticSetsConfig.from_dict(gs),
-                                           split=cfg.split, texture_model=args.texture_model,
+                                           split=cfg.split, max_frames=cfg.max_frames, texture_model=args.texture_model,
                                            flow_model=args.flow_model, sets=wanted), progress_callback(args))
         cfg = cfg.replace(**{k: str(v) for k, v in made.items()}, synthetic_downsample=cfg.downsample // g)
     result = run_job(run_experiment(cfg, args.output, resume=args.resume), progress_callback(args))

@@ -88,6 +88,7 @@ def make_synthetic_sets(
     config: SyntheticSetsConfig | None = None,
     *,
     split: float = 0.5,
+    max_frames: int = 0,
     texture_model: str | Path | None = None,
     flow_model: str | Path | None = None,
     sets: tuple[str, ...] = ("synthetic", "classical"),
@@ -97,7 +98,8 @@ def make_synthetic_sets(
 
     Parameters
     ----------
-    real : the real CTC sequence (``DS/01``); only its first ``split`` fraction is used.
+    real : the real CTC sequence (``DS/01``); only the first ``split`` fraction of its first
+        ``max_frames`` frames (0 = all) is used, the same training part as the experiment's.
     texture_model, flow_model : weights files; trained on the training part (briefly) when ``None``.
     """
     from ..flow.model import FlowModel
@@ -124,7 +126,8 @@ def make_synthetic_sets(
     out.mkdir(parents=True, exist_ok=True)
     yield Progress(0, 5, "reading the training part of the real sequence", stage="make-synthetic")
     full = read_video(real, lazy=True, check=False)
-    train_range, _ = split_frames(full.n_frames, split)
+    n_real = min(max_frames, full.n_frames) if max_frames else full.n_frames
+    train_range, _ = split_frames(n_real, split)
     video = full.frames(0, train_range.stop)
     video.image = np.asarray(video.image)
     video.labels = {k: np.asarray(v) for k, v in video.labels.items()}
