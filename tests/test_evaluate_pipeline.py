@@ -238,3 +238,21 @@ def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):
     assert main(argv) == 2
     assert "multiple of --generate-downsample" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+def test_summary_and_targets_from_runs():
+    from napari_bvdm.evaluate.experiment import check_targets, summarise, summary_markdown, target_gaps
+
+    runs = [{"set": s, "seed": k, "SEG": v + 0.01 * k, "DET": 0.9, "TRA": t, "LNK": 0.8}
+            for s, v, t in (("real", 0.70, 0.90), ("synthetic", 0.68, 0.91), ("real+synthetic", 0.75, 0.92),
+                            ("classical", 0.60, 0.85)) for k in range(3)]
+    summ = summarise(runs)
+    mu, sd, n = summ["real"]["SEG"]
+    assert n == 3 and mu == pytest.approx(0.71) and sd == pytest.approx(0.01)
+    t = check_targets(summ)
+    assert all(t.values())
+    d, psd = target_gaps(summ)["synthetic SEG above classical"]
+    assert d == pytest.approx(0.08) and psd == pytest.approx(0.01)
+    md = summary_markdown(summ, targets=t, skipped={"x": "no data"})
+    assert "| real | 0.710 ± 0.010 (3)" in md and "+0.0800" in md and "x skipped: no data" in md
+    assert check_targets(summarise(runs[:3]))["synthetic SEG above classical"] is None

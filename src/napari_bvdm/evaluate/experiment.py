@@ -42,6 +42,7 @@ __all__ = [
     "summary_markdown",
     "plot_summary",
     "check_targets",
+    "target_gaps",
 ]
 
 TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
@@ -192,6 +193,27 @@ def check_targets(summary: dict[str, dict[str, tuple]]) -> dict[str, bool | None
     }
 
 
+_TARGET_PAIRS = {
+    "synthetic SEG within 0.03 of real": ("synthetic", "real", "SEG"),
+    "real+synthetic SEG above real": ("real+synthetic", "real", "SEG"),
+    "real+synthetic TRA above real": ("real+synthetic", "real", "TRA"),
+    "synthetic SEG above classical": ("synthetic", "classical", "SEG"),
+    "synthetic TRA above classical": ("synthetic", "classical", "TRA"),
+}
+
+
+def target_gaps(summary: dict[str, dict[str, tuple]]) -> dict[str, tuple[float, float]]:
+    """Per target: (mean difference first - second set, pooled seed standard deviation)."""
+    out = {}
+    for name, (a, b, m) in _TARGET_PAIRS.items():
+        va, vb = summary.get(a, {}).get(m), summary.get(b, {}).get(m)
+        if va is None or vb is None or va[2] == 0 or vb[2] == 0:
+            out[name] = (math.nan, math.nan)
+        else:
+            out[name] = (va[0] - vb[0], math.sqrt((va[1] ** 2 + vb[1] ** 2) / 2))
+    return out
+
+
 def summary_markdown(
     summary: dict[str, dict[str, tuple]],
     metrics: Sequence[str] = METRICS,
@@ -211,9 +233,13 @@ def summary_markdown(
     for name, why in (skipped or {}).items():
         lines.append(f"| {name} | " + " | ".join(["skipped"] * len(metrics)) + f" |  <!-- {why} -->")
     if targets:
-        lines += ["", "| target | met |", "|---|---|"]
+        gaps = target_gaps(summary)
+        lines += ["", "| target | met (on the means) | difference | pooled seed std |", "|---|---|---|---|"]
         for k, v in targets.items():
-            lines.append(f"| {k} | {'n/a' if v is None else ('yes' if v else 'no')} |")
+            d, sd = gaps.get(k, (math.nan, math.nan))
+            lines.append(f"| {k} | {'n/a' if v is None else ('yes' if v else 'no')} | "
+                         f"{'n/a' if math.isnan(d) else f'{d:+.4f}'} | {'n/a' if math.isnan(sd) else f'{sd:.4f}'} |")
+        lines += ["", "A difference smaller than the pooled seed standard deviation is not a result."]
     if skipped:
         lines += [""] + [f"- {k} skipped: {v}" for k, v in skipped.items()]
     return "\n".join(lines) + "\n"
