@@ -227,7 +227,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     _shot(viewer, wf, qtbot, "data", shots)
 
     # 2. shape model (a fixed PCA share: the automatic mode search costs ~10 s)
-    s["shape"].fit_form.set_values({"variance_share": 0.95})
+    s["shape"].fit_form.set_values({"variance_share": 0.95, "n_points": 32, "max_shape_frames": 2})
     s["shape"].fit()
     assert wait_job(qtbot, s["shape"], 60_000).status == "done", s["shape"].runner.last_outcome
     assert wf.step_ready("shape")
@@ -285,14 +285,14 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
 
     # 5. generate: preview side by side in a napari grid
     gen = s["generate"]
-    gen.form.set_values({"frames": 3, "height": 384, "width": 384, "cells": 6, "seed": 3, "painter": "diffusion",
+    gen.form.set_values({"frames": 3, "height": 256, "width": 256, "cells": 4, "seed": 3, "painter": "diffusion",
                          "sampler": "ddim", "ddim_steps": 2, "tf0": 20, "tf_non0": 2, "preview_frames": 2})
     assert gen.preview_btn.isEnabled(), gen.status_text
     gen.preview()
     assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome
     prev = viewer.layers["BVDM preview"].data
     prev_labels = viewer.layers["BVDM preview labels"].data
-    assert prev.shape == (2, 384, 384) and prev_labels.max() > 0
+    assert prev.shape == (2, 256, 256) and prev_labels.max() > 0
     assert prev[0][prev_labels[0] > 0].mean() > prev[0][prev_labels[0] == 0].mean()  # cells brighter than background
     assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
     assert wf.step_ready("generate")
@@ -303,7 +303,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     gen.generate()
     assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome
     full = seen[-1]
-    assert full.shape == (3, 384, 384) and all(frame.std() > 0 for frame in full)
+    assert full.shape == (3, 256, 256) and all(frame.std() > 0 for frame in full)
     np.testing.assert_array_equal(viewer.layers["BVDM synthetic labels"].data[:2] > 0, prev_labels > 0)  # same seed
 
     # 6. export: one video, validated, opened
@@ -317,7 +317,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     assert wf.step_ready("export") and "valid" in exp.result_label.text()
     exp.open_result()
     assert wait_job(qtbot, exp).status == "done"
-    assert viewer.layers["exported 01"].data.shape == (3, 384, 384)
+    assert viewer.layers["exported 01"].data.shape == (3, 256, 256)
     _shot(viewer, wf, qtbot, "export", shots, exp.open_btn)
 
 
@@ -337,7 +337,7 @@ def test_gui_stays_responsive_during_training(make_napari_viewer, qtbot, gowt1_f
     assert w.child_box.isChecked()  # the default: training in a child process
     w.unet_form.set_values({"width": 8, "depth": 2})
     w.model_form.set_values({"crop_size": 64, "T": 50})
-    w.train_form.set_values({"steps": 40, "batch_size": 8, "val_every": 20, "checkpoint_every": 20,
+    w.train_form.set_values({"steps": 30, "batch_size": 8, "val_every": 15, "checkpoint_every": 15,
                              "precision": "fp32", "num_threads": 1})
     ticks: list[float] = []
     timer = QTimer()
@@ -346,7 +346,7 @@ def test_gui_stays_responsive_during_training(make_napari_viewer, qtbot, gowt1_f
     timer.start()
     try:
         w.train()
-        qtbot.waitUntil(lambda: w.runner.bar.maximum() == 40 and w.runner.bar.value() >= 1, timeout=30_000)
+        qtbot.waitUntil(lambda: w.runner.bar.maximum() == 30 and w.runner.bar.value() >= 1, timeout=30_000)
         start = len(ticks)
         out = wait_job(qtbot, w, 60_000)
     finally:
