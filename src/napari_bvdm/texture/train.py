@@ -186,12 +186,12 @@ def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], gr
 
 def save_checkpoint(path: Path, step: int, net: UNet, ema: UNet, opt: torch.optim.Optimizer, gen: torch.Generator,
                     model_config: TextureModelConfig, config: TrainConfig, crops: CellCrops,
-                    history: dict[str, list]) -> Path:
+                    history: dict[str, list], val_tracks: list[int] | None = None) -> Path:
     tensors = {**_state_tensors("net", net.state_dict()), **_state_tensors("ema", ema.state_dict())}
     opt_t, groups = _optim_tensors(opt)
     tensors.update(opt_t)
     tensors["gen_state"] = gen.get_state()
-    extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(),
+    extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(), "val_tracks": val_tracks or [],
              "normalisation": crops.normalisation.to_dict(), "history": history}
     return save_weights(path, CKPT_KIND, tensors, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
 
@@ -269,6 +269,7 @@ def train_texture(
         step = int(meta["extra"]["step"])
         history = meta["extra"].get("history", history)
     train_idx, val_idx = crops.split_by_track(config.val_fraction, config.split_seed)
+    val_tracks = sorted(set(crops.track[val_idx].tolist()))
     autocast, precision = _autocast(device, config.precision)
     scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
     try:
@@ -340,20 +341,20 @@ def train_texture(
                 history["val_step"].append(step)
                 history["val_loss"].append(round(val_loss, 6))
             if ckpt is not None and (step % config.checkpoint_every == 0 or step == config.steps):
-                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history)
+                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
             eta = (config.steps - step) * config.batch_size / rate
             yield Progress(step, config.steps, "training texture model",
                            {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
-    except (Cancelled, GeneratorExit):
+    except (Cancelled, GeneratorExit, KeyboardInterrupt):
         if ckpt is not None and step > 0:
-            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history)
+            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
         raise
     finally:
         net.to("cpu")
         ema.to("cpu")
         release_device_memory(device)
     info = {"steps": step, "batch_size": config.batch_size, "train_config": config.to_dict(),
-            "data": crops.fingerprint(), "val_tracks": sorted(set(crops.track[val_idx].tolist())),
+            "data": crops.fingerprint(), "val_tracks": val_tracks,
             "final_val_loss": val_loss}
     return TextureModel(model_config, crops.normalisation, ema.eval(), info)
 
@@ -369,5 +370,10 @@ def load_checkpoint_model(path: str | Path) -> TextureModel:
         net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
     except RuntimeError as e:
         raise WeightsError(f"{path}: checkpoint does not match its config ({e})") from None
-    return TextureModel(cfg, Normalisation.from_dict(meta["extra"]["normalisation"]), net,
-                        {"steps": meta["extra"]["step"]})
+    ex = meta["extra"]
+    hist = ex.get("history", {})
+    train = meta["config"].get("train", {})
+    info = {"steps": ex["step"], "batch_size": train.get("batch_size"), "train_config": train, "data": ex.get("data"),
+            "val_tracks": ex.get("val_tracks", []),
+            "final_val_loss": hist["val_loss"][-1] if hist.get("val_loss") else float("nan")}
+    return TextureModel(cfg, Normalisation.from_dict(ex["normalisation"]), net, info)
