@@ -224,6 +224,8 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     video = wf.state.video
     assert set(video.labels) == {"TRA"} and video.lineage is not None
     assert s["data"].summary["tracks"] == len(lineage) and s["data"].summary["divisions"] == 0
+    gen_defaults = s["generate"].form.values()  # Generate follows the real video until the user changes it
+    assert (gen_defaults["frames"], gen_defaults["height"], gen_defaults["width"]) == (4, 512, 512)
     _shot(viewer, wf, qtbot, "data", shots)
 
     # 2. shape model (a fixed PCA share: the automatic mode search costs ~10 s)

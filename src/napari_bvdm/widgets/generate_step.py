@@ -49,6 +49,7 @@ class GenerateWidget(StepWidget):
         for ev in ("shape_model", "texture_model", "flow_model", "video", "generated"):
             getattr(self.state.events, ev).connect(self._refresh)
         self.state.events.texture_model.connect(self._apply_model_defaults)
+        self.state.events.video.connect(self._apply_video_defaults)
         self._streaming: dict[str, Any] = {}
         self._refresh()
 
@@ -66,6 +67,17 @@ class GenerateWidget(StepWidget):
         model = self.state.texture_model
         if model is not None and "tf0" not in self.settings.section("generate"):
             self.form.set_values({"tf0": min(200, int(model.config.T))})
+
+    def _apply_video_defaults(self, video: Any) -> None:
+        # until the user sets them, frames and canvas follow the real video (capped for a quick first run)
+        saved = self.settings.section("generate")
+        if video is None or any(k in saved for k in ("frames", "height", "width")):
+            return
+        try:
+            t, h, w = video.shape
+        except Exception:
+            return
+        self.form.set_values({"frames": min(int(t), 50), "height": min(int(h), 512), "width": min(int(w), 512)})
 
     def run_buttons(self) -> list[QWidget]:
         return [self.preview_btn, self.generate_btn]
