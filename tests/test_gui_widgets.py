@@ -93,6 +93,10 @@ def test_run_settings_file_round_trip_and_cli_sections(make_napari_viewer_proxy,
     assert TextureModelConfig.from_dict(data["texture"]["model"]).unet.width == 8
     assert FlowTrainConfig.from_dict(data["train_flow"]).steps == 55
     assert SynthesisConfig.from_dict(data["synthesis"]).tf_non0 == 4
+    from napari_bvdm.shapes import FitConfig, SimulationConfig
+
+    FitConfig.from_dict(data["fit_shapes"])  # `bvdm fit-shapes --settings`
+    SimulationConfig.from_dict(data["simulate_masks"])  # `bvdm simulate-masks --settings`
     # a second workflow (another session) loads the file back
     wf2 = WorkflowWidget(make_napari_viewer_proxy())
     qtbot.addWidget(wf2)
