@@ -10,6 +10,7 @@ writer, py-ctcmetrics).
 from .experiment import TRAINING_SETS, ExperimentConfig, ExperimentResult, run_experiment
 from .scoring import score_result, write_res
 from .segnet import SegNetConfig
+from .synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
 from .tracker import TrackerConfig, track_instances
 from .train import TrainConfig, train_segnet
 
@@ -21,6 +22,8 @@ __all__ = [
     "score_result",
     "write_res",
     "SegNetConfig",
+    "SyntheticSetsConfig",
+    "make_synthetic_sets",
     "TrackerConfig",
     "track_instances",
     "TrainConfig",
