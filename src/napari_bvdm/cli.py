@@ -33,11 +33,25 @@ def _command_modules():
     return mods
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show ``(default: X)`` only where X says something and the help text does not already."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text.lower():
+            return text
+        return super()._get_help_string(action)
+
+
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> str:
+    return f"bvdm: warning: {message}\n"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bvdm",
         description="napari-bvdm: synthetic, fully annotated live-cell videos from one real video.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"napari-bvdm {__version__}")
     parser.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
@@ -47,9 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
             mod.NAME,
             help=mod.HELP,
             description=getattr(mod, "DESCRIPTION", mod.HELP),
-            formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+            formatter_class=_HelpFormatter,
         )
-        p.add_argument("--traceback", action="store_true", help="show the full traceback on errors")
+        # SUPPRESS: `bvdm --traceback COMMAND` is not overridden by the subcommand's own default
+        p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
+                       help="show the full traceback on errors")
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -63,12 +79,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .runtime.weights import WeightsError
 
     return (InputError, ConfigError, WeightsError, Cancelled, FileNotFoundError, FileExistsError,
-            PermissionError, NotADirectoryError, ValueError)
+            PermissionError, NotADirectoryError, ValueError, ImportError)
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    warnings.formatwarning = _one_line_warning
     if not getattr(args, "_run", None):
         parser.print_help()
         return 1
