@@ -147,3 +147,15 @@ def test_cli_help_and_unknown(capsys):
         main(["--help"])
     assert e.value.code == 0
     assert "bvdm" in capsys.readouterr().out
+
+
+def test_weights_file_is_readable_by_others(tmp_path):
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        p = save_weights(tmp_path / "w.safetensors", "flow", {"a": torch.zeros(1)}, {})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(p.stat().st_mode) == 0o644

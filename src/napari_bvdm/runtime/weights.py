@@ -57,11 +57,18 @@ def save_weights(
     os.close(fd)
     try:
         save_file(clean, tmp, metadata=meta)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:
