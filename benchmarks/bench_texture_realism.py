@@ -31,7 +31,8 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.25, help="used when the weights do not list val tracks")
-    ap.add_argument("--methods", default="classical,ddpm200,ddim50,ddim20,ddim10,ddim5,ddpm200-bf16,ddim20-bf16")
+    ap.add_argument("--methods", help="comma list: classical, ddpmN, ddimN, with -bf16 and (DDIM) -etaX suffixes",
+                    default="classical,ddpm200,ddim50,ddim20,ddim10,ddim5,ddpm200-bf16,ddim20-bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.weights.name.endswith(".ckpt.safetensors"):
@@ -63,10 +64,12 @@ def main() -> None:
             fake = painter.paint(masks, br, generator=args.seed)
             passes = 0
         else:
-            prec = "bf16" if meth.endswith("-bf16") else "fp32"
-            name = meth.removesuffix("-bf16")
+            prec = "bf16" if "-bf16" in meth else "fp32"
+            eta = float(meth.split("-eta")[1].split("-")[0]) if "-eta" in meth else 0.0
+            name = meth.split("-")[0]
             sampler, n = name[:4], int(name[4:])
-            painter = DiffusionPainter(model, sampler, ddim_steps=n, tf0=200, precision=prec, batch_size=64)
+            painter = DiffusionPainter(model, sampler, ddim_steps=n, tf0=200, precision=prec, batch_size=64,
+                                       ddim_eta=eta)
             fake = painter.paint(masks, br, generator=args.seed)
             passes = painter.passes
         dt = time.perf_counter() - t0

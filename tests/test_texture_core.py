@@ -93,6 +93,8 @@ def test_samplers_with_an_oracle_denoiser_recover_the_clean_image():
     g = torch.Generator().manual_seed(0)
     out = sdedit(oracle, s, x0, 200, sampler="ddim", steps=10, generator=g)
     assert torch.allclose(out, x0, atol=1e-4)
+    out = sdedit(oracle, s, x0, 200, sampler="ddim", steps=10, generator=g, eta=1.0)  # stochastic DDIM
+    assert torch.allclose(out, x0, atol=1e-4)
     out = sdedit(oracle, s, x0, 200, sampler="ddpm", generator=g)
     assert (out - x0).abs().max() < 0.05  # ancestral noise of the last steps only
 

@@ -112,6 +112,7 @@ class DiffusionPainterConfig(Config):
     ----------
     sampler : "ddpm" (ancestral, every timestep: the reference) or "ddim" (deterministic, subset of steps).
     ddim_steps : DDIM network passes for a Tf0-strength start (a refresh uses proportionally fewer, >= 1).
+    ddim_eta : DDIM stochasticity (0 deterministic; 1 adds DDPM-like noise on the strided steps).
     tf0, tf_non0 : SDEdit strengths for a track's first frame and for later-frame refreshes (200, 10).
     silhouette : grey of the flat silhouette (model units); None uses each cell's brightness, or the model's
         ``cell_level`` when it was trained on per-cell scaled crops.
@@ -123,6 +124,7 @@ class DiffusionPainterConfig(Config):
 
     sampler: str = "ddpm"
     ddim_steps: int = 50
+    ddim_eta: float = 0.0
     tf0: int = 200
     tf_non0: int = 10
     silhouette: float | None = None
@@ -134,6 +136,7 @@ class DiffusionPainterConfig(Config):
     def check(self) -> None:
         self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be 'ddpm' or 'ddim'")
         self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
+        self._require(0 <= self.ddim_eta <= 1, "ddim_eta", "must be in [0, 1]")
         self._require(1 <= self.tf0 <= 1000, "tf0", "must be in 1..1000")
         self._require(1 <= self.tf_non0 <= 1000, "tf_non0", "must be in 1..1000")
         self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
@@ -207,7 +210,8 @@ class DiffusionPainter:
                         return net(inp, t).float()
                 return net(inp, t)
 
-            x = sdedit(eps_fn, self.model.schedule, x0, t_start, sampler=cfg.sampler, steps=n_eval, generator=gen)
+            x = sdedit(eps_fn, self.model.schedule, x0, t_start, sampler=cfg.sampler, steps=n_eval, generator=gen,
+                       eta=cfg.ddim_eta)
             out[s:s + cfg.batch_size] = x[:, 0, :h, :w].float().cpu().numpy()
         self.passes += n_eval * B
         return finish(out, masks, b, edge_sigma=cfg.edge_sigma)

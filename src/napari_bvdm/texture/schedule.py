@@ -84,10 +84,11 @@ def sdedit_timesteps(t_start: int, sampler: str, steps: int | None = None) -> li
 
 @torch.no_grad()
 def sdedit(eps_fn: EpsFn, schedule: CosineSchedule, x_start: torch.Tensor, t_start: int, *, sampler: str = "ddpm",
-           steps: int | None = None, generator: torch.Generator | None = None,
+           steps: int | None = None, generator: torch.Generator | None = None, eta: float = 0.0,
            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Noise ``x_start`` to ``t_start - 1`` and denoise back to 0.
 
+    ``eta`` is the DDIM stochasticity (0: deterministic, 1: DDPM-like variance on the strided steps).
     Noise is drawn on the CPU from ``generator`` and moved to the device, so a seed gives the same
     result on every device (up to floating-point differences).
     """
@@ -103,7 +104,8 @@ def sdedit(eps_fn: EpsFn, schedule: CosineSchedule, x_start: torch.Tensor, t_sta
         if sampler == "ddpm":
             x = schedule.ddpm_step(x, t, eps, randn() if t > 0 else None)
         else:
-            x = schedule.ddim_step(x, t, ts[i + 1] if i + 1 < len(ts) else -1, eps)
+            t_prev = ts[i + 1] if i + 1 < len(ts) else -1
+            x = schedule.ddim_step(x, t, t_prev, eps, eta, randn() if eta > 0 and t_prev >= 0 else None)
         if callback is not None:
             callback(i + 1, len(ts))
     return x
