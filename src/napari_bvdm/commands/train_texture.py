@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -93,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"time limit reached at step {model.info['steps']}; checkpoint kept in {ckpt} (resume with --resume)",
               file=sys.stderr)
     model.info["source"] = str(args.source)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 writes the weights
+        return 0
     model.save(args.output)
     print(f"wrote {args.output} ({model.info.get('steps')} steps)")
     return 0

@@ -26,7 +26,8 @@ import numpy as np
 import torch
 
 from ..runtime.config import Config, ConfigError
-from ..runtime.device import release_device_memory, resolve_device
+from ..runtime.device import release_device_memory
+from ..runtime.distributed import setup as dist_setup
 from ..runtime.progress import Cancelled, CancelToken, Progress
 from ..runtime.weights import WeightsError, load_weights, save_weights
 from .crops import CellCrops, check_enough
@@ -236,10 +237,11 @@ def train_texture(
     check_enough(crops)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    device = resolve_device(config.device)
+    dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
+    device = dist.device(config.device)
     ckpt = Path(checkpoint) if checkpoint is not None else None
     model = TextureModel(model_config, crops.normalisation)
-    gen = torch.Generator().manual_seed(config.seed)
+    gen = torch.Generator().manual_seed(dist.rank_seed(config.seed) if dist.enabled else config.seed)
     torch.manual_seed(config.seed)
     net = UNet(model_config.unet)  # init from the seeded global generator
     ema = copy.deepcopy(net)
@@ -267,6 +269,8 @@ def train_texture(
         _load_optim(opt, tensors, meta["extra"]["param_groups"])
         gen.set_state(tensors["gen_state"])
         step = int(meta["extra"]["step"])
+        if dist.enabled and not dist.is_main:  # the checkpoint holds rank 0's stream: draw other batches
+            gen.manual_seed(dist.rank_seed(config.seed) + step)
         history = meta["extra"].get("history", history)
     train_idx, val_idx = crops.split_by_track(config.val_fraction, config.split_seed)
     val_tracks = sorted(set(crops.track[val_idx].tolist()))
@@ -275,6 +279,7 @@ def train_texture(
     try:
         net.to(device)
         ema.to(device)
+        fwd = dist.wrap(net)  # gradients averaged over ranks under torchrun
         # optimizer state follows the parameters
         for st in opt.state.values():
             for k, v in st.items():
@@ -304,9 +309,9 @@ def train_texture(
             try:
                 if autocast is not None:
                     with torch.autocast(autocast[0], dtype=autocast[1]):
-                        eps = net(_net_input(xt, m, cond), t)
+                        eps = fwd(_net_input(xt, m, cond), t)
                 else:
-                    eps = net(_net_input(xt, m, cond), t)
+                    eps = fwd(_net_input(xt, m, cond), t)
                 loss = torch.nn.functional.mse_loss(eps.float(), noise)
                 opt.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -328,7 +333,7 @@ def train_texture(
                     pe.mul_(d).add_(p.detach(), alpha=1 - d)
                 for be, b in zip(ema.buffers(), net.buffers(), strict=True):
                     be.copy_(b)
-            lv = float(loss.detach())
+            lv = dist.mean(float(loss.detach()))
             if not np.isfinite(lv):
                 raise TrainingError(f"the loss became {lv} at step {step}; lower the learning rate")
             window.append((time.perf_counter() - t0, config.batch_size))
@@ -340,20 +345,22 @@ def train_texture(
                 val_loss = validation_loss(ema, model, val_im, val_mk, config.val_t)
                 history["val_step"].append(step)
                 history["val_loss"].append(round(val_loss, 6))
-            if ckpt is not None and (step % config.checkpoint_every == 0 or step == config.steps):
+            if ckpt is not None and dist.is_main and (step % config.checkpoint_every == 0 or step == config.steps):
                 save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
             eta = (config.steps - step) * config.batch_size / rate
             yield Progress(step, config.steps, "training texture model",
                            {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
     except (Cancelled, GeneratorExit, KeyboardInterrupt):
-        if ckpt is not None and step > 0:
+        if ckpt is not None and step > 0 and dist.is_main:
             save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
         raise
     finally:
         net.to("cpu")
         ema.to("cpu")
         release_device_memory(device)
-    info = {"steps": step, "batch_size": config.batch_size, "train_config": config.to_dict(),
+    dist.barrier()
+    info = {"steps": step, "batch_size": config.batch_size, "world_size": dist.world_size,
+            "train_config": config.to_dict(),
             "data": crops.fingerprint(), "val_tracks": val_tracks,
             "final_val_loss": val_loss}
     return TextureModel(model_config, crops.normalisation, ema.eval(), info)
