@@ -80,8 +80,26 @@ def build_painter(texture: str | None, args: argparse.Namespace):
     return DiffusionPainter(model, sampler=args.sampler or "ddpm", config=cfg), path
 
 
+def _fixed_mmap_threshold() -> None:
+    """glibc only: serve large blocks (whole frames) by mmap, so the heap does not fragment and RSS stays
+    flat over long videos (measured: 517 -> 707 MB over 80 frames with glibc's dynamic threshold, flat at
+    490 MB with a fixed one). Process-wide, so only the command line does it, never the library."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 65536)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
+
+    _fixed_mmap_threshold()
 
     from ..flow import FlowModel
     from ..runtime.config import ConfigError
