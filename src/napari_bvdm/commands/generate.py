@@ -82,8 +82,9 @@ def build_painter(texture: str | None, args: argparse.Namespace):
 
 def _fixed_mmap_threshold() -> None:
     """glibc only: serve large blocks (whole frames) by mmap, so the heap does not fragment and RSS stays
-    flat over long videos (measured: 517 -> 707 MB over 80 frames with glibc's dynamic threshold, flat at
-    490 MB with a fixed one). Process-wide, so only the command line does it, never the library."""
+    flat over long videos (benchmarks/bench_synthesis.py --parts memory: 562 -> 736 MB over 80 frames with
+    glibc's dynamic threshold, flat at 530 MB with a fixed one). Process-wide, so only the command line
+    does it, never the library."""
     import ctypes
     import sys
 
