@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 NAME = "train-flow"
@@ -44,7 +45,10 @@ def run(args: argparse.Namespace) -> int:
     cfg = FlowTrainConfig.from_dict(settings)
     if args.no_resume and checkpoint_path(args.output).exists():
         checkpoint_path(args.output).unlink()
-    model = run_job(train_flow(args.source, args.output, cfg), progress_callback(args))
+    main_rank = int(os.environ.get("RANK", "0")) == 0  # under torchrun only rank 0 reports and writes
+    model = run_job(train_flow(args.source, args.output, cfg), progress_callback(args) if main_rank else None)
+    if not main_rank:
+        return 0
     v = model.extra.get("validation", {})
     if v:
         print(f"validation Dice {v['dice']:.4f} (identity {v['dice_identity']:.4f}, centroid shift "

@@ -16,6 +16,7 @@ import numpy as np
 
 from ..io.video import InputError
 from ..runtime.config import Config
+from ..runtime.distributed import setup as dist_setup
 from ..runtime.progress import CancelToken, Job, Progress
 from ..runtime.weights import WeightsError, load_weights, read_metadata, save_weights
 from .model import FlowConfig, FlowModel
@@ -150,7 +151,6 @@ def train_flow(
     """
     import torch
 
-    from ..runtime.device import resolve_device
     from ..runtime.seeding import seed_everything, torch_generator
     from .net import FlowNet, warp
 
@@ -180,9 +180,11 @@ def train_flow(
         np.zeros(len(pairs), bool)))
     if len(train) == 0:
         train = pairs
-    device = resolve_device(cfg.device)
+    dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
+    device = dist.device(cfg.device)
     seed_everything(cfg.seed)
     net = FlowNet(cfg.model.encoder, cfg.model.decoder).to(device)
+    fwd = dist.wrap(net)  # gradients averaged over ranks under torchrun
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
     step = 0
     history: list[dict[str, float]] = []
@@ -207,13 +209,15 @@ def train_flow(
         while step < cfg.steps:
             if cancel is not None:
                 cancel.check()
-            gen = torch_generator(cfg.seed, "flow-train", step)  # per step: resuming gives identical runs
+            # per step: resuming gives identical runs; under torchrun each rank draws its own batch
+            gen = (torch_generator(cfg.seed, "flow-train", step, dist.rank) if dist.enabled
+                   else torch_generator(cfg.seed, "flow-train", step))
             idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=gen)
             prev, cur = prev_all[idx], cur_all[idx]
             if cfg.augment:
                 prev, cur = _augment(prev, cur, gen)
             prev, cur = prev.to(device), cur.to(device)
-            flow = net(prev, cur)
+            flow = fwd(prev, cur)
             moved = warp(prev, flow)
             mse = ((moved - cur) ** 2).mean()
             loss = mse + cfg.smooth_weight * smoothness(flow)
@@ -221,7 +225,7 @@ def train_flow(
             loss.backward()
             opt.step()
             step += 1
-            last = {"loss": float(loss.detach()), "mse": float(mse.detach()),
+            last = {"loss": dist.mean(float(loss.detach())), "mse": dist.mean(float(mse.detach())),
                     "items_per_s": step * cfg.batch_size / max(time.monotonic() - t0, 1e-9)}
             if step % cfg.val_every == 0 or step == cfg.steps:
                 if len(val):
@@ -230,21 +234,23 @@ def train_flow(
                     net.train()
                     last.update({"val_dice": ev["dice"], "val_dice_identity": ev["dice_identity"]})
                 history.append({"step": step, **last})
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps:
+            if step % cfg.checkpoint_every == 0 and step < cfg.steps and dist.is_main:
                 _save_checkpoint(ckpt, net, opt, cfg, step, history)
             yield Progress(step, cfg.steps, "training flow model", metrics=dict(last), stage="train-flow")
     except (GeneratorExit, Exception):
-        if step > 0:
+        if step > 0 and dist.is_main:
             _save_checkpoint(ckpt, net, opt, cfg, step, history)
         raise
     net.eval()
     model = FlowModel(cfg.model, net.cpu(), device="cpu")
     final = evaluate_pairs(model, val) if len(val) else {}
     model.extra = {**extra_base, "validation": final, "history": history[-20:],
-                   "train_seconds": time.monotonic() - t0}
-    model.save(out_path)
-    if ckpt.exists():
-        ckpt.unlink()
+                   "train_seconds": time.monotonic() - t0, "world_size": dist.world_size}
+    if dist.is_main:  # under torchrun only rank 0 writes
+        model.save(out_path)
+        if ckpt.exists():
+            ckpt.unlink()
+    dist.barrier()
     yield Progress(cfg.steps, cfg.steps, "saved " + out_path.name, metrics={k: v for k, v in final.items()
                                                                            if isinstance(v, float)},
                    stage="train-flow")
