@@ -40,3 +40,19 @@ def progress_callback(args: argparse.Namespace):
     from ..runtime.progress import TerminalBar
 
     return None if getattr(args, "quiet", False) else TerminalBar()
+
+
+def apply_settings(args: argparse.Namespace, parser_defaults: dict[str, Any], section: str) -> None:
+    """Fill options the user left at their defaults from ``--settings`` section ``section``.
+
+    Options given on the command line win; unknown keys in the section raise a ConfigError naming them.
+    """
+    from ..runtime.config import ConfigError
+
+    settings = load_settings(args, section)
+    unknown = sorted(set(settings) - set(parser_defaults))
+    if unknown:
+        raise ConfigError(f"settings section {section!r}: unknown key(s) {unknown}; known: {sorted(parser_defaults)}")
+    for key, value in settings.items():
+        if getattr(args, key) == parser_defaults[key]:
+            setattr(args, key, value)

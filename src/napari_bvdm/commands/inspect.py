@@ -10,14 +10,23 @@ HELP = "describe a TIFF video, a folder of frames or a CTC dataset/sequence (fra
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import add_settings_argument
+
     p.add_argument("path", type=Path, help="TIFF file, folder of TIFF frames, CTC sequence or dataset folder")
     p.add_argument("--sequence", default=None, help="CTC dataset: which sequence (default the first)")
     p.add_argument("--stats", action="store_true",
                    help="also read every frame: intensity range, percentiles, objects per frame, sizes")
     p.add_argument("--validate", action="store_true", help="CTC: also run the validator (as bvdm validate)")
+    add_settings_argument(p)
+
+
+_DEFAULTS = {"sequence": None, "stats": False, "validate": False}
 
 
 def run(args: argparse.Namespace) -> int:
+    from ._common import apply_settings
+
+    apply_settings(args, _DEFAULTS, "inspect")
     import numpy as np
 
     from ..io.readers import read_video

@@ -16,14 +16,23 @@ DESCRIPTION = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ._common import add_settings_argument
+
     p.add_argument("path", type=Path, help="dataset folder, sequence folder NN, NN_GT or NN_RES")
     p.add_argument("--frames", type=int, default=None,
                    help="number of frames when no raw frames are beside NN_GT/NN_RES (default: counted)")
     p.add_argument("--max-problems", type=int, default=50, help="print at most this many problems")
+    add_settings_argument(p)
+
+
+_DEFAULTS = {"frames": None, "max_problems": 50}
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io.validator import validate_ctc
+    from ._common import apply_settings
+
+    apply_settings(args, _DEFAULTS, "validate")
 
     problems = validate_ctc(args.path, n_frames=args.frames)
     if not problems:
