@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 
+from ddp_helpers import flat_weights, spawn_ranks
 from napari_bvdm.flow.model import FlowConfig
 from napari_bvdm.flow.train import FlowTrainConfig, train_flow
 from napari_bvdm.runtime.progress import run_job
@@ -28,31 +27,16 @@ CFG = FlowTrainConfig(steps=3, batch_size=2, val_every=3, checkpoint_every=1, de
                       model=FlowConfig(crop_size=32))
 
 
-def _weights(net) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
-
-
-def _worker(rank: int, port: int, tmp: str, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from napari_bvdm.runtime.distributed import setup
-
-    ctx = setup()
+def _train(rank: int, tmp: str, out) -> None:
     model = run_job(train_flow(_labels(), os.path.join(tmp, "flow.safetensors"), CFG))
-    out[rank] = _weights(model.net)
+    out[rank] = flat_weights(model.net)
     out[f"world{rank}"] = model.extra["world_size"]
-    ctx.close()
 
 
 def test_two_rank_flow_training_stays_in_sync(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(port, str(tmp_path), out), nprocs=2, join=True)
+    out = spawn_ranks(_train, str(tmp_path))
     assert out["world0"] == out["world1"] == 2
     assert torch.equal(out[0], out[1])  # replicas identical
     assert (tmp_path / "flow.safetensors").exists()  # written once, by rank 0
     single = run_job(train_flow(_labels(), tmp_path / "single.safetensors", CFG))
-    assert not torch.equal(out[0], _weights(single.net))
+    assert not torch.equal(out[0], flat_weights(single.net))

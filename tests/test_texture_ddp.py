@@ -7,12 +7,11 @@ differs from a single-process run (each rank draws its own batches).
 from __future__ import annotations
 
 import os
-import socket
 
 import numpy as np
 import torch
-import torch.multiprocessing as mp
 
+from ddp_helpers import flat_weights, spawn_ranks
 from napari_bvdm.runtime.progress import run_job
 from napari_bvdm.texture.crops import extract_crops
 from napari_bvdm.texture.model import TextureModelConfig
@@ -39,33 +38,18 @@ def _toy_crops():
     return extract_crops(image, labels, crop_size=32, min_area=20)
 
 
-def _weights(net) -> torch.Tensor:
-    return torch.cat([p.detach().flatten() for p in net.parameters()])
-
-
-def _worker(rank: int, port: int, tmp: str, out) -> None:
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-    from napari_bvdm.runtime.distributed import setup
-
-    ctx = setup()
+def _train(rank: int, tmp: str, out) -> None:
     model = run_job(train_texture(_toy_crops(), TINY, FAST, checkpoint=os.path.join(tmp, f"r{rank}.ckpt")))
-    out[rank] = _weights(model.net)
+    out[rank] = flat_weights(model.net)
     out[f"world{rank}"] = model.info["world_size"]
-    ctx.close()
 
 
 def test_two_rank_training_stays_in_sync(tmp_path):
     crops = _toy_crops()
     assert len(crops) >= 32
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    out = mp.Manager().dict()
-    mp.spawn(_worker, args=(port, str(tmp_path), out), nprocs=2, join=True)
+    out = spawn_ranks(_train, str(tmp_path))
     assert out["world0"] == out["world1"] == 2
     assert torch.equal(out[0], out[1])  # DDP keeps the replicas identical
     assert (tmp_path / "r0.ckpt").exists() and not (tmp_path / "r1.ckpt").exists()  # only rank 0 writes
     single = run_job(train_texture(crops, TINY, FAST))
-    assert not torch.equal(out[0], _weights(single.net))
+    assert not torch.equal(out[0], flat_weights(single.net))
