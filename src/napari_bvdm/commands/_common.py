@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -23,14 +22,9 @@ def load_settings(args: argparse.Namespace, section: str | None = None) -> dict[
     path = getattr(args, "settings", None)
     if not path:
         return {}
-    from ..runtime.config import ConfigError
+    from ..runtime.config import read_settings_file
 
-    try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"settings file {path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"settings file {path} is not valid JSON: {e}") from None
+    data = read_settings_file(path, "a JSON object with one section per step")
     if section is not None:
         return dict(data.get(section, {}))
     return data

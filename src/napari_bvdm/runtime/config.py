@@ -84,14 +84,24 @@ class Config:
 
     @classmethod
     def load(cls: type[C], path: str | Path) -> C:
-        path = Path(path)
-        try:
-            data = json.loads(path.read_text())
-        except FileNotFoundError:
-            raise ConfigError(f"settings file {path} does not exist") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"settings file {path} is not valid JSON: {e}") from None
-        return cls.from_dict(data)
+        return cls.from_dict(read_settings_file(path))
+
+
+def read_settings_file(path: str | Path, expected: str = "a JSON object") -> dict[str, Any]:
+    """Read a JSON settings file that must hold an object; every problem is a :class:`ConfigError`.
+
+    ``expected`` describes the object in the error for a file that holds something else.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"settings file {path} does not exist") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"settings file {path} is not valid JSON: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"settings file {path}: expected {expected}")
+    return data
 
 
 def _coerce(cls_name: str, name: str, tp: Any, value: Any) -> Any:

@@ -99,15 +99,6 @@ def save_run_settings(path: str | Path, sections: dict[str, dict[str, Any]], dev
 
 def load_run_settings(path: str | Path) -> dict[str, Any]:
     """Read a run-settings file; raise ConfigError with the cause when it is not one."""
-    from ..runtime.config import ConfigError
+    from ..runtime.config import read_settings_file
 
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"settings file {path} does not exist") from None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"settings file {path} is not valid JSON: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"settings file {path}: expected a JSON object with one section per step")
-    return data
+    return read_settings_file(path, "a JSON object with one section per step")
