@@ -2,7 +2,7 @@
 
 Run from the repository root (2-core CPU figures in docs/shapes.md)::
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py ks --seeds 0 1 2
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py ks
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py scaling
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py memory --frames 1000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py raster
@@ -47,6 +47,8 @@ def ks(seeds: list[int], sets: list[str]) -> None:
         print(f"\n## {name}: fit {t_fit:.1f} s; simulate {t} frames of {h} x {w}")
         print(model.summary())
         rates = []
+        feats = ["area", "eccentricity", "solidity", "step", "cells_per_frame"]
+        table = []
         for seed in seeds:
             t0 = time.perf_counter()
             sim = run_job(simulate_masks(model, SimulationConfig(frames=t, height=h, width=w, seed=seed)))
@@ -57,6 +59,12 @@ def ks(seeds: list[int], sets: list[str]) -> None:
                   f"divisions {int(sim.stats['divisions'])}, rate {sim.stats['division_rate']:.4f} "
                   f"(fitted {model.params['division']['rate']:.4f})")
             print(rep.table())
+            table.append([rep.ks(f) for f in feats])
+        table = np.array(table)
+        print(f"\n{name} KS over {len(seeds)} seeds | " + " | ".join(feats))
+        print("mean | " + " | ".join(f"{v:.3f}" for v in table.mean(0)))
+        print("max  | " + " | ".join(f"{v:.3f}" for v in table.max(0)))
+        print(f"seeds with every KS <= 0.15: {int((table.max(1) <= 0.15).sum())} of {len(seeds)}")
         fitted = model.params["division"]["rate"]
         if fitted > 0:
             print(f"\n{name} division rate: simulated mean {np.mean(rates):.4f} over {len(seeds)} seeds vs fitted "
@@ -131,7 +139,7 @@ def memory(frames: int, size: int, modes: list[str]) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("what", choices=["ks", "scaling", "memory", "raster", "_child"])
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--frames", type=int, default=100)
     ap.add_argument("--size", type=int, default=1024)

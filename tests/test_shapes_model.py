@@ -72,6 +72,7 @@ def test_fit_simplus_recovers_real_statistics(sim_model):
     mot = model.params["motion"]
     assert not np.array_equal(mot["sampler_step_quantiles"], mot["step_quantiles"])
     assert np.all(np.diff(mot["sampler_step_quantiles"]) >= 0)
+    assert mot["pause_probability"] < 0.02  # SIM+ full masks always move a little: no pause model
     fig = model.figure()
     assert len(fig.axes) == 6
 
@@ -119,6 +120,19 @@ def test_save_load_roundtrip_and_bad_files(sim_model, tmp_path):
     with pytest.raises(ShapeModelError, match=r"params\.motion\.step_rho is missing"):
         ShapeModel.load(tmp_path / "miss.json")
 
+    data = json.loads(p.read_text())  # a file written before the pause model: reads with pause 0
+    del data["params"]["motion"]["pause_probability"], data["params"]["motion"]["moving_step_quantiles"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    old = ShapeModel.load(tmp_path / "old.json")
+    assert old.params["motion"]["pause_probability"] == 0.0
+    np.testing.assert_allclose(old.params["motion"]["moving_step_quantiles"], model.params["motion"]["step_quantiles"])
+
+    data = json.loads(p.read_text())
+    data["params"]["motion"]["pause_probability"] = 1.5
+    (tmp_path / "prob.json").write_text(json.dumps(data))
+    with pytest.raises(ShapeModelError, match=r"pause_probability = 1.5 must be a probability"):
+        ShapeModel.load(tmp_path / "prob.json")
+
     (tmp_path / "trunc.json").write_text(p.read_text()[:200])
     with pytest.raises(ShapeModelError, match="not valid JSON"):
         ShapeModel.load(tmp_path / "trunc.json")
@@ -131,6 +145,8 @@ def test_default_model_loads():
     m = ShapeModel.default()
     assert "Fluo-N2DH-GOWT1" in m.source["path"]
     assert m.n_points == FitConfig().n_points and m.n_modes > 0
+    # GOWT1's hand-placed TRA markers stay exactly in place in about 17 % of the steps: a fitted pause
+    assert 0.1 < m.params["motion"]["pause_probability"] < 0.25
 
 
 def test_cancel_stops_the_fit(sim_model):

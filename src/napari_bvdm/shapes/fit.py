@@ -21,7 +21,7 @@ from skimage import measure
 from ..io.video import InputError, Video
 from ..runtime.progress import CancelToken, Job, Progress
 from .contours import ObjectRecord, clean_labels, measure_frame
-from .model import N_QUANTILES, FitConfig, ShapeModel
+from .model import N_QUANTILES, PAUSE_EPS, FitConfig, ShapeModel
 
 __all__ = ["fit_shape_model", "choose_labels", "link_by_nearest_centroid", "quantiles", "normal_scores"]
 
@@ -270,7 +270,7 @@ def fit_shape_model(
     return model
 
 
-def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None, rounds: int = 2) -> None:
+def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None, rounds: int = 3) -> None:
     """Correct the step and size samplers so that *measured* simulated masks match the real ones.
 
     A simulated cell's centroid also moves when its outline changes and when neighbours push it, and
@@ -282,23 +282,27 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
     """
     from .simulate import SimulationConfig, simulate_masks
 
-    mot, area = model.params["motion"], model.params["area"]
-    step_target, area_target = mot["step_quantiles"], area["target_quantiles"]
+    mot, area, pop = model.params["motion"], model.params["area"], model.params["population"]
+    nn_target = pop["nn_quantiles"]
+    sh = model.params["shape"]
+    ecc_target = model.params["eccentricity"]["quantiles"][1:-1]  # the table stands in for the sample
+    step_target, area_target = mot["moving_step_quantiles"], area["target_quantiles"]
     src = model.source
     h, w = max(int(src["height"]), 16), max(int(src["width"]), 16)
     cells = max(1, int(round(model.params["population"]["cells_mean"])))
     frames = max(2, min(frames, int(src.get("n_frames", frames))))
     runs = int(min(3, max(1, np.ceil(60 / cells))))  # sizes persist: independence comes from cells
     for i in range(rounds):
-        steps, areas = [], []
+        steps, areas, nn, ratios = [], [], [], []
 
-        def sink(t: int, f: np.ndarray, areas: list = areas) -> None:
+        def sink(t: int, f: np.ndarray, areas: list = areas, ratios: list = ratios) -> None:
             counts = np.bincount(f.ravel())
             edge = np.unique(np.concatenate([f[0], f[-1], f[:, 0], f[:, -1]]))
             ok = counts > 0
             ok[0] = False
             ok[edge] = False
             areas.extend(counts[ok].tolist())
+            ratios.extend(_axis_ratios(f, np.flatnonzero(ok)).tolist())
 
         for j in range(runs):
             if cancel is not None:
@@ -310,16 +314,75 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
                     next(job)
             except StopIteration as stop:
                 sim = stop.value
-            steps.extend(np.hypot(*np.diff(c, axis=0).T) for c in sim.centroids.values() if len(c) > 1)
+            for lab, c in sim.centroids.items():  # steps into paused frames are modelled apart
+                if len(c) > 1:
+                    steps.append(np.hypot(*np.diff(c, axis=0).T)[~sim.paused[lab][1:]])
+            nn.extend(_nn_distances(sim))
         steps = np.concatenate(steps) if steps else np.zeros(0)
+        if len(nn) >= 50 and nn_target[10] > 0:  # spacing: the close pairs (contacts), not the density
+            measured_nn = float(np.quantile(nn, 0.10))
+            factor = float(np.clip(nn_target[10] / max(measured_nn, 1e-6), 0.85, 1.2))
+            pop["spacing"] = float(np.clip(pop["spacing"] * factor, 0.8, 2.0))
         if len(steps) >= 50:  # steps: quantile by quantile (many, nearly independent samples)
             measured = quantiles(steps)
             ratio = np.where(measured > 1e-6, step_target / np.maximum(measured, 1e-6), 1.0)
+            ratio[0] = ratio[1]  # the minimum of a sample is too noisy to steer by
             new = mot["sampler_step_quantiles"] * np.clip(ratio, 0.2, 5.0)
             mot["sampler_step_quantiles"] = np.maximum.accumulate(np.clip(new, 0, None))
-        if len(areas) >= 20:  # sizes: one scale factor (sizes persist, so few independent samples)
-            factor = float(np.clip(np.median(area_target) / max(np.median(areas), 1.0), 0.8, 1.25))
-            area["sampler_quantiles"] = area["sampler_quantiles"] * factor
+        if len(ratios) >= 20:  # elongation: the median (a - b) / (a + b) of whole objects
+            def el(ecc):
+                rho = np.sqrt(1 - np.clip(ecc, 0, 1) ** 2)  # minor / major axis
+                return max(float(np.median((1 - rho) / (1 + rho))), 1e-3)
+
+            measured_el = el(np.sqrt(1 - np.clip(ratios, 0, 1) ** 2))
+            factor = float(np.clip(el(ecc_target) / measured_el, 0.7, 1.3))
+            sh["elongation"] = float(np.clip(sh["elongation"] * factor, 0.3, 3.0))
+        if len(areas) >= 20:  # sizes: level and spread in log units (sizes persist: few independent samples)
+            la, lt = np.log(np.maximum(areas, 1.0)), np.log(np.maximum(area_target, 1.0))
+            shift = float(np.clip(np.median(lt) - np.median(la), np.log(0.8), np.log(1.25)))
+            lo = hi = 1.0
+            if len(areas) >= 200 and model.params["division"]["count"] >= 10:
+                # daughters add small cells that the sampler's table already holds: narrow it
+                m10, m50, m90 = np.quantile(la, [0.1, 0.5, 0.9])  # each half of the table on its own
+                lo = float(np.clip((lt[50] - lt[10]) / max(m50 - m10, 1e-6), 0.7, 1.3))
+                hi = float(np.clip((lt[90] - lt[50]) / max(m90 - m50, 1e-6), 0.7, 1.3))
+            ls = np.log(np.maximum(area["sampler_quantiles"], 1.0))
+            mid = float(np.median(ls))
+            area["sampler_quantiles"] = np.exp(mid + np.where(ls < mid, lo, hi) * (ls - mid) + shift)
+
+
+def _axis_ratios(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Minor / major axis ratio (second moments) of the given labels of one frame."""
+    if not len(labels):
+        return np.zeros(0)
+    yy, xx = np.nonzero(frame)
+    lab = frame[yy, xx].astype(np.int64)
+    n = int(frame.max()) + 1
+    w = np.bincount(lab, minlength=n).astype(np.float64)
+    my, mx = np.bincount(lab, yy, n) / np.maximum(w, 1), np.bincount(lab, xx, n) / np.maximum(w, 1)
+    dy, dx = yy - my[lab], xx - mx[lab]
+    syy = np.bincount(lab, dy * dy, n)[labels]
+    sxx = np.bincount(lab, dx * dx, n)[labels]
+    sxy = np.bincount(lab, dy * dx, n)[labels]
+    tr, det = syy + sxx, syy * sxx - sxy**2
+    disc = np.sqrt(np.maximum(tr**2 / 4 - det, 0))
+    l1, l2 = tr / 2 + disc, np.maximum(tr / 2 - disc, 0)
+    return np.sqrt(l2 / np.maximum(l1, 1e-12))
+
+
+def _nn_distances(sim) -> list[float]:
+    """Nearest-neighbour centroid distances per frame of a simulated :class:`MaskVideo`."""
+    by_frame: dict[int, list] = defaultdict(list)
+    for lab, b, _e, _p in sim.lineage:
+        for k, c in enumerate(sim.centroids[int(lab)]):
+            by_frame[int(b) + k].append(c)
+    out: list[float] = []
+    for pts in by_frame.values():
+        if len(pts) >= 2:
+            pts = np.asarray(pts, dtype=np.float64)
+            d, _ = cKDTree(pts).query(pts, k=2)
+            out.extend(d[:, 1].tolist())
+    return out
 
 
 AUTO_SHARES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -455,6 +518,12 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
     if not step_len:
         raise InputError("no object appears in two consecutive frames: motion cannot be measured")
     step_q = quantiles(step_len)
+    # exactly-zero steps: hand-placed markers copied unchanged between frames (GOWT1: 17 %) or cells that
+    # pause; modelled as a pause probability (cell frozen for a frame), the sampler fits the moving steps
+    step_arr = np.asarray(step_len, dtype=np.float64)
+    moving = step_arr[step_arr >= PAUSE_EPS]
+    pause_p = float(1.0 - len(moving) / len(step_arr)) if len(moving) else 0.0
+    moving_q = quantiles(moving) if len(moving) >= 2 else step_q.copy()
     step_rho = _lag1(np.array(sl_a), np.array(sl_b), 0.5)
     turn_q = quantiles(turns) if len(turns) >= 5 else quantiles(np.linspace(-np.pi, np.pi, 101))
     drift = []
@@ -567,18 +636,20 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
     return {
         "shape": {"n_points": int(config.n_points), "mean": mean, "components": comps, "variances": var,
                   "explained": share, "rho": rho_shape, "mode_rho": mode_rho,
-                  "roughness_quantiles": rough_q},
+                  "roughness_quantiles": rough_q, "elongation": 1.0},
         "area": {"quantiles": quantiles([r.area for r in inner]), "target_quantiles": area_target,
                  "sampler_quantiles": area_target.copy(), "rho": rho_area},
         "eccentricity": {"quantiles": quantiles([r.eccentricity for r in inner])},
         "solidity": {"quantiles": quantiles([r.solidity for r in inner])},
         "brightness": {"quantiles": bq, "rho": rho_b, "stage_factor": stage_factor},
-        "motion": {"step_quantiles": step_q, "sampler_step_quantiles": step_q.copy(), "step_rho": step_rho,
+        "motion": {"step_quantiles": step_q, "moving_step_quantiles": moving_q, "pause_probability": pause_p,
+                   "sampler_step_quantiles": moving_q.copy(), "step_rho": step_rho,
                    "turn_quantiles": turn_q,
                    "orientation_drift": orient_drift},
         "population": {"cells_first_frame": float(counts[0]), "cells_mean": float(counts.mean()),
                        "density": float(counts.mean() / (height * width)), "growth": growth,
                        "entry_rate": float(entry_rate), "end_rate": float(end_rate), "nn_quantiles": nn_q,
+                       "spacing": 1.0,
                        "density_knots": knots},
         "division": {"enabled": bool(n_div > 0), "rate": float(n_div / cell_frames), "count": int(n_div),
                      "area_ratio": float(np.median(area_ratio)) if area_ratio else 1.0,

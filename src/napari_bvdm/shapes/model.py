@@ -20,10 +20,12 @@ import numpy as np
 
 from ..runtime.config import Config, ConfigError
 
-__all__ = ["ShapeModel", "FitConfig", "ShapeModelError", "FORMAT", "FORMAT_VERSION", "N_QUANTILES"]
+__all__ = ["ShapeModel", "FitConfig", "ShapeModelError", "FORMAT", "FORMAT_VERSION", "N_QUANTILES",
+           "PAUSE_EPS"]
 
 FORMAT = "napari-bvdm-shape-model"
 FORMAT_VERSION = 1
+PAUSE_EPS = 1e-6  # a centroid step below this (px) is a pause
 N_QUANTILES = 101  # quantile tables at 0, 1, ..., 100 %
 
 STAGES = ("interphase", "prophase", "prometaphase", "metaphase", "anaphase", "telophase")
@@ -85,6 +87,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "rho": ("unit", None),
         "mode_rho": ("vec+", "n_modes"),
         "roughness_quantiles": _QUANT,
+        "elongation": ("float+", None),
     },
     "area": {"quantiles": _QUANT, "target_quantiles": _QUANT, "sampler_quantiles": _QUANT, "rho": ("unit", None)},
     "eccentricity": {"quantiles": _QUANT},
@@ -96,6 +99,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
     },
     "motion": {
         "step_quantiles": _QUANT,
+        "moving_step_quantiles": _QUANT,
+        "pause_probability": ("prob", None),
         "sampler_step_quantiles": _QUANT,
         "step_rho": ("unit", None),
         "turn_quantiles": _QUANT,
@@ -109,6 +114,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "entry_rate": ("float+", None),
         "end_rate": ("float+", None),
         "nn_quantiles": _QUANT,
+        "spacing": ("float+", None),
         "density_knots": ("vec+", 21),
     },
     "division": {
@@ -121,6 +127,13 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "telophase_frames": ("int+", None),
     },
     "background": {"level": ("float", None), "noise": ("float+", None)},
+}
+# Fields added after format version 1 was first written: a file without them reads with these values.
+_OPTIONAL: dict[tuple[str, str], Any] = {
+    ("motion", "pause_probability"): 0.0,
+    ("population", "spacing"): 1.0,
+    ("shape", "elongation"): 1.0,
+    ("motion", "moving_step_quantiles"): ("motion", "step_quantiles"),  # same as all steps
 }
 
 
@@ -324,7 +337,9 @@ class ShapeModel:
             "  " + q("solidity", p["solidity"], fmt=".3f"),
             "  " + q("brightness (normalised)", p["brightness"], fmt=".3f"),
             "  " + q("step (px/frame)", mot, "step_quantiles", fmt=".2f")
-            + f"; persistence (mean cos turn) {float(np.mean(np.cos(mot['turn_quantiles']))):.2f}",
+            + f"; persistence (mean cos turn) {float(np.mean(np.cos(mot['turn_quantiles']))):.2f}"
+            + (f"; paused (step exactly 0) in {100 * mot['pause_probability']:.1f} % of frames"
+               if mot["pause_probability"] > 0 else ""),
             f"  cells per frame: {pop['cells_mean']:.1f} (first frame {pop['cells_first_frame']:.0f}); "
             f"growth {pop['growth']:+.4f}/frame; entries {pop['entry_rate'] * 1e3:.3f} per 1000 border px "
             f"per frame; interior track ends {pop['end_rate']:.4f} per cell per frame",
@@ -361,7 +376,11 @@ def _validate_params(params: Any, where: str) -> dict[str, dict[str, Any]]:
         o: dict[str, Any] = {}
         for name, (kind, extra) in fields.items():
             key = f"params.{section}.{name}"
-            if name not in sec:
+            if name not in sec and (section, name) in _OPTIONAL:
+                default = _OPTIONAL[(section, name)]
+                sec = dict(sec)
+                sec[name] = params[default[0]].get(default[1]) if isinstance(default, tuple) else default
+            if name not in sec or sec[name] is None:
                 raise ShapeModelError(f"{where}: {key} is missing (hand-edited or truncated file?)")
             v = sec[name]
             if kind in ("int+",):
@@ -370,9 +389,11 @@ def _validate_params(params: Any, where: str) -> dict[str, dict[str, Any]]:
             elif kind == "bool":
                 if not isinstance(v, bool):
                     raise ShapeModelError(f"{where}: {key} = {v!r} must be true or false")
-            elif kind in ("float", "float+", "unit"):
+            elif kind in ("float", "float+", "unit", "prob"):
                 if not _finite(v):
                     raise ShapeModelError(f"{where}: {key} = {v!r} must be a finite number")
+                if kind == "prob" and not (0 <= v <= 1):
+                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a probability in [0, 1]")
                 if kind == "float+" and v < 0:
                     raise ShapeModelError(f"{where}: {key} = {v!r} must be >= 0")
                 if kind == "unit" and not (-1 <= v <= 1):

@@ -7,7 +7,8 @@ Every cell carries a small state that evolves frame by frame:
 - size and brightness: Gaussian-copula AR(1) processes whose marginals are the fitted quantile tables;
 - orientation: a random walk with the fitted drift;
 - motion: step length from the fitted step quantiles (copula AR(1)) and direction turned by a fitted
-  turning angle, then pairwise repulsion (k-d tree) so that cells do not pile up;
+  turning angle, then pairwise repulsion (k-d tree) so that cells do not pile up; with the fitted pause
+  probability a cell is frozen for a frame (same outline and place; neighbours are pushed around it);
 - cell cycle: the time to division is drawn at birth (geometric with the fitted rate per cell and
   frame), so the last ``mitosis_frames`` of a mother are labelled mitotic and the first
   ``telophase_frames`` of its daughters telophase; daughters take the mother's shape and orientation,
@@ -96,6 +97,7 @@ class MaskVideo:
     brightness : per track, mean intensity per frame of its span (normalised units).
     stage : per track, stage index per frame of its span (0 interphase, 3 mitotic, 5 telophase).
     centroids : per track, (n, 2) centroid (y, x) per frame of its span (for a napari Tracks layer).
+    paused : per track, per frame of its span: frozen in that frame (the model's pause probability).
     background : ``level`` and ``noise`` of the fitted image, normalised units.
     normalisation : the model's normalisation as a dict, or ``None``.
     config : the simulation settings.
@@ -110,6 +112,7 @@ class MaskVideo:
     normalisation: dict[str, Any] | None
     config: SimulationConfig
     stats: dict[str, float] = field(default_factory=dict)
+    paused: dict[int, np.ndarray] = field(default_factory=dict)
 
     @property
     def n_frames(self) -> int:
@@ -136,9 +139,18 @@ class MaskVideo:
 
 
 # ---------------------------------------------------------------------------------------------
+def _elongate(radii: np.ndarray, factor: float) -> np.ndarray:
+    """Scale the elongation (second angular harmonic) of an outline's radii by ``factor``."""
+    if factor == 1.0 or len(radii) < 6:
+        return radii
+    spec = np.fft.rfft(radii)
+    spec[2] *= factor
+    return np.fft.irfft(spec, len(radii))
+
+
 class _Cell:
     __slots__ = ("id", "parent", "birth", "div_at", "pos", "heading", "g_step", "g_area", "g_bright", "z", "g_rough",
-                 "orient", "bright", "stage", "cent", "dead")
+                 "orient", "bright", "stage", "cent", "dead", "paused", "pauses", "leaving")
 
     def __init__(self, cid: int, parent: int, birth: int):
         self.id, self.parent, self.birth = cid, parent, birth
@@ -147,6 +159,9 @@ class _Cell:
         self.stage: list[int] = []
         self.cent: list[tuple[float, float]] = []
         self.dead = False
+        self.paused = False
+        self.pauses: list[bool] = []
+        self.leaving = False
 
 
 def _from_q(q: np.ndarray, u: np.ndarray | float) -> np.ndarray:
@@ -169,6 +184,7 @@ class _Simulator:
         div = p["division"]
         rate = div["rate"] if cfg.division_rate is None else cfg.division_rate
         self.div_rate = float(rate) if (cfg.divisions and (div["enabled"] or cfg.division_rate)) else 0.0
+        self.spacing = float(p["population"].get("spacing", 1.0))
         self.m_frames = int(div["mitosis_frames"])
         self.t_frames = int(div["telophase_frames"])
         self.next_id = 1
@@ -193,7 +209,7 @@ class _Simulator:
         s = p["shape"]
         self.sqrt_var = np.sqrt(s["variances"])
         self.comps = s["components"]
-        self.mean = s["mean"]
+        self.mean = _elongate(np.asarray(s["mean"], dtype=np.float64), float(s.get("elongation", 1.0)))
         self.k = len(self.sqrt_var)
         self.mode_rho = np.asarray(s["mode_rho"], dtype=np.float64)
         self.mode_noise = np.sqrt(1 - self.mode_rho**2)
@@ -248,6 +264,10 @@ class _Simulator:
         n = self.n0
         pos = np.column_stack([self.rng.uniform(0, self.h, n), self.rng.uniform(0, self.w, n)])
         self.cells = [self._spawn(0, p) for p in pos]
+        if n > 1:  # stratified sizes for the first cells: each video starts with the fitted size distribution
+            u = (self.rng.permutation(n) + self.rng.uniform(size=n)) / n
+            for c, g in zip(self.cells, stats.norm.ppf(u), strict=True):
+                c.g_area = float(g)
         for c in self.cells:  # the first cells are anywhere in their cycle: memoryless draw from t = 0
             if self.div_rate > 0:
                 c.div_at = int(self.rng.geometric(self.div_rate)) - 1
@@ -259,13 +279,21 @@ class _Simulator:
         rho_v = p["motion"]["step_rho"]
         drift = p["motion"]["orientation_drift"]
         alive: list[_Cell] = []
+        crowded = self.cfg.density_control and len(self.cells) - self.target(t) > 1.5
         for c in self.cells:
-            if c.div_at == t - 1:  # divide: mother ended at t - 1, daughters start now
+            if c.div_at == t - 1 and crowded:  # contact inhibition: postpone while above the fitted density
+                c.div_at = t
+            elif c.div_at == t - 1:  # divide: mother ended at t - 1, daughters start now
                 alive.extend(self._divide(c, t))
                 continue
             alive.append(c)
+        pause = float(p["motion"]["pause_probability"])
         for c in alive:
+            c.paused = False
             if c.birth == t:
+                continue
+            if pause > 0 and r.uniform() < pause:  # frozen for this frame: same outline, same place
+                c.paused = True
                 continue
             c.z = self.mode_rho * c.z + self.mode_noise * r.standard_normal(self.k)
             c.g_rough = rho_s * c.g_rough + np.sqrt(1 - rho_s**2) * r.standard_normal()
@@ -273,7 +301,8 @@ class _Simulator:
             c.g_bright = rho_b * c.g_bright + np.sqrt(1 - rho_b**2) * r.standard_normal()
             c.g_step = rho_v * c.g_step + np.sqrt(1 - rho_v**2) * r.standard_normal()
             c.orient += drift * r.standard_normal()
-            c.heading += float(_from_q(p["motion"]["turn_quantiles"], r.uniform()))
+            turn = float(_from_q(p["motion"]["turn_quantiles"], r.uniform()))
+            c.heading = self._outward(c) if c.leaving else c.heading + turn
             step = float(_from_q(p["motion"]["sampler_step_quantiles"], stats.norm.cdf(c.g_step)))
             step *= self.cfg.motion_scale
             c.pos = c.pos + step * np.array([np.cos(c.heading), np.sin(c.heading)])
@@ -310,13 +339,21 @@ class _Simulator:
             kids.append(d)
         return kids
 
+    def _outward(self, c: _Cell) -> float:
+        """Heading (radians, row/col convention of ``pos``) towards the nearest border."""
+        y, x = c.pos
+        dist = (y, self.h - y, x, self.w - x)
+        return (np.pi, 0.0, -np.pi / 2, np.pi / 2)[int(np.argmin(dist))]
+
     def _enter(self, t: int) -> None:
         lam = self.entry_mean
         n = len(self.cells)
+        for c in self.cells:
+            c.leaving = False
         if self.cfg.density_control:
             deficit = self.target(t) - n
             if deficit > 0.5:
-                lam += 0.5 * deficit
+                lam += deficit
             elif deficit < -0.5:
                 lam = 0.0
                 # too crowded: let cells at the border leave the field of view
@@ -324,10 +361,14 @@ class _Simulator:
                 if excess > 0:
                     d = np.array([min(c.pos[0], c.pos[1], self.h - c.pos[0], self.w - c.pos[1]) - np.sqrt(
                         self.area(c) / np.pi) for c in self.cells])
-                    for i in np.argsort(d)[: min(excess, 2)]:
+                    order = np.argsort(d)
+                    for i in order[: min(excess, 2)]:
                         if self.cells[i].birth < t and d[i] < 0:
                             self.cells[i].dead = True
                             self._end(self.cells[i], t - 1)
+                    # the next ones nearest the border head out of the field of view (emigration)
+                    for i in order[: excess]:
+                        self.cells[i].leaving = not self.cells[i].dead
                     self.cells = [c for c in self.cells if not c.dead]
         k = int(self.rng.poisson(lam)) if lam > 0 else 0
         for _ in range(k):
@@ -349,7 +390,8 @@ class _Simulator:
             return
         pos = np.array([c.pos for c in self.cells])
         rad = np.sqrt(np.array([self.area(c) for c in self.cells]) / np.pi)
-        reach = 2 * rad.max() + self.cfg.min_gap
+        reach = 2 * self.spacing * rad.max() + self.cfg.min_gap
+        fixed = np.array([c.paused for c in self.cells])
         for _ in range(iterations):
             pairs = cKDTree(pos).query_pairs(reach, output_type="ndarray")
             if len(pairs) == 0:
@@ -357,7 +399,7 @@ class _Simulator:
             i, j = pairs[:, 0], pairs[:, 1]
             d = pos[j] - pos[i]
             dist = np.linalg.norm(d, axis=1)
-            need = rad[i] + rad[j] + self.cfg.min_gap
+            need = self.spacing * (rad[i] + rad[j]) + self.cfg.min_gap
             over = need - dist
             hit = over > 0
             if not hit.any():
@@ -368,10 +410,13 @@ class _Simulator:
                 ang = self.rng.uniform(-np.pi, np.pi, zero.sum())
                 d[zero] = np.column_stack([np.cos(ang), np.sin(ang)])
                 dist[zero] = 1.0
-            push = (0.6 * over / dist)[:, None] * d
+            # paused cells stay put; a moving partner takes the whole push
+            share_i = np.where(fixed[i], 0.0, np.where(fixed[j], 1.0, 0.5))
+            share_j = np.where(fixed[j], 0.0, np.where(fixed[i], 1.0, 0.5))
+            push = (1.2 * over / dist)[:, None] * d
             delta = np.zeros_like(pos)
-            np.add.at(delta, i, -push)
-            np.add.at(delta, j, push)
+            np.add.at(delta, i, -push * share_i[:, None])
+            np.add.at(delta, j, push * share_j[:, None])
             pos += delta
         for c, p_ in zip(self.cells, pos, strict=True):
             c.pos = p_
@@ -419,6 +464,7 @@ class _Simulator:
             c.stage.append(st)
             c.bright.append(float(_from_q(bq, stats.norm.cdf(c.g_bright))) * float(stage_f[st]))
             c.cent.append(tuple(sums[c.id] / counts[c.id]))
+            c.pauses.append(c.paused)
             keep.append(c)
         self.cell_frames += len(keep)
         self.cells = keep
@@ -491,6 +537,7 @@ def simulate_masks(
         brightness={c.id: np.asarray(c.bright, dtype=np.float32) for c in out.values()},
         stage={c.id: np.asarray(c.stage, dtype=np.int8) for c in out.values()},
         centroids={c.id: np.asarray(c.cent, dtype=np.float32).reshape(-1, 2) for c in out.values()},
+        paused={c.id: np.asarray(c.pauses, dtype=bool) for c in out.values()},
         background=dict(model.params["background"]),
         normalisation=model.normalisation,
         config=cfg,
