@@ -67,7 +67,7 @@ def load_gowt1(frames: int | None = None):
     return img, lab
 
 
-def painters(texture: Path | None, ddim_steps: int, precision: str):
+def painters(texture: Path | None, ddim_steps: int, precision: str, sampler: str = "ddim", ddim_eta: float = 0.0):
     """(fast painter, reference painter, description)."""
     from napari_bvdm.texture.model import TextureModel
     from napari_bvdm.texture.painter import DiffusionPainter, DiffusionPainterConfig
@@ -86,8 +86,8 @@ def painters(texture: Path | None, ddim_steps: int, precision: str):
 
         model = TextureModel(TextureModelConfig(), Normalisation(0.0, 170.0, "uint8"))
         desc = "UNTRAINED texture model (speed only: quality figures are meaningless)"
-    fast = DiffusionPainter(model, sampler="ddim", config=DiffusionPainterConfig(ddim_steps=ddim_steps,
-                                                                                 precision=precision))
+    fast = DiffusionPainter(model, sampler=sampler, config=DiffusionPainterConfig(
+        ddim_steps=ddim_steps, precision=precision, ddim_eta=ddim_eta))
     ref = DiffusionPainter(model, sampler="ddpm", config=DiffusionPainterConfig(precision="fp32"))
     return fast, ref, desc
 
@@ -148,9 +148,10 @@ def part_consistency(args, flow, fast, scene, out):
     n = args.frames
     img, lab = load_gowt1(n)
     rng = range(n - 1)
-    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1))
-    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential"))
-    ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent"))
+    sn = {"shot_noise": not args.no_shot_noise}
+    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **sn))
+    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential", **sn))
+    ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent", **sn))
     videos = {"real": img, "ours": ours, "sequential": seq, "independent": ind}
     r = {(k, s): temporal_consistency(v, lab, flow, rng, smooth=s) for k, v in videos.items() for s in (0.0, 2.0)}
     tex = {k: texture_summary(v, lab, range(n)) for k, v in videos.items()}
@@ -375,6 +376,9 @@ def main() -> None:
     ap.add_argument("--flow", type=Path, default=DEFAULTS / "flow.safetensors")
     ap.add_argument("--ddim-steps", type=int, default=10, help="DDIM passes for a Tf0 start (refresh: 1)")
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="our painter's sampler")
+    ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
+    ap.add_argument("--no-shot-noise", action="store_true", help="consistency part: no added camera noise")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
@@ -384,7 +388,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
     flow = FlowModel.load(args.flow)
-    fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision)
+    fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision, args.sampler, args.ddim_eta)
     print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
     img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
     scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")
