@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -97,6 +98,9 @@ def test_contour_roundtrip_on_real_masks(gowt1):
 def test_save_load_roundtrip_and_bad_files(sim_model, tmp_path):
     _, model = sim_model
     p = model.save(tmp_path / "m.json")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert p.stat().st_mode & 0o777 == 0o666 & ~mask  # readable by others, like any saved file
     back = ShapeModel.load(p)
     assert back.summary() == model.summary()
     np.testing.assert_allclose(back.params["shape"]["components"], model.params["shape"]["components"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -64,6 +65,9 @@ def test_export_writes_valid_ctc_and_a_complete_record(tmp_path, flow_file):
     rec = json.loads((out / SYNTHESIS_JSON).read_text())
     assert rec["videos"]["01"]["seed"] == video_seed(5, 1) and rec["videos"]["02"]["seed"] == video_seed(5, 2)
     assert rec["videos"]["02"]["run"] == 0 and len(rec["runs"]) == 1
+    mask = os.umask(0)
+    os.umask(mask)
+    assert (out / SYNTHESIS_JSON).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
     run = rec["runs"][0]
     assert run["synthesis"]["tf0"] == 200 and run["scene"]["noise"] == SCENE.noise
     assert len(run["models"]["flow"]["sha256"]) == 64

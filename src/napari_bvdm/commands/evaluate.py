@@ -56,7 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--videos", type=int, default=None, help="synthetic videos per set (default 2)")
     g.add_argument("--generate-downsample", type=int, default=None,
                    help="generate at 1/N of the real scale, for cells too large for 96-px crops (default 1; MSC: 2)")
-    g.add_argument("--texture-steps", type=int, default=None, help="texture training steps (default 300)")
+    g.add_argument("--texture-steps", type=int, default=None, help="texture training steps (default 2000)")
     g.add_argument("--flow-steps", type=int, default=None, help="flow training steps (default 300)")
     p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")

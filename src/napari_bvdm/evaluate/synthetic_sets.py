@@ -36,8 +36,11 @@ class SyntheticSetsConfig(Config):
     seed : base seed of mask simulation and synthesis.
     texture_steps : texture-model training steps when no texture model is given.
     texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
+    texture_mask_channel, texture_t_max, texture_ema_decay, texture_precision : the recipe of the bundled
+        model (mask channel, absolute units, t < 400, EMA 0.995; docs/texture.md); precision ``auto`` is
+        fp32 on a CPU, ``bf16`` is faster on CPUs with AVX512-BF16.
     flow_steps, flow_batch_size : flow-model training when no flow model is given.
-    sampler, ddim_steps : diffusion sampling (``ddim`` with few steps keeps a CPU run short).
+    sampler, ddim_steps, ddim_eta : diffusion sampling (the ``bvdm generate`` default: DDIM 50, eta 0.5).
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -45,13 +48,18 @@ class SyntheticSetsConfig(Config):
     frames: int = 0
     downsample: int = 1
     seed: int = 0
-    texture_steps: int = 300
+    texture_steps: int = 2000
     texture_width: int = 8
     texture_batch_size: int = 8
+    texture_mask_channel: bool = True
+    texture_t_max: int = 400
+    texture_ema_decay: float = 0.995
+    texture_precision: str = "auto"
     flow_steps: int = 300
     flow_batch_size: int = 8
     sampler: str = "ddim"
-    ddim_steps: int = 20
+    ddim_steps: int = 50
+    ddim_eta: float = 0.5
     device: str = "auto"
 
     def check(self) -> None:
@@ -65,6 +73,10 @@ class SyntheticSetsConfig(Config):
         self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
         self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be ddpm or ddim")
         self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
+        self._require(0 <= self.ddim_eta <= 1, "ddim_eta", "must be in [0, 1]")
+        self._require(1 <= self.texture_t_max <= 1000, "texture_t_max", "must be in 1..1000")
+        self._require(self.texture_precision in ("auto", "fp32", "bf16"), "texture_precision",
+                      "must be auto, fp32 or bf16")
 
 
 def _downsample_video(video, factor: int) -> None:
@@ -169,12 +181,15 @@ def make_synthetic_sets(
             tex_path = Path(texture_model)
         else:
             tex_path = out / "texture.safetensors"
-            mcfg = TextureModelConfig(unet=UNetConfig(width=cfg.texture_width), crop_size=crops.crop_size)
+            mcfg = TextureModelConfig(unet=UNetConfig(width=cfg.texture_width, mask_channel=cfg.texture_mask_channel),
+                                      crop_size=crops.crop_size)
             tcfg = TextureTrainConfig(steps=cfg.texture_steps, batch_size=cfg.texture_batch_size, device=cfg.device,
-                                      seed=cfg.seed)
+                                      seed=cfg.seed, t_max=cfg.texture_t_max, ema_decay=cfg.texture_ema_decay,
+                                      precision=cfg.texture_precision)
             tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
             tex.save(tex_path)
-        painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, device=cfg.device)
+        painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, ddim_eta=cfg.ddim_eta,
+                                   device=cfg.device)
         written["synthetic"] = yield from export_dataset(
             out / "synthetic", masks, painter, flow, scene, synth_cfg, n_videos=cfg.videos,
             model_files={"texture": tex_path, "flow": flow_path}, parameters={"evaluate": cfg.to_dict()},

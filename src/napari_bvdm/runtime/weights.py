@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .files import usual_permissions
+
 FORMAT = "napari-bvdm-weights"
 FORMAT_VERSION = 1
 
@@ -57,18 +59,12 @@ def save_weights(
     os.close(fd)
     try:
         save_file(clean, tmp, metadata=meta)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual permissions
+        usual_permissions(tmp)  # mkstemp creates 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def read_metadata(path: str | Path) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from ..runtime.config import Config, ConfigError
+from ..runtime.files import usual_permissions
 
 __all__ = ["ShapeModel", "FitConfig", "ShapeModelError", "FORMAT", "FORMAT_VERSION", "N_QUANTILES",
            "PAUSE_EPS"]
@@ -208,6 +209,7 @@ class ShapeModel:
         path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(self.to_dict(), indent=1, sort_keys=True, allow_nan=False)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+        usual_permissions(tmp)
         try:
             with os.fdopen(fd, "w") as f:
                 f.write(text + "\n")

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ..io.video import InputError
+from ..runtime.files import usual_permissions
 from ..runtime.progress import CancelToken, Job, Progress
 from ..runtime.weights import file_sha256
 from .background import SceneStats
@@ -210,6 +211,7 @@ def _update_record(path: Path, record: dict[str, Any], seq: str, entry: dict[str
         out = {"format": "napari-bvdm synthesis record", "version": 1, "runs": runs,
                "videos": dict(sorted(videos.items()))}
         fd2, tmp = tempfile.mkstemp(prefix=".synthesis-", suffix=".json", dir=path.parent)
+        usual_permissions(tmp)
         with os.fdopen(fd2, "w") as f:
             json.dump(out, f, indent=2, default=_json_default)
             f.write("\n")

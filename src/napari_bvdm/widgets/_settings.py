@@ -17,6 +17,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..runtime.files import usual_permissions
+
 __all__ = ["GuiSettings", "gui_settings", "config_dir", "save_run_settings", "load_run_settings"]
 
 RUN_SETTINGS_FORMAT = "napari-bvdm-run-settings"
@@ -33,6 +35,7 @@ def config_dir() -> Path:
 def _atomic_write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=path.parent)
+    usual_permissions(tmp)
     try:
         with os.fdopen(fd, "w") as f:
             json.dump(data, f, indent=2, sort_keys=True)
