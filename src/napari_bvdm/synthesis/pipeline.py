@@ -398,7 +398,7 @@ def generate_video(
         image = norm.inverse(canvas)
         out_lab = frame_lab.astype(np.uint16, copy=True)
         yield SynthFrame(t, image, out_lab)
-        yield Progress(t + 1, n_frames, f"video {video_index + 1}: frame {t + 1}/{n_frames}",
+        yield Progress(t + 1, n_frames, f"frame {t + 1}/{n_frames}",
                        metrics={"cells": float(len(ids))}, stage="generate")
     return {"lineage": lineage, "crop_size": size, "warnings": notes, **stats}
 
