@@ -27,6 +27,7 @@ Usage (2-core CPU; the machine is shared, repeat runs differ by about 10 %)::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import resource
 import time
@@ -379,6 +380,7 @@ def main() -> None:
     ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="our painter's sampler")
     ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
     ap.add_argument("--no-shot-noise", action="store_true", help="consistency part: no added camera noise")
+    ap.add_argument("--noise-gain-scale", type=float, default=1.0, help="scale the fitted signal-dependent noise")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
@@ -392,6 +394,8 @@ def main() -> None:
     print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
     img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
     scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")
+    if args.noise_gain_scale != 1.0:
+        scene = dataclasses.replace(scene, noise_gain=scene.noise_gain * args.noise_gain_scale)
     out: dict = {"painter": desc, "threads": args.threads}
     if "consistency" in parts or "figure" in parts:
         img, lab, ours = part_consistency(args, flow, fast, scene, out)
