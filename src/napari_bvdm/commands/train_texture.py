@@ -26,7 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--crop-size", type=int, default=None, help="crop side, multiple of 2**depth (default 96)")
     p.add_argument("--width", type=int, default=None, help="UNet width of the first level (default 16)")
     p.add_argument("--depth", type=int, default=None, help="UNet down-samplings (default 3)")
-    p.add_argument("--mask-channel", action="store_true", help="feed the mask as a second input channel")
+    p.add_argument("--mask-channel", action=argparse.BooleanOptionalAction, default=None,
+                   help="feed the mask as a second input channel (default on: the measured recipe, docs/texture.md; "
+                   "--no-mask-channel for the reference's image-only network)")
     p.add_argument("--cell-level", type=float, default=None,
                    help="scale each training crop to this mean inside its mask (default: off, normalised units)")
     p.add_argument("--t-max", type=int, default=None,
@@ -58,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
             dest[key] = getattr(args, key)
     if args.cell_level is not None:
         model_s["cell_level"] = args.cell_level
-    if args.mask_channel:
-        unet_s["mask_channel"] = True
+    if args.mask_channel is not None:
+        unet_s["mask_channel"] = bool(args.mask_channel)
     model_s["unet"] = unet_s
     for key in ("steps", "device", "batch_size", "lr", "t_max", "ema_decay", "val_fraction", "seed"):
         if getattr(args, key) is not None:

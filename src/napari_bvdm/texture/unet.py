@@ -27,13 +27,14 @@ class UNetConfig(Config):
     width : channels of the first level (reference 16); level ``i`` has ``width * 2**i``.
     depth : number of down-samplings (reference 3: 96 -> 48 -> 24 -> 12).
     t_channels : size of the sinusoidal time embedding (reference 128).
-    mask_channel : feed the cell mask as a second input channel (mask-conditioned variant).
+    mask_channel : feed the cell mask as a second input channel (mask-conditioned variant; the default: it keeps
+        dim cells' outlines under SDEdit noise and lets the model work in absolute units, docs/texture.md).
     """
 
     width: int = 16
     depth: int = 3
     t_channels: int = 128
-    mask_channel: bool = False
+    mask_channel: bool = True
 
     def check(self) -> None:
         self._require(1 <= self.width <= 256, "width", "must be in 1..256")
