@@ -27,6 +27,8 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--modes", default="compose,sequential",
+                    help="comma list: compose, sequential, and compose-rN (compose with --flow-residual N)")
     args = ap.parse_args()
     import tifffile
     import torch
@@ -41,11 +43,13 @@ def main() -> int:
     print(f"real GOWT1 crops: {len(real)}; synthetic: {args.videos} videos x {args.frames} frames, 256 x 256, "
           f"{args.cells} cells, DDIM, crops from frame {args.from_frame} on")
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in ("compose", "sequential"):
+        for mode in args.modes.split(","):
             out = Path(tmp) / mode
+            extra = ["--flow-residual", mode.split("-r")[1]] if "-r" in mode else []
             rc = bvdm(["generate", "-o", str(out), "--videos", str(args.videos), "--frames", str(args.frames),
-                       "--size", "256", "256", "--cells", str(args.cells), "--sampler", "ddim", "--warp", mode,
-                       "--seed", "0", "--quiet", "--threads", str(args.threads)])
+                       "--size", "256", "256", "--cells", str(args.cells), "--sampler", "ddim",
+                       "--warp", mode.split("-r")[0], "--seed", "0", "--quiet", "--threads", str(args.threads),
+                       *extra])
             if rc:
                 return rc
             imgs, masks = [], []

@@ -8,6 +8,7 @@ import torch
 
 from napari_bvdm.flow import FlowConfig, FlowModel, compose, warp
 from napari_bvdm.io.video import InputError
+from napari_bvdm.runtime.config import ConfigError
 from napari_bvdm.runtime.progress import Cancelled, CancelToken, Progress
 from napari_bvdm.synthesis import (
     SceneStats,
@@ -276,3 +277,28 @@ def test_contrast_matching_keeps_texture_contrast_over_a_track():
         cvs[match] = [cell(f).std() / (cell(f).mean() - 10) for f in frames]
     assert cvs[True][-1] == pytest.approx(cvs[True][0], rel=0.15)
     assert cvs[False][-1] < 0.2 * cvs[False][0]
+
+
+def test_affine_blend_keeps_affine_motion_and_removes_the_rest():
+    import torch
+
+    from napari_bvdm.synthesis.pipeline import SynthesisConfig, affine_blend
+
+    h = w = 32
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    aff = torch.stack([0.1 * yy - 0.05 * xx + 2.0, 0.02 * yy + 0.08 * xx - 1.0])[None]
+    wiggle = torch.stack([torch.sin(xx / 3.0), torch.cos(yy / 2.0)])[None]
+    mask = np.zeros((1, h, w), bool)
+    mask[0, 8:24, 6:26] = True
+    assert torch.allclose(affine_blend(aff, mask, 0.0), aff, atol=1e-4)  # affine motion passes unchanged
+    assert torch.allclose(affine_blend(aff + wiggle, mask, 1.0), aff + wiggle)
+    half = affine_blend(aff + wiggle, mask, 0.5)
+    fit = affine_blend(aff + wiggle, mask, 0.0)
+    assert torch.allclose(half, fit + 0.5 * (aff + wiggle - fit), atol=1e-5)
+    assert torch.allclose(affine_blend(fit, mask, 0.0), fit, atol=1e-4)  # the fit is affine: nothing left to remove
+    assert (fit - (aff + wiggle)).abs().max() > 0.5  # and the wiggle is gone
+    tiny = np.zeros((1, h, w), bool)
+    assert torch.equal(affine_blend(aff + wiggle, tiny, 0.0), aff + wiggle)  # too few pixels: untouched
+    with pytest.raises(ConfigError, match="flow_residual"):
+        SynthesisConfig(flow_residual=1.5)

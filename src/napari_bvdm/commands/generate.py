@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="DDIM stochasticity, 0 deterministic .. 1 DDPM-like (default 0.5)")
     p.add_argument("--tf0", type=int, default=None, help="SDEdit strength of a track's first frame (default 200)")
     p.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default 10)")
+    p.add_argument("--flow-residual", type=float, default=None,
+                   help="share of the flow's non-affine part kept inside each cell, 0..1 (default 1: as predicted)")
     p.add_argument("--warp", choices=("compose", "sequential"), default=None,
                    help="compose flows from a keyframe (no drift) or re-warp every frame (reference); default compose")
     p.add_argument("--interpolation", choices=("bilinear", "nearest"), default=None,
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     settings = load_settings(args, "synthesis")
-    for key in ("tf0", "tf_non0", "warp", "interpolation"):
+    for key in ("tf0", "tf_non0", "warp", "interpolation", "flow_residual"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     settings["seed"] = args.seed

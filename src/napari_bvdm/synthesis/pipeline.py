@@ -65,6 +65,9 @@ class SynthesisConfig(Config):
     warp : ``"compose"`` (compose flows from a keyframe, no drift) or ``"sequential"`` (reference).
     interpolation : ``"bilinear"`` or ``"nearest"`` (reference) texture resampling.
     reanchor_every : with ``compose``, the refreshed texture becomes the new keyframe every N frames.
+    flow_residual : share of the predicted flow's non-affine part kept inside each cell (1 = the flow as
+        predicted; 0 = its least-squares affine fit over the cell's mask: the texture moves, turns,
+        stretches and shears as a whole, outline changes are left to the mask cut and hole filling).
     edge_sigma : Gaussian sigma of the 2-px edge blending band (0 = off).
     batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
     match_brightness : rescale each cell to its target mean brightness after painting.
@@ -83,6 +86,7 @@ class SynthesisConfig(Config):
     warp: Literal["compose", "sequential"] = "compose"
     interpolation: Literal["bilinear", "nearest"] = "bilinear"
     reanchor_every: int = 20
+    flow_residual: float = 1.0
     edge_sigma: float = 1.0
     batch_cells: bool = True
     match_brightness: bool = True
@@ -96,6 +100,7 @@ class SynthesisConfig(Config):
         self._require(self.tf_non0 >= 0, "tf_non0", "must be >= 0")
         self._require(self.daughter_steps is None or self.daughter_steps >= 0, "daughter_steps", "must be >= 0")
         self._require(self.reanchor_every >= 1, "reanchor_every", "must be >= 1")
+        self._require(0.0 <= self.flow_residual <= 1.0, "flow_residual", "must be in [0, 1]")
         self._require(self.edge_sigma >= 0, "edge_sigma", "must be >= 0")
         self._require(self.crop_size is None or self.crop_size >= 16, "crop_size", "must be >= 16")
 
@@ -109,6 +114,27 @@ class _Track:
     tex: np.ndarray  # last texture crop (s, s)
     since_anchor: int = 0
     contrast: float = 0.0  # target std / mean inside the mask (first frame of the track or its mother)
+
+
+def affine_blend(flow: Any, masks: np.ndarray, keep: float) -> Any:
+    """Replace each displacement field ``flow[b]`` (torch (2, h, w)) by its least-squares affine fit over
+    ``masks[b]`` plus ``keep`` times the rest (fields over masks of fewer than 6 pixels stay as they are)."""
+    import torch
+
+    _, _, h, w = flow.shape
+    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
+                            indexing="ij")
+    basis = torch.stack([yy.ravel(), xx.ravel(), torch.ones(h * w)], 1)  # (hw, 3)
+    out = flow.clone()
+    for b in range(flow.shape[0]):
+        sel = torch.from_numpy(np.asarray(masks[b], bool).ravel())
+        if int(sel.sum()) < 6:
+            continue
+        target = flow[b].reshape(2, -1).T  # (hw, 2)
+        coef = torch.linalg.lstsq(basis[sel], target[sel]).solution  # (3, 2)
+        aff = (basis @ coef).T.reshape(2, h, w)
+        out[b] = aff + keep * (flow[b] - aff)
+    return out
 
 
 def prepare_labels(labels: Any, lineage: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
@@ -289,7 +315,8 @@ def generate_video(
             c = torch.from_numpy(cur[sl].astype(np.float32))[:, None].to(device)
             out.append(flow.predict_torch(p, c).float().cpu())
             stats["flow_calls"] += 1
-        return torch.cat(out)
+        u = torch.cat(out)
+        return u if cfg.flow_residual >= 1.0 else affine_blend(u, cur, cfg.flow_residual)
 
     for t in range(n_frames):
         if cancel is not None:
