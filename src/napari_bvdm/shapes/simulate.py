@@ -184,7 +184,7 @@ class _Simulator:
         div = p["division"]
         rate = div["rate"] if cfg.division_rate is None else cfg.division_rate
         self.div_rate = float(rate) if (cfg.divisions and (div["enabled"] or cfg.division_rate)) else 0.0
-        self.spacing = float(p["population"].get("spacing", 1.0))
+        self.spacing = float(p["population"]["spacing"])
         self.m_frames = int(div["mitosis_frames"])
         self.t_frames = int(div["telophase_frames"])
         self.next_id = 1
@@ -209,7 +209,7 @@ class _Simulator:
         s = p["shape"]
         self.sqrt_var = np.sqrt(s["variances"])
         self.comps = s["components"]
-        self.mean = _elongate(np.asarray(s["mean"], dtype=np.float64), float(s.get("elongation", 1.0)))
+        self.mean = _elongate(np.asarray(s["mean"], dtype=np.float64), float(s["elongation"]))
         self.k = len(self.sqrt_var)
         self.mode_rho = np.asarray(s["mode_rho"], dtype=np.float64)
         self.mode_noise = np.sqrt(1 - self.mode_rho**2)
