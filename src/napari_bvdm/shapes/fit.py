@@ -265,12 +265,12 @@ def fit_shape_model(
                        normalisation=norm.to_dict() if norm is not None else None)
     if config.calibration_frames:
         yield Progress(total - 1, total, "calibrating motion by simulation", stage="fit")
-        _calibrate_steps(model, config.calibration_frames, cancel)
+        _calibrate_by_simulation(model, config.calibration_frames, cancel)
     yield Progress(total, total, "model fitted", stage="fit")
     return model
 
 
-def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None, rounds: int = 3) -> None:
+def _calibrate_by_simulation(model: ShapeModel, frames: int, cancel: CancelToken | None, rounds: int = 3) -> None:
     """Correct the step and size samplers so that *measured* simulated masks match the real ones.
 
     A simulated cell's centroid also moves when its outline changes and when neighbours push it, and
@@ -285,7 +285,8 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
     mot, area, pop = model.params["motion"], model.params["area"], model.params["population"]
     nn_target = pop["nn_quantiles"]
     sh = model.params["shape"]
-    ecc_target = model.params["eccentricity"]["quantiles"][1:-1]  # the table stands in for the sample
+    # minor / major axis ratios of the real objects (the eccentricity table stands in for the sample)
+    ratio_target = np.sqrt(1 - np.clip(model.params["eccentricity"]["quantiles"][1:-1], 0, 1) ** 2)
     step_target, area_target = mot["moving_step_quantiles"], area["target_quantiles"]
     src = model.source
     h, w = max(int(src["height"]), 16), max(int(src["width"]), 16)
@@ -330,12 +331,7 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
             new = mot["sampler_step_quantiles"] * np.clip(ratio, 0.2, 5.0)
             mot["sampler_step_quantiles"] = np.maximum.accumulate(np.clip(new, 0, None))
         if len(ratios) >= 20:  # elongation: the median (a - b) / (a + b) of whole objects
-            def el(ecc):
-                rho = np.sqrt(1 - np.clip(ecc, 0, 1) ** 2)  # minor / major axis
-                return max(float(np.median((1 - rho) / (1 + rho))), 1e-3)
-
-            measured_el = el(np.sqrt(1 - np.clip(ratios, 0, 1) ** 2))
-            factor = float(np.clip(el(ecc_target) / measured_el, 0.7, 1.3))
+            factor = float(np.clip(_elongation(ratio_target) / _elongation(np.asarray(ratios)), 0.7, 1.3))
             sh["elongation"] = float(np.clip(sh["elongation"] * factor, 0.3, 3.0))
         if len(areas) >= 20:  # sizes: level and spread in log units (sizes persist: few independent samples)
             la, lt = np.log(np.maximum(areas, 1.0)), np.log(np.maximum(area_target, 1.0))
@@ -349,6 +345,11 @@ def _calibrate_steps(model: ShapeModel, frames: int, cancel: CancelToken | None,
             ls = np.log(np.maximum(area["sampler_quantiles"], 1.0))
             mid = float(np.median(ls))
             area["sampler_quantiles"] = np.exp(mid + np.where(ls < mid, lo, hi) * (ls - mid) + shift)
+
+
+def _elongation(axis_ratios: np.ndarray) -> float:
+    """Median (a - b) / (a + b) of objects with minor / major axis ratios b / a."""
+    return max(float(np.median((1 - axis_ratios) / (1 + axis_ratios))), 1e-3)
 
 
 def _axis_ratios(frame: np.ndarray, labels: np.ndarray) -> np.ndarray:
