@@ -379,13 +379,16 @@ def _nn_distances(sim) -> list[float]:
     for lab, b, _e, _p in sim.lineage:
         for k, c in enumerate(sim.centroids[int(lab)]):
             by_frame[int(b) + k].append(c)
-    out: list[float] = []
-    for pts in by_frame.values():
-        if len(pts) >= 2:
-            pts = np.asarray(pts, dtype=np.float64)
-            d, _ = cKDTree(pts).query(pts, k=2)
-            out.extend(d[:, 1].tolist())
-    return out
+    return [d for pts in by_frame.values() for d in _nearest_neighbour(pts)]
+
+
+def _nearest_neighbour(points) -> list[float]:
+    """Distance from each point of one frame to its nearest other point (none for fewer than 2 points)."""
+    if len(points) < 2:
+        return []
+    pts = np.asarray(points, dtype=np.float64)
+    d, _ = cKDTree(pts).query(pts, k=2)
+    return d[:, 1].tolist()
 
 
 AUTO_SHARES = (0.9, 0.95, 0.98, 0.99, 0.995, 0.999)
@@ -539,12 +542,7 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
     counts = np.array([len(r) for r in track_recs], dtype=np.float64)
     tt = np.arange(n_frames)
     growth = float(np.polyfit(tt, np.log(np.maximum(counts, 1)), 1)[0]) if n_frames > 2 else 0.0
-    nn = []
-    for recs in track_recs:
-        if len(recs) >= 2:
-            c = np.array([r.centroid for r in recs])
-            d, _ = cKDTree(c).query(c, k=2)
-            nn.extend(d[:, 1])
+    nn = [d for recs in track_recs for d in _nearest_neighbour([r.centroid for r in recs])]
     nn_q = quantiles(nn) if nn else np.zeros(N_QUANTILES)
     # the cell count over time (smoothed, 21 knots), as density per pixel: the simulation follows it
     win = max(1, n_frames // 10)

@@ -121,10 +121,11 @@ def affine_blend(flow: Any, masks: np.ndarray, keep: float) -> Any:
     ``masks[b]`` plus ``keep`` times the rest (fields over masks of fewer than 6 pixels stay as they are)."""
     import torch
 
+    from ..flow.net import identity_grid
+
     _, _, h, w = flow.shape
-    yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32),
-                            indexing="ij")
-    basis = torch.stack([yy.ravel(), xx.ravel(), torch.ones(h * w)], 1)  # (hw, 3)
+    grid = identity_grid(h, w, flow.device, flow.dtype).reshape(2, -1).T  # (hw, 2): y, x
+    basis = torch.cat([grid, torch.ones(h * w, 1, dtype=flow.dtype, device=flow.device)], 1)  # (hw, 3)
     out = flow.clone()
     for b in range(flow.shape[0]):
         sel = torch.from_numpy(np.asarray(masks[b], bool).ravel())
