@@ -90,7 +90,8 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "roughness_quantiles": _QUANT,
         "elongation": ("float+", None),
     },
-    "area": {"quantiles": _QUANT, "target_quantiles": _QUANT, "sampler_quantiles": _QUANT, "rho": ("unit", None)},
+    "area": {"quantiles": _QUANT, "target_quantiles": _QUANT, "sampler_quantiles": _QUANT, "rho": ("unit", None),
+             "max_log_step": ("float+", None)},
     "eccentricity": {"quantiles": _QUANT},
     "solidity": {"quantiles": _QUANT},
     "brightness": {
@@ -134,6 +135,7 @@ _OPTIONAL: dict[tuple[str, str], Any] = {
     ("motion", "pause_probability"): 0.0,
     ("population", "spacing"): 1.0,
     ("shape", "elongation"): 1.0,
+    ("area", "max_log_step"): 0.0,  # 0 = no limit on a cell's area change per frame
     ("motion", "moving_step_quantiles"): ("motion", "step_quantiles"),  # same as all steps
 }
 
@@ -334,7 +336,9 @@ class ShapeModel:
             f"frame-to-frame correlation {s['rho']:.2f} (variance-weighted)"
             if self.n_modes
             else f"  contour: {s['n_points']} points, mean shape only (no variation in the data)",
-            "  " + q("area (px)", p["area"], fmt=".0f") + f"; frame-to-frame correlation {p['area']['rho']:.2f}",
+            "  " + q("area (px)", p["area"], fmt=".0f") + f"; frame-to-frame correlation {p['area']['rho']:.2f}"
+            + (f"; change per frame at most x{math.exp(p['area']['max_log_step']):.2f}"
+               if p["area"]["max_log_step"] > 0 else ""),
             "  " + q("eccentricity", p["eccentricity"], fmt=".2f"),
             "  " + q("solidity", p["solidity"], fmt=".3f"),
             "  " + q("brightness (normalised)", p["brightness"], fmt=".3f"),
