@@ -68,7 +68,8 @@ def load_gowt1(frames: int | None = None):
     return img, lab
 
 
-def painters(texture: Path | None, ddim_steps: int, precision: str, sampler: str = "ddim", ddim_eta: float = 0.0):
+def painters(texture: Path | None, ddim_steps: int, precision: str, sampler: str = "ddim", ddim_eta: float = 0.0,
+             refresh_passes: int | None = None):
     """(fast painter, reference painter, description)."""
     from napari_bvdm.texture.model import TextureModel
     from napari_bvdm.texture.painter import DiffusionPainter, DiffusionPainterConfig
@@ -88,7 +89,7 @@ def painters(texture: Path | None, ddim_steps: int, precision: str, sampler: str
         model = TextureModel(TextureModelConfig(), Normalisation(0.0, 170.0, "uint8"))
         desc = "UNTRAINED texture model (speed only: quality figures are meaningless)"
     fast = DiffusionPainter(model, sampler=sampler, config=DiffusionPainterConfig(
-        ddim_steps=ddim_steps, precision=precision, ddim_eta=ddim_eta))
+        ddim_steps=ddim_steps, precision=precision, ddim_eta=ddim_eta, refresh_passes=refresh_passes))
     ref = DiffusionPainter(model, sampler="ddpm", config=DiffusionPainterConfig(precision="fp32"))
     return fast, ref, desc
 
@@ -150,8 +151,9 @@ def part_consistency(args, flow, fast, scene, out):
     img, lab = load_gowt1(n)
     rng = range(n - 1)
     sn = {"shot_noise": not args.no_shot_noise}
-    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **sn))
-    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential", **sn))
+    rf = {"tf_non0": args.tf_non0} if args.tf_non0 else {}
+    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **sn, **rf))
+    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential", **sn, **rf))
     ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent", **sn))
     videos = {"real": img, "ours": ours, "sequential": seq, "independent": ind}
     r = {(k, s): temporal_consistency(v, lab, flow, rng, smooth=s) for k, v in videos.items() for s in (0.0, 2.0)}
@@ -379,6 +381,8 @@ def main() -> None:
     ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="our painter's sampler")
     ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
+    ap.add_argument("--refresh-passes", type=int, default=None, help="DDIM passes per refresh at most")
+    ap.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default: config)")
     ap.add_argument("--no-shot-noise", action="store_true", help="consistency part: no added camera noise")
     ap.add_argument("--noise-gain-scale", type=float, default=1.0, help="scale the fitted signal-dependent noise")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
@@ -390,7 +394,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
     flow = FlowModel.load(args.flow)
-    fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision, args.sampler, args.ddim_eta)
+    fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision, args.sampler, args.ddim_eta,
+                               args.refresh_passes)
     print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
     img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
     scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")

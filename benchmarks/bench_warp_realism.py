@@ -27,8 +27,10 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--extra", default="", help="more `bvdm generate` arguments for every mode ('--refresh-passes 8')")
     ap.add_argument("--modes", default="compose,sequential",
-                    help="comma list: compose, sequential, and compose-rN (compose with --flow-residual N)")
+                    help="comma list: compose, sequential, compose-rN (compose with --flow-residual N) and "
+                         "compose-tN (compose with --tf-non0 N)")
     args = ap.parse_args()
     import tifffile
     import torch
@@ -46,9 +48,11 @@ def main() -> int:
         for mode in args.modes.split(","):
             out = Path(tmp) / mode
             extra = ["--flow-residual", mode.split("-r")[1]] if "-r" in mode else []
+            extra += ["--tf-non0", mode.split("-t")[1]] if "-t" in mode else []
+            extra += args.extra.split()
             rc = bvdm(["generate", "-o", str(out), "--videos", str(args.videos), "--frames", str(args.frames),
                        "--size", "256", "256", "--cells", str(args.cells), "--sampler", "ddim",
-                       "--warp", mode.split("-r")[0], "--seed", "0", "--quiet", "--threads", str(args.threads),
+                       "--warp", mode.split("-")[0], "--seed", "0", "--quiet", "--threads", str(args.threads),
                        *extra])
             if rc:
                 return rc

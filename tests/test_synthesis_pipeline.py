@@ -105,6 +105,41 @@ def test_background_illumination_and_noise_correlation():
         SceneStats(level=0, noise=0.1, noise_corr=1.5)
 
 
+def test_noise_share_scales_the_added_camera_noise():
+    """The diffusion painter's textures carry grain already: by default half the fitted noise variance is
+    added on top of them; the classical painter (no attribute) gets all of it; the config can override."""
+    from napari_bvdm.synthesis.background import add_shot_noise
+    from napari_bvdm.texture.painter import ClassicalPainter, DiffusionPainter
+
+    scene = SceneStats(**{**SCENE.to_dict(), "noise_gain": 0.01})
+    flat = np.full((200, 200), 0.5, np.float32)
+    where = np.ones_like(flat, bool)
+    spread = {}
+    for share in (1.0, 0.5, 0.0):
+        f = flat.copy()
+        add_shot_noise(scene, f, where, np.random.default_rng(0), share=share)
+        spread[share] = float(f.var())
+    assert spread[1.0] == pytest.approx(0.005, rel=0.05) and spread[0.5] == pytest.approx(0.0025, rel=0.05)
+    assert spread[0.0] == 0.0
+    assert DiffusionPainter.camera_noise_share == 0.5 and not hasattr(ClassicalPainter, "camera_noise_share")
+    lab, lin = _toy_labels(3)
+    painter = RecordingPainter()
+    grain = {}
+
+
+    def frame1(cfg):
+        gen = generate_video(lab, painter, _flow(), scene, cfg, lineage=lin)
+        return [ev for ev in gen if isinstance(ev, SynthFrame)][1].image.astype(float)
+
+    quiet = frame1(SynthesisConfig(seed=0, shot_noise=False))
+    for share in (None, 0.5, 0.0):
+        grain[share] = float((frame1(SynthesisConfig(seed=0, noise_share=share)) - quiet)[lab[1] > 0].std())
+    assert grain[0.0] == 0.0 < grain[0.5] < grain[None]  # RecordingPainter has no share: all of the noise
+    assert grain[0.5] / grain[None] == pytest.approx(np.sqrt(0.5), rel=0.15)
+    with pytest.raises(ConfigError, match="noise_share"):
+        SynthesisConfig(noise_share=-1)
+
+
 def test_streams_frames_labels_exact_and_daughters_inherit():
     labels, lineage = _toy_labels()
     painter = RecordingPainter()

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from napari_bvdm.io.video import InputError
+from napari_bvdm.runtime.config import ConfigError
 from napari_bvdm.runtime.weights import WeightsError, save_weights
 from napari_bvdm.texture.crops import MIN_CELLS, check_enough, extract_crops, load_ctc_crops
 from napari_bvdm.texture.model import TextureModel, TextureModelConfig
@@ -186,3 +187,19 @@ def test_per_cell_level_model_scales_training_crops_and_paints_at_requested_brig
     for init in (None, crops.images[:2]):
         out = p.paint(crops.masks[:2], crops.brightness[:2], init=init, generator=0)
         assert out[1][crops.masks[1]].mean() == pytest.approx(crops.brightness[1], rel=0.05)
+
+
+def test_refresh_passes_caps_the_ddim_passes_of_a_refresh_only(crops):
+    torch.manual_seed(0)
+    model = TextureModel(TINY, crops.normalisation)
+    p = DiffusionPainter(model, "ddim", ddim_steps=50, refresh_passes=4, tf_non0=100)
+    assert p.n_steps(100, refresh=True) == 4 and p.n_steps(100) == 25 and p.n_steps(200) == 50
+    masks, br = crops.masks[:2], crops.brightness[:2]
+    before = p.passes
+    p.paint(masks, br, init=crops.images[:2], generator=1)
+    assert p.passes - before == 2 * 4  # two cells, four passes each
+    assert DiffusionPainter(model, "ddim", ddim_steps=50).n_steps(100, refresh=True) == 8  # the default limit
+    unlimited = DiffusionPainter(model, "ddim", ddim_steps=50, refresh_passes=None)
+    assert unlimited.n_steps(100, refresh=True) == 25
+    with pytest.raises(ConfigError, match="refresh_passes"):
+        DiffusionPainter(model, "ddim", refresh_passes=0)

@@ -49,7 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddim-eta", type=float, default=None,
                    help="DDIM stochasticity, 0 deterministic .. 1 DDPM-like (default 0.5)")
     p.add_argument("--tf0", type=int, default=None, help="SDEdit strength of a track's first frame (default 200)")
-    p.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default 10)")
+    p.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default 100; the reference: 10)")
+    p.add_argument("--refresh-passes", type=int, default=None,
+                   help="DDIM passes per refresh at most (default 8)")
+    p.add_argument("--noise-share", type=float, default=None,
+                   help="share of the fitted camera-noise variance added to cells (default: the painter's, 0.5 "
+                   "for the texture model, 1 for the classical painter)")
     p.add_argument("--flow-residual", type=float, default=None,
                    help="share of the flow's non-affine part kept inside each cell, 0..1 (default 1: as predicted)")
     p.add_argument("--warp", choices=("compose", "sequential"), default=None,
@@ -81,8 +86,8 @@ def build_painter(texture: str | None, args: argparse.Namespace):
     from ..texture.model import TextureModel
 
     model = TextureModel.load(path, device=args.device if args.device != "auto" else "cpu")
-    over = {k: getattr(args, k) for k in ("ddim_steps", "ddim_eta", "tf0", "tf_non0", "precision")
-            if getattr(args, k) is not None}
+    over = {k: getattr(args, k) for k in ("ddim_steps", "ddim_eta", "tf0", "tf_non0", "precision", "refresh_passes")
+            if getattr(args, k, None) is not None}
     sampler = args.sampler or "ddim"
     if sampler == "ddim":  # the measured default (docs/texture.md): every realism measure beats the classical
         over.setdefault("ddim_eta", 0.5)  # renderer and the Otsu mask fidelity stays >= 0.85
@@ -125,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(args.threads)
     settings = load_settings(args, "synthesis")
-    for key in ("tf0", "tf_non0", "warp", "interpolation", "flow_residual"):
+    for key in ("tf0", "tf_non0", "warp", "interpolation", "flow_residual", "noise_share"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     settings["seed"] = args.seed

@@ -252,9 +252,10 @@ def generate_background(stats: SceneStats, shape: tuple[int, int], rng: np.rando
     return (base + stats.noise * n).astype(np.float32)
 
 
-def add_shot_noise(stats: SceneStats, frame: np.ndarray, where: np.ndarray, rng: np.random.Generator) -> None:
-    """Add fresh signal-dependent noise (variance ``noise_gain * intensity``) to ``frame[where]`` in place."""
-    if stats.noise_gain <= 0 or not where.any():
+def add_shot_noise(stats: SceneStats, frame: np.ndarray, where: np.ndarray, rng: np.random.Generator,
+                   share: float = 1.0) -> None:
+    """Add fresh signal-dependent noise (variance ``share * noise_gain * intensity``) to ``frame[where]`` in place."""
+    if stats.noise_gain <= 0 or share <= 0 or not where.any():
         return
-    v = np.maximum(frame[where], 0.0) * stats.noise_gain
+    v = np.maximum(frame[where], 0.0) * (stats.noise_gain * share)
     frame[where] += (np.sqrt(v) * rng.standard_normal(v.shape)).astype(frame.dtype)

@@ -114,6 +114,9 @@ class DiffusionPainterConfig(Config):
     ddim_steps : DDIM network passes for a Tf0-strength start (a refresh uses proportionally fewer, >= 1).
     ddim_eta : DDIM stochasticity (0 deterministic; 1 adds DDPM-like noise on the strided steps).
     tf0, tf_non0 : SDEdit strengths for a track's first frame and for later-frame refreshes (200, 10).
+    refresh_passes : with DDIM, at most this many network passes for a refresh (a start from a warped
+        texture; otherwise ``ceil(ddim_steps * strength / tf0)``); 8 measured as good as 25 for a
+        strength-100 refresh (docs/synthesis.md). None = no limit.
     silhouette : grey of the flat silhouette (model units); None uses each cell's brightness, or the model's
         ``cell_level`` when it was trained on per-cell scaled crops.
     edge_sigma : blur of the 2-px contour (reference 1).
@@ -127,6 +130,7 @@ class DiffusionPainterConfig(Config):
     ddim_eta: float = 0.0
     tf0: int = 200
     tf_non0: int = 10
+    refresh_passes: int | None = 8
     silhouette: float | None = None
     edge_sigma: float = 1.0
     batch_size: int = 64
@@ -139,6 +143,7 @@ class DiffusionPainterConfig(Config):
         self._require(0 <= self.ddim_eta <= 1, "ddim_eta", "must be in [0, 1]")
         self._require(1 <= self.tf0 <= 1000, "tf0", "must be in 1..1000")
         self._require(1 <= self.tf_non0 <= 1000, "tf_non0", "must be in 1..1000")
+        self._require(self.refresh_passes is None or self.refresh_passes >= 1, "refresh_passes", "must be >= 1")
         self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
         self._require(self.precision in ("fp32", "bf16"), "precision", "must be fp32 or bf16")
         self._require(self.edge_sigma >= 0, "edge_sigma", "must be >= 0")
@@ -146,6 +151,10 @@ class DiffusionPainterConfig(Config):
 
 class DiffusionPainter:
     """SDEdit painter with a :class:`TextureModel` (see module doc)."""
+
+    #: share of the scene's fitted camera-noise variance the synthesis adds on top of this painter's
+    #: textures: they already carry the grain of the real crops (measured, docs/synthesis.md)
+    camera_noise_share = 0.5
 
     def __init__(self, model: TextureModel, sampler: str = "ddpm", config: DiffusionPainterConfig | None = None,
                  **overrides: Any) -> None:
@@ -166,11 +175,14 @@ class DiffusionPainter:
     def normalisation(self) -> Normalisation:
         return self.model.normalisation
 
-    def n_steps(self, t_start: int) -> int:
-        """Network passes per cell for a start at ``t_start``."""
+    def n_steps(self, t_start: int, refresh: bool = False) -> int:
+        """Network passes per cell for a start at ``t_start`` (``refresh``: from a warped texture)."""
         if self.config.sampler == "ddpm":
             return t_start
-        return max(1, min(t_start, math.ceil(self.config.ddim_steps * t_start / self.config.tf0)))
+        n = max(1, min(t_start, math.ceil(self.config.ddim_steps * t_start / self.config.tf0)))
+        if refresh and self.config.refresh_passes is not None:
+            n = min(n, self.config.refresh_passes)
+        return n
 
     def paint(self, masks: np.ndarray, brightness: np.ndarray, *, init: np.ndarray | None = None,
               steps: int | None = None, generator: Any = None) -> np.ndarray:
@@ -196,7 +208,7 @@ class DiffusionPainter:
         device = self.model.device
         net = self.model.net.eval()
         out = np.empty((B, h, w), np.float32)
-        n_eval = self.n_steps(t_start)
+        n_eval = self.n_steps(t_start, refresh=init is not None)
         for s in range(0, B, cfg.batch_size):
             x0 = torch.from_numpy(np.pad(start[s:s + cfg.batch_size], ((0, 0), (0, ph), (0, pw))))[:, None]
             mk = torch.from_numpy(np.pad(masks[s:s + cfg.batch_size], ((0, 0), (0, ph), (0, pw)))

@@ -33,7 +33,7 @@ class GenerateParams:
     sampler: Literal["ddim", "ddpm"] = "ddim"
     ddim_steps: int = 20
     tf0: int = 200
-    tf_non0: int = 10
+    tf_non0: int = 100  # the pipeline's measured refresh (SynthesisConfig), not the reference's 10
     preview_frames: int = 3
     extra: dict = field(default_factory=dict)
 
