@@ -31,7 +31,8 @@ class GenerateParams:
     seed: int = 0
     painter: Literal["diffusion", "classical"] = "diffusion"  # classical: instant, no learning
     sampler: Literal["ddim", "ddpm"] = "ddim"
-    ddim_steps: int = 20
+    ddim_steps: int = 50  # the `bvdm generate` default painter: DDIM 50, eta 0.5 (docs/texture.md)
+    ddim_eta: float = 0.5
     tf0: int = 200
     tf_non0: int = 100  # the pipeline's measured refresh (SynthesisConfig), not the reference's 10
     preview_frames: int = 3
@@ -63,6 +64,7 @@ class GenerateParams:
             ("painter", self.painter in ("diffusion", "classical"), "must be diffusion or classical"),
             ("sampler", self.sampler in ("ddim", "ddpm"), "must be ddim or ddpm"),
             ("ddim_steps", self.ddim_steps >= 1, "must be >= 1"),
+            ("ddim_eta", 0 <= self.ddim_eta <= 1, "must be in [0, 1]"),
             ("tf0", 1 <= self.tf0 <= 1000, "must be in 1..1000"),
             ("tf_non0", 1 <= self.tf_non0 <= 1000, "must be in 1..1000"),
             ("preview_frames", self.preview_frames >= 1, "must be >= 1"),
@@ -98,8 +100,8 @@ def build_painter(state: Any, params: GenerateParams):
         model = state.texture_model
         if model is None:
             raise ValueError("no texture model: train or load one in step 3, or pick the classical painter")
-        return DiffusionPainter(model, params.sampler, ddim_steps=params.ddim_steps, tf0=params.tf0,
-                                tf_non0=params.tf_non0, device=state.device)
+        return DiffusionPainter(model, params.sampler, ddim_steps=params.ddim_steps, ddim_eta=params.ddim_eta,
+                                tf0=params.tf0, tf_non0=params.tf_non0, device=state.device)
     image, labels = _real_arrays(state.video)
     crop = state.texture_model.crop_size if state.texture_model is not None else 96
     if image is not None and labels is not None:
