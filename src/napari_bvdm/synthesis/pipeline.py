@@ -61,7 +61,7 @@ class SynthesisConfig(Config):
     tf0 / tf_non0 : painter steps for a track's first frame / for the refresh of later frames. The
         refresh is stronger than the reference's 10 (measured, docs/synthesis.md): at 100 the texture of
         real GOWT1 cells changes from frame to frame as much as ours (relative MAD at texture scale 1.01 x
-        real; 10 gave 0.68 x, too still), and fine detail is redrawn every frame, so composed warps of
+        real; 10 gave 0.69 x, too still), and fine detail is redrawn every frame, so composed warps of
         fast-changing outlines no longer leave stretched, streaky textures.
     daughter_steps : refresh steps for a daughter's first frame (``None`` = ``tf_non0``).
     temporal : ``"flow"`` (warp + refresh) or ``"independent"`` (every frame painted afresh with
