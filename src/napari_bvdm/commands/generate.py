@@ -49,7 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--ddim-eta", type=float, default=None,
                    help="DDIM stochasticity, 0 deterministic .. 1 DDPM-like (default 0.5)")
     p.add_argument("--tf0", type=int, default=None, help="SDEdit strength of a track's first frame (default 200)")
-    p.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default 100; the reference: 10)")
+    p.add_argument("--tf-non0", type=int, default=None,
+                   help="refresh strength of later frames (default 100; the reference: 10)")
     p.add_argument("--refresh-passes", type=int, default=None,
                    help="DDIM passes per refresh at most (default 8)")
     p.add_argument("--noise-share", type=float, default=None,
