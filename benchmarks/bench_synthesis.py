@@ -89,7 +89,8 @@ def painters(texture: Path | None, ddim_steps: int, precision: str, sampler: str
         model = TextureModel(TextureModelConfig(), Normalisation(0.0, 170.0, "uint8"))
         desc = "UNTRAINED texture model (speed only: quality figures are meaningless)"
     fast = DiffusionPainter(model, sampler=sampler, config=DiffusionPainterConfig(
-        ddim_steps=ddim_steps, precision=precision, ddim_eta=ddim_eta, refresh_passes=refresh_passes))
+        ddim_steps=ddim_steps, precision=precision, ddim_eta=ddim_eta,
+        **({} if refresh_passes is None else {"refresh_passes": refresh_passes})))
     ref = DiffusionPainter(model, sampler="ddpm", config=DiffusionPainterConfig(precision="fp32"))
     return fast, ref, desc
 
