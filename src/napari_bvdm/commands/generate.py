@@ -113,24 +113,21 @@ def _fixed_mmap_threshold() -> None:
         pass
 
 
-_GUI_DEFAULTS = {"frames": 50, "seed": 0}  # the parser's defaults of options the GUI's section may fill
-
-
 def _apply_gui_generate_section(args: argparse.Namespace, gui: dict) -> None:
     """Take the painter and video settings of a GUI run-settings file's ``generate`` section.
 
-    Options given on the command line win (for ``--frames``, ``--size`` and ``--seed``: values other than
-    the parser's defaults); the GUI's preview-only keys are ignored.
+    Options given on the command line win (an option still at the parser's default counts as not given);
+    the GUI's preview-only keys are ignored.
     """
     if not gui:
         return
-    for key in ("sampler", "ddim_steps", "ddim_eta", "cells"):
-        if getattr(args, key) is None and gui.get(key) is not None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    defaults = vars(parser.parse_args(["--output", "-"]))
+    for key in ("sampler", "ddim_steps", "ddim_eta", "cells", "frames", "seed"):
+        if getattr(args, key) == defaults[key] and gui.get(key) is not None:
             setattr(args, key, gui[key])
-    for key, default in _GUI_DEFAULTS.items():
-        if getattr(args, key) == default and gui.get(key) is not None:
-            setattr(args, key, gui[key])
-    if tuple(args.size) == (512, 512) and gui.get("height") and gui.get("width"):
+    if tuple(args.size) == tuple(defaults["size"]) and gui.get("height") and gui.get("width"):
         args.size = (int(gui["height"]), int(gui["width"]))
     if args.texture is None and gui.get("painter") == "classical":
         args.texture = "classical"

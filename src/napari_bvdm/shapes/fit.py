@@ -54,7 +54,7 @@ def _max_log_step(changes: np.ndarray, default: float = 0.25) -> float:
     """Largest area change per frame a simulated cell may make, in log units.
 
     With at least 200 observed frame-to-frame changes of the same cell (dense labels), their 99 % quantile
-    of ``|log(area ratio)|`` (SIM+: 0.56, real cells do change fast now and then); with fewer (sparse SEG
+    of ``|log(area ratio)|`` (SIM+: 0.61, real cells do change fast now and then); with fewer (sparse SEG
     frames: GOWT1 has 29 pairs, two of them mis-annotated) four robust standard deviations (scaled median
     absolute deviation), so a few odd pairs do not set it; ``default`` (x 1.28 per frame) below 8 pairs.
     """
