@@ -27,7 +27,6 @@ Usage (2-core CPU; the machine is shared, repeat runs differ by about 10 %)::
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import resource
 import time
@@ -151,7 +150,7 @@ def part_consistency(args, flow, fast, scene, out):
     n = args.frames
     img, lab = load_gowt1(n)
     rng = range(n - 1)
-    sn = {"shot_noise": not args.no_shot_noise}
+    sn = {"shot_noise": not args.no_shot_noise, "noise_share": args.noise_share}
     rf = {"tf_non0": args.tf_non0} if args.tf_non0 else {}
     ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **sn, **rf))
     seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential", **sn, **rf))
@@ -385,7 +384,8 @@ def main() -> None:
     ap.add_argument("--refresh-passes", type=int, default=None, help="DDIM passes per refresh at most")
     ap.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default: config)")
     ap.add_argument("--no-shot-noise", action="store_true", help="consistency part: no added camera noise")
-    ap.add_argument("--noise-gain-scale", type=float, default=1.0, help="scale the fitted signal-dependent noise")
+    ap.add_argument("--noise-share", type=float, default=None,
+                    help="consistency part: share of the fitted camera-noise variance added (default: the painter's)")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
@@ -400,8 +400,6 @@ def main() -> None:
     print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
     img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
     scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")
-    if args.noise_gain_scale != 1.0:
-        scene = dataclasses.replace(scene, noise_gain=scene.noise_gain * args.noise_gain_scale)
     out: dict = {"painter": desc, "threads": args.threads}
     if "consistency" in parts or "figure" in parts:
         img, lab, ours = part_consistency(args, flow, fast, scene, out)
