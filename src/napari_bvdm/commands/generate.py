@@ -77,6 +77,7 @@ def _default(name: str) -> Path | None:
 def build_painter(texture: str | None, args: argparse.Namespace):
     """The painter and the texture file used (None for the classical painter)."""
     from ..runtime.config import ConfigError
+    from ..texture import generation
     from ..texture.painter import ClassicalPainter, DiffusionPainter, DiffusionPainterConfig
 
     if texture == "classical":
@@ -89,9 +90,10 @@ def build_painter(texture: str | None, args: argparse.Namespace):
     model = TextureModel.load(path, device=args.device if args.device != "auto" else "cpu")
     over = {k: getattr(args, k) for k in ("ddim_steps", "ddim_eta", "tf0", "tf_non0", "precision", "refresh_passes")
             if getattr(args, k, None) is not None}
-    sampler = args.sampler or "ddim"
-    if sampler == "ddim":  # the measured default (docs/texture.md): every realism measure beats the classical
-        over.setdefault("ddim_eta", 0.5)  # renderer and the Otsu mask fidelity stays >= 0.85
+    sampler = args.sampler or generation.SAMPLER
+    if sampler == "ddim":  # the measured generation painter (texture/generation.py)
+        over.setdefault("ddim_steps", generation.DDIM_STEPS)
+        over.setdefault("ddim_eta", generation.DDIM_ETA)
     cfg = DiffusionPainterConfig(device=args.device, **over)
     return DiffusionPainter(model, sampler=sampler, config=cfg), path
 

@@ -19,6 +19,7 @@ import numpy as np
 from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
+from ..texture import generation
 
 __all__ = ["SyntheticSetsConfig", "make_synthetic_sets"]
 
@@ -57,9 +58,9 @@ class SyntheticSetsConfig(Config):
     texture_precision: str = "auto"
     flow_steps: int = 300
     flow_batch_size: int = 8
-    sampler: str = "ddim"
-    ddim_steps: int = 50
-    ddim_eta: float = 0.5
+    sampler: str = generation.SAMPLER
+    ddim_steps: int = generation.DDIM_STEPS
+    ddim_eta: float = generation.DDIM_ETA
     device: str = "auto"
 
     def check(self) -> None:

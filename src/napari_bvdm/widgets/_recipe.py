@@ -12,6 +12,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..runtime.progress import CancelToken, Progress
+from ..texture import generation
 
 __all__ = [
     "GenerateParams", "missing_for_generation", "build_painter", "scene_for", "scene_from_shape_model",
@@ -30,9 +31,9 @@ class GenerateParams:
     divisions: bool = True
     seed: int = 0
     painter: Literal["diffusion", "classical"] = "diffusion"  # classical: instant, no learning
-    sampler: Literal["ddim", "ddpm"] = "ddim"
-    ddim_steps: int = 50  # the `bvdm generate` default painter: DDIM 50, eta 0.5 (docs/texture.md)
-    ddim_eta: float = 0.5
+    sampler: Literal["ddim", "ddpm"] = generation.SAMPLER  # the `bvdm generate` painter (texture/generation.py)
+    ddim_steps: int = generation.DDIM_STEPS
+    ddim_eta: float = generation.DDIM_ETA
     tf0: int = 200
     tf_non0: int = 100  # the pipeline's measured refresh (SynthesisConfig), not the reference's 10
     preview_frames: int = 3
