@@ -183,6 +183,41 @@ def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
     assert torch.allclose(m1(x), m3(x))
 
 
+def test_phases_train_on_one_pool_then_the_other():
+    """Pre-train / fine-tune curriculum: the steps of each phase draw only from that phase's pool."""
+    from napari_bvdm.evaluate.data import Pair
+    from napari_bvdm.evaluate.experiment import _mixing
+
+    rng = np.random.default_rng(0)
+    cells = np.zeros((48, 48), np.int32)
+    _disc(cells, 14, 14, 7, 1)
+    _disc(cells, 32, 30, 8, 2)
+    img = (cells > 0) * 1.0 + rng.normal(0, 0.1, cells.shape)
+    net = SegNetConfig(base_channels=4, depth=2)
+    annotated = prepare_pool("annotated", [Pair(img, cells)], net)
+    # every pixel ignored: no loss, so a step drawn from it reports exactly 0
+    blank = prepare_pool("blank", [Pair(img, cells, ignore=np.ones(cells.shape, bool))], net)
+    cfg = TrainConfig(steps=6, batch_size=2, patch_size=32, device="cpu", report_every=1)
+    events = []
+    run_job(train_segnet([annotated, blank], net, cfg, phases=[(0.5, (0, 1)), (0.5, (1, 0))]), events.append)
+    losses = [e.metrics["loss"] for e in events]
+    assert losses[:3] == [0.0, 0.0, 0.0] and all(v > 0 for v in losses[3:])
+    with pytest.raises(InputError, match="not both"):
+        run_job(train_segnet([annotated, blank], net, cfg, weights=(1, 1), phases=[(1, (1, 1))]))
+    with pytest.raises(InputError, match="non-negative"):
+        run_job(train_segnet([annotated, blank], net, cfg, phases=[(1, (0, 0))]))
+    with pytest.raises(InputError, match="2 non-negative"):
+        run_job(train_segnet([annotated, blank], net, cfg, weights=(1, 1, 1)))
+    # how bvdm evaluate turns --mix / --real-share into weights or phases
+    assert _mixing(["real"], "pretrain", 0.5) == {}
+    assert _mixing(["real", "synthetic"], "sample", 0.7) == {"weights": (0.7, pytest.approx(0.3))}
+    assert _mixing(["real", "synthetic"], "pretrain", 0.25) == {"phases": [(0.75, (0.0, 1.0)), (0.25, (1.0, 0.0))]}
+    with pytest.raises(ConfigError, match="mix"):
+        ExperimentConfig(real="x", mix="shuffle")
+    with pytest.raises(ConfigError, match="real_share"):
+        ExperimentConfig(real="x", real_share=1.0)
+
+
 def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     """`bvdm evaluate` on 16 GOWT1 frames at 1/8 scale with SIM+ standing in for synthetic data."""
     pytest.importorskip("ctc_metrics")
@@ -241,7 +276,13 @@ def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):
 
 
 def test_summary_and_targets_from_runs():
-    from napari_bvdm.evaluate.experiment import check_targets, summarise, summary_markdown, target_gaps
+    from napari_bvdm.evaluate.experiment import (
+        check_targets,
+        paired_wins,
+        summarise,
+        summary_markdown,
+        target_gaps,
+    )
 
     runs = [{"set": s, "seed": k, "SEG": v + 0.01 * k, "DET": 0.9, "TRA": t, "LNK": 0.8}
             for s, v, t in (("real", 0.70, 0.90), ("synthetic", 0.68, 0.91), ("real+synthetic", 0.75, 0.92),
@@ -253,6 +294,10 @@ def test_summary_and_targets_from_runs():
     assert all(t.values())
     d, psd = target_gaps(summ)["synthetic SEG above classical"]
     assert d == pytest.approx(0.08) and psd == pytest.approx(0.01)
-    md = summary_markdown(summ, targets=t, skipped={"x": "no data"})
+    md = summary_markdown(summ, targets=t, skipped={"x": "no data"}, runs=runs)
     assert "| real | 0.710 ± 0.010 (3)" in md and "+0.0800" in md and "x skipped: no data" in md
+    assert "| +0.0800 | 0.0100 | 3 of 3 |" in md
+    runs[6]["SEG"] = 0.5  # real+synthetic seed 0 below real seed 0
+    assert paired_wins(runs)["real+synthetic SEG above real"] == (2, 3)
+    assert paired_wins(runs[:3])["real+synthetic SEG above real"] == (0, 0)
     assert check_targets(summarise(runs[:3]))["synthetic SEG above classical"] is None

@@ -43,6 +43,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="centre crop of the test frames after downsampling (default whole frame)")
     p.add_argument("--max-synthetic-frames", type=int, default=None,
                    help="at most this many synthetic frames per set (default 200)")
+    p.add_argument("--mix", choices=("sample", "pretrain"), default=None,
+                   help="how real+synthetic combines: sample = every patch from real with probability "
+                        "--real-share (default); pretrain = synthetic first, then fine-tune on real")
+    p.add_argument("--real-share", type=float, default=None,
+                   help="share of real patches (sample) or of the steps spent on real (pretrain) (default 0.5)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default torch's choice)")
     g = p.add_argument_group("making the synthetic sets first (--generate)")
@@ -76,7 +81,7 @@ def build_config(args: argparse.Namespace):
         if v is not None:
             s[key] = str(v)
     for key in ("sets", "seeds", "split", "max_frames", "downsample", "synthetic_downsample",
-                "max_synthetic_frames"):
+                "max_synthetic_frames", "mix", "real_share"):
         v = getattr(args, key)
         if v is not None:
             s[key] = v

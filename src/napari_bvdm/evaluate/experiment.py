@@ -1,7 +1,8 @@
 """Train on synthetic, test on real: the four-training-set comparison behind ``bvdm evaluate``.
 
 For each training set (``real`` = annotated frames of the first part of the real sequence,
-``synthetic`` = our generated CTC data, ``real+synthetic`` = both, drawn with equal probability,
+``synthetic`` = our generated CTC data, ``real+synthetic`` = both (each patch drawn from either with equal
+probability, or pre-training on synthetic then fine-tuning on real: ``ExperimentConfig.mix``),
 ``classical`` = data from the classical renderer) and each seed, the same segmentation network is
 trained with the same budget, applied to the held-out second part of the real sequence, linked by the
 overlap tracker and scored (SEG, DET, TRA, LNK) with py-ctcmetrics against the real ground truth.
@@ -43,9 +44,11 @@ __all__ = [
     "plot_summary",
     "check_targets",
     "target_gaps",
+    "paired_wins",
 ]
 
 TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
+MIXES = ("sample", "pretrain")
 
 
 @dataclass
@@ -67,6 +70,11 @@ class ExperimentConfig(Config):
     crop : centre crop ``(h, w)`` of the test frames after downsampling (empty = whole frame).
     max_synthetic_frames : at most this many synthetic frames per set (evenly spread), for memory.
     metrics : measures to compute.
+    mix : how ``real+synthetic`` combines the pools: ``sample`` draws every patch
+        from the real pool with probability ``real_share``; ``pretrain`` trains on the synthetic pool for
+        the first ``1 - real_share`` of the steps, then on the real frames only (fine-tuning), under the
+        same learning-rate schedule and budget.
+    real_share : share of the training patches taken from the real frames in a mixed set.
     """
 
     real: str = ""
@@ -81,6 +89,8 @@ class ExperimentConfig(Config):
     crop: tuple[int, ...] = ()
     max_synthetic_frames: int = 200
     metrics: tuple[str, ...] = METRICS
+    mix: str = "sample"
+    real_share: float = 0.5
     net: SegNetConfig = field(default_factory=SegNetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -98,6 +108,8 @@ class ExperimentConfig(Config):
         self._require(len(self.crop) in (0, 2) and all(c >= 16 for c in self.crop), "crop",
                       "must be empty or two sizes >= 16")
         self._require(self.max_synthetic_frames >= 1, "max_synthetic_frames", "must be >= 1")
+        self._require(self.mix in MIXES, "mix", f"must be one of {list(MIXES)}")
+        self._require(0.0 < self.real_share < 1.0, "real_share", "must be in (0, 1) (0 or 1 = a single pool)")
         badm = sorted(set(self.metrics) - set(METRICS))
         self._require(not badm and len(self.metrics) > 0, "metrics", f"use some of {list(METRICS)}")
 
@@ -126,6 +138,17 @@ def _load_synthetic(path: str, factor: int, max_frames: int, what: str) -> list:
     if not pairs:
         raise InputError(f"{what} data at {path} holds no annotated frames")
     return pairs
+
+
+def _mixing(parts: Sequence[str], mix: str, real_share: float) -> dict[str, Any]:
+    """``weights`` or ``phases`` for :func:`train_segnet` of a (possibly mixed) training set."""
+    if len(parts) == 1:
+        return {}
+    if parts[0] != "real" or len(parts) != 2:
+        raise InputError(f"a mixed training set is real+<one synthetic set>, not {'+'.join(parts)}")
+    if mix == "sample":
+        return {"weights": (real_share, 1.0 - real_share)}
+    return {"phases": [(1.0 - real_share, (0.0, 1.0)), (real_share, (1.0, 0.0))]}
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -214,14 +237,32 @@ def target_gaps(summary: dict[str, dict[str, tuple]]) -> dict[str, tuple[float, 
     return out
 
 
+def paired_wins(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
+    """Per target: (seeds where the first set beats the second, seeds both sets ran).
+
+    Runs of one seed start from the same network weights, so the per-seed comparison removes the
+    spread that comes from initialisation.
+    """
+    score = {(r["set"], r["seed"], m): r.get(m, math.nan) for r in runs for m in METRICS}
+    out = {}
+    for name, (a, b, m) in _TARGET_PAIRS.items():
+        pairs = [(score[(a, sd, m)], score[(b, sd, m)]) for sd in dict.fromkeys(r["seed"] for r in runs)
+                 if (a, sd, m) in score and (b, sd, m) in score]
+        pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
+        out[name] = (sum(x > y for x, y in pairs), len(pairs))
+    return out
+
+
 def summary_markdown(
     summary: dict[str, dict[str, tuple]],
     metrics: Sequence[str] = METRICS,
     targets: dict[str, bool | None] | None = None,
     skipped: dict[str, str] | None = None,
     title: str = "",
+    runs: Sequence[dict[str, Any]] | None = None,
 ) -> str:
-    """A markdown table ``set | SEG | DET | ...`` with ``mean ± std (n)`` cells, targets below."""
+    """A markdown table ``set | SEG | DET | ...`` with ``mean ± std (n)`` cells, targets below
+    (with the per-seed wins when ``runs`` are given)."""
     lines = [f"## {title}", ""] if title else []
     lines += ["| training set | " + " | ".join(metrics) + " |", "|---|" + "---|" * len(metrics)]
     for name, row in summary.items():
@@ -234,11 +275,15 @@ def summary_markdown(
         lines.append(f"| {name} | " + " | ".join(["skipped"] * len(metrics)) + f" |  <!-- {why} -->")
     if targets:
         gaps = target_gaps(summary)
-        lines += ["", "| target | met (on the means) | difference | pooled seed std |", "|---|---|---|---|"]
+        wins = paired_wins(runs) if runs is not None else {}
+        lines += ["", "| target | met (on the means) | difference | pooled seed std | better on seeds |",
+                  "|---|---|---|---|---|"]
         for k, v in targets.items():
             d, sd = gaps.get(k, (math.nan, math.nan))
+            w, nw = wins.get(k, (0, 0))
             lines.append(f"| {k} | {'n/a' if v is None else ('yes' if v else 'no')} | "
-                         f"{'n/a' if math.isnan(d) else f'{d:+.4f}'} | {'n/a' if math.isnan(sd) else f'{sd:.4f}'} |")
+                         f"{'n/a' if math.isnan(d) else f'{d:+.4f}'} | {'n/a' if math.isnan(sd) else f'{sd:.4f}'} | "
+                         f"{f'{w} of {nw}' if nw else 'n/a'} |")
         lines += ["", "A difference smaller than the pooled seed standard deviation is not a result."]
     if skipped:
         lines += [""] + [f"- {k} skipped: {v}" for k, v in skipped.items()]
@@ -359,7 +404,9 @@ def run_experiment(
         tcfg = config.train.replace(seed=seed)
         t0 = time.monotonic()
         losses: list[float] = []
-        gen = train_segnet([pools[p] for p in name.split("+")], config.net, tcfg, cancel=cancel)
+        parts = name.split("+")
+        gen = train_segnet([pools[p] for p in parts], config.net, tcfg, cancel=cancel,
+                           **_mixing(parts, config.mix, config.real_share))
         try:
             while True:
                 ev = next(gen)
@@ -398,7 +445,7 @@ def run_experiment(
     title = (f"train on synthetic, test on real: {Path(config.real).parent.name}/{Path(config.real).name}, "
              f"test frames {test_frames.start}-{test_frames.stop - 1}, 1/{f} scale")
     _write_summary_csv(out / "summary.csv", summary, config.metrics)
-    _write_text_atomic(out / "summary.md", summary_markdown(summary, config.metrics, targets, skipped, title))
+    _write_text_atomic(out / "summary.md", summary_markdown(summary, config.metrics, targets, skipped, title, runs))
     if runs:
         plot_summary(runs, config.metrics, out / "scores.png", title)
     return ExperimentResult(out, runs, summary, skipped, targets, info)

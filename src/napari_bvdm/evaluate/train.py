@@ -95,12 +95,45 @@ def _patch(img: np.ndarray, tgt: np.ndarray, size: int, rng: np.random.Generator
     return np.ascontiguousarray(a), np.ascontiguousarray(b)
 
 
+def _weights(w: Sequence[float], n: int) -> np.ndarray:
+    p = np.asarray(w, float)
+    if p.shape != (n,) or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise InputError(f"pool weights {list(w)!r} must be {n} non-negative numbers, not all 0")
+    return p / p.sum()
+
+
+def _phase_schedule(
+    n_pools: int,
+    steps: int,
+    weights: Sequence[float] | None,
+    phases: Sequence[tuple[float, Sequence[float]]] | None,
+) -> list[np.ndarray]:
+    """Pool probabilities for every step (one entry per step)."""
+    if phases is None:
+        p = _weights([1.0] * n_pools if weights is None else weights, n_pools)
+        return [p] * steps
+    if not phases:
+        raise InputError("phases must name at least one (share, weights) phase")
+    shares = np.asarray([float(sh) for sh, _ in phases])
+    if not np.all(np.isfinite(shares)) or np.any(shares < 0) or shares.sum() <= 0:
+        raise InputError(f"phase shares {shares.tolist()} must be non-negative numbers, not all 0")
+    ends = np.round(np.cumsum(shares) / shares.sum() * steps).astype(int)
+    probs = [_weights(w, n_pools) for _, w in phases]
+    out: list[np.ndarray] = []
+    start = 0
+    for end, p in zip(ends, probs, strict=True):
+        out += [p] * (int(end) - start)
+        start = int(end)
+    return out
+
+
 def train_segnet(
     pools: Sequence[PreparedPool],
     net: SegNetConfig,
     config: TrainConfig,
     *,
     weights: Sequence[float] | None = None,
+    phases: Sequence[tuple[float, Sequence[float]]] | None = None,
     cancel: CancelToken | None = None,
 ) -> Job:
     """Job: train a fresh :func:`build_segnet` model on ``pools``; returns the model (eval mode).
@@ -109,6 +142,9 @@ def train_segnet(
     ----------
     pools : training data, one pool per part (e.g. ``[real]`` or ``[real, synthetic]``).
     weights : probability of drawing each pool (default: equal).
+    phases : instead of ``weights``, a curriculum: ``(share of the steps, pool weights)`` per phase, in
+        order, e.g. ``[(0.5, (0, 1)), (0.5, (1, 0))]`` = the second pool for the first half of the steps,
+        then the first pool only (pre-training, then fine-tuning, under one learning-rate schedule).
     cancel : checked between steps; raises :class:`~napari_bvdm.runtime.progress.Cancelled`.
     """
     import torch
@@ -117,10 +153,9 @@ def train_segnet(
 
     if not pools:
         raise InputError("no training data: give at least one non-empty pool")
-    p = np.full(len(pools), 1.0 / len(pools)) if weights is None else np.asarray(weights, float)
-    if len(p) != len(pools) or np.any(p < 0) or p.sum() <= 0:
-        raise InputError(f"pool weights {weights!r} must be {len(pools)} non-negative numbers")
-    p = p / p.sum()
+    if phases is not None and weights is not None:
+        raise InputError("give pool weights or phases, not both")
+    step_probs = _phase_schedule(len(pools), config.steps, weights, phases)
     device = resolve_device(config.device)
     rng = numpy_rng(config.seed, "evaluate-train")
     with torch.random.fork_rng(devices=[]):
@@ -136,6 +171,7 @@ def train_segnet(
         if cancel is not None:
             cancel.check()
         xs, ys = [], []
+        p = step_probs[step]
         for _ in range(config.batch_size):
             pool = pools[int(rng.choice(len(pools), p=p))]
             i = int(rng.integers(0, len(pool.images)))
