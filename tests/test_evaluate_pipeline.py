@@ -218,6 +218,23 @@ def test_phases_train_on_one_pool_then_the_other():
         ExperimentConfig(real="x", real_share=1.0)
 
 
+def test_outline_ignored_keeps_cell_contacts():
+    from napari_bvdm.evaluate.data import Pair
+    from napari_bvdm.evaluate.experiment import outline_ignored
+    from napari_bvdm.evaluate.segnet import make_targets
+
+    lab = np.zeros((40, 60), np.int32)
+    lab[10:30, 10:30] = 1
+    lab[10:30, 30:50] = 2  # touches cell 1 along x = 29 | 30
+    pair = outline_ignored(Pair(np.zeros(lab.shape), lab), 1)
+    ign = pair.ignore
+    assert ign[10, 20] and ign[9, 20] and ign[20, 10] and ign[20, 9]  # outline against background, both sides
+    assert not ign[20, 29] and not ign[20, 30] and not ign[20, 20] and not ign[0, 0]  # contact, interior, far bg
+    t = make_targets(pair.instances, pair.ignore)
+    assert t[20, 29] == 2 and t[20, 20] == 1 and t[0, 0] == 0 and t[10, 20] == -1
+    assert outline_ignored(pair, 0) is pair
+
+
 def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     """`bvdm evaluate` on 16 GOWT1 frames at 1/8 scale with SIM+ standing in for synthetic data."""
     pytest.importorskip("ctc_metrics")
@@ -246,6 +263,30 @@ def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     assert main([*argv, "--resume"]) == 0
     with (out / "runs.csv").open() as f:
         assert len(list(csv.DictReader(f))) == 2
+
+
+def test_bvdm_evaluate_mixed_set_options(gowt1, simplus, tmp_path, capsys):
+    """real+synthetic with pre-training and the outline band left out: recorded in config.json, valid result."""
+    pytest.importorskip("ctc_metrics")
+    import json
+
+    from napari_bvdm.cli import main
+
+    out = tmp_path / "mixed"
+    argv = ["evaluate", "--real", str(gowt1 / "01"), "--synthetic", str(simplus / "01"), "-o", str(out),
+            "--sets", "real+synthetic", "--seeds", "1", "--steps", "10", "--batch-size", "2",
+            "--patch-size", "48", "--base-channels", "4", "--max-frames", "16", "--downsample", "8",
+            "--synthetic-downsample", "4", "--max-synthetic-frames", "4", "--device", "cpu", "--quiet",
+            "--mix", "pretrain", "--real-share", "0.4", "--mixed-outline-ignore", "1"]
+    assert main(argv) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["mix"], cfg["real_share"], cfg["mixed_outline_ignore"]) == ("pretrain", 0.4, 1)
+    assert json.loads((out / "info.json").read_text())["pool_sizes"] == {"real": 4, "synthetic": 4}  # SEG 2, 5-7
+    with (out / "runs.csv").open() as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["set"] == "real+synthetic" and float(row["Valid"]) == 1.0 and 0.0 <= float(row["TRA"]) <= 1.0
+    assert main([*argv[:-2], "--mixed-outline-ignore", "9"]) == 2  # out of range: a clear error, nothing run
+    assert "mixed_outline_ignore" in capsys.readouterr().err
 
 
 def test_downsampled_training_video_keeps_valid_lineage(gowt1):

@@ -48,6 +48,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "--real-share (default); pretrain = synthetic first, then fine-tune on real")
     p.add_argument("--real-share", type=float, default=None,
                    help="share of real patches (sample) or of the steps spent on real (pretrain) (default 0.5)")
+    p.add_argument("--mixed-outline-ignore", type=int, default=None, metavar="PX",
+                   help="real+synthetic: leave synthetic pixels within PX of a cell outline out of the loss, so "
+                        "outlines are learnt from the real frames only (default 0 = off)")
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N or mps (default auto)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default torch's choice)")
     g = p.add_argument_group("making the synthetic sets first (--generate)")
@@ -81,7 +84,7 @@ def build_config(args: argparse.Namespace):
         if v is not None:
             s[key] = str(v)
     for key in ("sets", "seeds", "split", "max_frames", "downsample", "synthetic_downsample",
-                "max_synthetic_frames", "mix", "real_share"):
+                "max_synthetic_frames", "mix", "real_share", "mixed_outline_ignore"):
         v = getattr(args, key)
         if v is not None:
             s[key] = v

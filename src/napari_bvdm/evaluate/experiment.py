@@ -28,7 +28,15 @@ import numpy as np
 from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
-from .data import find_sequences, load_sequence, split_frames, training_pairs, window_images, write_gt_window
+from .data import (
+    Pair,
+    find_sequences,
+    load_sequence,
+    split_frames,
+    training_pairs,
+    window_images,
+    write_gt_window,
+)
 from .scoring import METRICS, require_ctc_metrics, score_result, write_res
 from .segnet import SegNetConfig, save_segnet, segment_frames
 from .tracker import TrackerConfig, track_instances
@@ -75,6 +83,9 @@ class ExperimentConfig(Config):
         the first ``1 - real_share`` of the steps, then on the real frames only (fine-tuning), under the
         same learning-rate schedule and budget.
     real_share : share of the training patches taken from the real frames in a mixed set.
+    mixed_outline_ignore : in ``real+synthetic`` only, pixels within this many pixels of a synthetic
+        cell's outline against the background are left out of the loss (0 = off): the synthetic cells then
+        teach where cells are and how touching cells split, the real frames where outlines run.
     """
 
     real: str = ""
@@ -91,6 +102,7 @@ class ExperimentConfig(Config):
     metrics: tuple[str, ...] = METRICS
     mix: str = "sample"
     real_share: float = 0.5
+    mixed_outline_ignore: int = 0
     net: SegNetConfig = field(default_factory=SegNetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -110,6 +122,7 @@ class ExperimentConfig(Config):
         self._require(self.max_synthetic_frames >= 1, "max_synthetic_frames", "must be >= 1")
         self._require(self.mix in MIXES, "mix", f"must be one of {list(MIXES)}")
         self._require(0.0 < self.real_share < 1.0, "real_share", "must be in (0, 1) (0 or 1 = a single pool)")
+        self._require(0 <= self.mixed_outline_ignore <= 8, "mixed_outline_ignore", "must be in 0..8 pixels")
         badm = sorted(set(self.metrics) - set(METRICS))
         self._require(not badm and len(self.metrics) > 0, "metrics", f"use some of {list(METRICS)}")
 
@@ -138,6 +151,23 @@ def _load_synthetic(path: str, factor: int, max_frames: int, what: str) -> list:
     if not pairs:
         raise InputError(f"{what} data at {path} holds no annotated frames")
     return pairs
+
+
+def outline_ignored(pair: Pair, width: int) -> Pair:
+    """``pair`` with the pixels within ``width`` of a cell/background outline marked as ignored.
+
+    Contacts between two cells stay in the loss (they teach how touching cells split).
+    """
+    from scipy import ndimage as ndi
+
+    fg = pair.instances > 0
+    if width <= 0 or not fg.any() or fg.all():
+        return pair
+    near_bg = fg & (ndi.distance_transform_edt(fg) <= width)
+    near_fg = ~fg & (ndi.distance_transform_edt(~fg) <= width)
+    band = near_bg | near_fg
+    ignore = band if pair.ignore is None else (band | pair.ignore)
+    return Pair(pair.image, pair.instances, pair.source, ignore)
 
 
 def _mixing(parts: Sequence[str], mix: str, real_share: float) -> dict[str, Any]:
@@ -379,7 +409,13 @@ def run_experiment(
             for s in wanted:
                 skipped[s] = f"no {key} data given"
             continue
-        pools[key] = prepare_pool(key, _load_synthetic(path, sf, config.max_synthetic_frames, key), config.net)
+        pairs = _load_synthetic(path, sf, config.max_synthetic_frames, key)
+        if key in wanted:
+            pools[key] = prepare_pool(key, pairs, config.net)
+        if f"real+{key}" in wanted:
+            w = config.mixed_outline_ignore
+            pools[f"{key}@mixed"] = (prepare_pool(key, [outline_ignored(p, w) for p in pairs], config.net) if w
+                                     else pools.get(key) or prepare_pool(key, pairs, config.net))
     del real
     info = {
         "real": config.real,
@@ -387,7 +423,7 @@ def run_experiment(
         "test_frames": [test_frames.start, test_frames.stop - 1],
         "test_shape": list(test.shape),
         "gt": gt_info,
-        "pool_sizes": {k: len(p.images) for k, p in pools.items()},
+        "pool_sizes": {k.split("@")[0]: len(p.images) for k, p in pools.items()},
         "device": str(resolve_device(config.train.device)),
     }
     _write_text_atomic(out / "info.json", json.dumps(info, indent=2) + "\n")
@@ -405,7 +441,8 @@ def run_experiment(
         t0 = time.monotonic()
         losses: list[float] = []
         parts = name.split("+")
-        gen = train_segnet([pools[p] for p in parts], config.net, tcfg, cancel=cancel,
+        mixed = [pools[p] if len(parts) == 1 or p == "real" else pools[f"{p}@mixed"] for p in parts]
+        gen = train_segnet(mixed, config.net, tcfg, cancel=cancel,
                            **_mixing(parts, config.mix, config.real_share))
         try:
             while True:
