@@ -341,4 +341,6 @@ def test_summary_and_targets_from_runs():
     runs[6]["SEG"] = 0.5  # real+synthetic seed 0 below real seed 0
     assert paired_wins(runs)["real+synthetic SEG above real"] == (2, 3)
     assert paired_wins(runs[:3])["real+synthetic SEG above real"] == (0, 0)
+    runs[3]["SEG"] = 0.66  # synthetic seed 0 more than 0.03 below real seed 0 (0.70)
+    assert paired_wins(runs)["synthetic SEG within 0.03 of real"] == (2, 3)
     assert check_targets(summarise(runs[:3]))["synthetic SEG above classical"] is None
