@@ -395,14 +395,17 @@ def run_experiment(
     gt_dir = out / "gt" / "01_GT"
     gt_info = write_gt_window(real, test_frames, gt_dir, factor=f, crop=crop)
     test = window_images(real, test_frames, factor=f, crop=crop)
-    pools: dict[str, Any] = {}
+    set_pools: dict[str, list[Any]] = {}  # training set name -> its pools, in name order
     skipped: dict[str, str] = {}
-    needs_real = any(s in ("real", "real+synthetic") for s in config.sets)
-    if needs_real:
-        pools["real"] = prepare_pool("real", training_pairs(real, train_frames, factor=f, label_source="auto"),
-                                     config.net)
+    real_pool = None
+    if any("real" in s.split("+") for s in config.sets):
+        real_pool = prepare_pool("real", training_pairs(real, train_frames, factor=f, label_source="auto"),
+                                 config.net)
+        if "real" in config.sets:
+            set_pools["real"] = [real_pool]
     yield Progress(1, 3, "reading synthetic data", stage="prepare")
     sf = config.synthetic_downsample or f
+    w = config.mixed_outline_ignore
     for key, path in (("synthetic", config.synthetic), ("classical", config.classical)):
         wanted = [s for s in config.sets if key in s.split("+")]
         if not wanted:
@@ -412,12 +415,12 @@ def run_experiment(
                 skipped[s] = f"no {key} data given"
             continue
         pairs = _load_synthetic(path, sf, config.max_synthetic_frames, key)
+        plain = prepare_pool(key, pairs, config.net) if key in wanted or not w else None
         if key in wanted:
-            pools[key] = prepare_pool(key, pairs, config.net)
+            set_pools[key] = [plain]
         if f"real+{key}" in wanted:
-            w = config.mixed_outline_ignore
-            pools[f"{key}@mixed"] = (prepare_pool(key, [outline_ignored(p, w) for p in pairs], config.net) if w
-                                     else pools.get(key) or prepare_pool(key, pairs, config.net))
+            part = prepare_pool(key, [outline_ignored(p, w) for p in pairs], config.net) if w else plain
+            set_pools[f"real+{key}"] = [real_pool, part]
     del real
     info = {
         "real": config.real,
@@ -425,7 +428,7 @@ def run_experiment(
         "test_frames": [test_frames.start, test_frames.stop - 1],
         "test_shape": list(test.shape),
         "gt": gt_info,
-        "pool_sizes": {k.split("@")[0]: len(p.images) for k, p in pools.items()},
+        "pool_sizes": {p.name: len(p.images) for parts in set_pools.values() for p in parts},
         "device": str(resolve_device(config.train.device)),
     }
     _write_text_atomic(out / "info.json", json.dumps(info, indent=2) + "\n")
@@ -442,10 +445,8 @@ def run_experiment(
         tcfg = config.train.replace(seed=seed)
         t0 = time.monotonic()
         losses: list[float] = []
-        parts = name.split("+")
-        mixed = [pools[p] if len(parts) == 1 or p == "real" else pools[f"{p}@mixed"] for p in parts]
-        gen = train_segnet(mixed, config.net, tcfg, cancel=cancel,
-                           **_mixing(parts, config.mix, config.real_share))
+        gen = train_segnet(set_pools[name], config.net, tcfg, cancel=cancel,
+                           **_mixing(name.split("+"), config.mix, config.real_share))
         try:
             while True:
                 ev = next(gen)
