@@ -226,26 +226,6 @@ def summarise(runs: Sequence[dict[str, Any]], metrics: Sequence[str] = METRICS) 
     return out
 
 
-def check_targets(summary: dict[str, dict[str, tuple]]) -> dict[str, bool | None]:
-    """The issue's targets on the means (``None`` where a set is missing)."""
-
-    def mean(s: str, m: str) -> float | None:
-        v = summary.get(s, {}).get(m)
-        return None if v is None or math.isnan(v[0]) else v[0]
-
-    def cmp(a: float | None, b: float | None, f) -> bool | None:
-        return None if a is None or b is None else bool(f(a, b))
-
-    return {
-        "synthetic SEG within 0.03 of real": cmp(mean("synthetic", "SEG"), mean("real", "SEG"),
-                                                 lambda a, b: a >= b - 0.03),
-        "real+synthetic SEG above real": cmp(mean("real+synthetic", "SEG"), mean("real", "SEG"), lambda a, b: a > b),
-        "real+synthetic TRA above real": cmp(mean("real+synthetic", "TRA"), mean("real", "TRA"), lambda a, b: a > b),
-        "synthetic SEG above classical": cmp(mean("synthetic", "SEG"), mean("classical", "SEG"), lambda a, b: a > b),
-        "synthetic TRA above classical": cmp(mean("synthetic", "TRA"), mean("classical", "TRA"), lambda a, b: a > b),
-    }
-
-
 _WITHIN = {"synthetic SEG within 0.03 of real": 0.03}
 _TARGET_PAIRS = {
     "synthetic SEG within 0.03 of real": ("synthetic", "real", "SEG"),
@@ -254,6 +234,26 @@ _TARGET_PAIRS = {
     "synthetic SEG above classical": ("synthetic", "classical", "SEG"),
     "synthetic TRA above classical": ("synthetic", "classical", "TRA"),
 }
+
+
+def _holds(name: str, a: float, b: float) -> bool:
+    """Whether target ``name`` holds for score ``a`` of its first set and ``b`` of its second."""
+    margin = _WITHIN.get(name, 0.0)
+    return bool(a >= b - margin) if margin else bool(a > b)
+
+
+def check_targets(summary: dict[str, dict[str, tuple]]) -> dict[str, bool | None]:
+    """The issue's targets on the means (``None`` where a set is missing)."""
+
+    def mean(s: str, m: str) -> float | None:
+        v = summary.get(s, {}).get(m)
+        return None if v is None or math.isnan(v[0]) else v[0]
+
+    out: dict[str, bool | None] = {}
+    for name, (a, b, m) in _TARGET_PAIRS.items():
+        va, vb = mean(a, m), mean(b, m)
+        out[name] = None if va is None or vb is None else _holds(name, va, vb)
+    return out
 
 
 def target_gaps(summary: dict[str, dict[str, tuple]]) -> dict[str, tuple[float, float]]:
@@ -280,8 +280,7 @@ def paired_wins(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
         pairs = [(score[(a, sd, m)], score[(b, sd, m)]) for sd in dict.fromkeys(r["seed"] for r in runs)
                  if (a, sd, m) in score and (b, sd, m) in score]
         pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
-        margin = _WITHIN.get(name, 0.0)
-        out[name] = (sum((x >= y - margin) if margin else (x > y) for x, y in pairs), len(pairs))
+        out[name] = (sum(_holds(name, x, y) for x, y in pairs), len(pairs))
     return out
 
 

@@ -108,10 +108,9 @@ def _phase_schedule(
     weights: Sequence[float] | None,
     phases: Sequence[tuple[float, Sequence[float]]] | None,
 ) -> list[np.ndarray]:
-    """Pool probabilities for every step (one entry per step)."""
+    """Pool probabilities for every step (one entry per step); ``weights`` alone is one phase."""
     if phases is None:
-        p = _weights([1.0] * n_pools if weights is None else weights, n_pools)
-        return [p] * steps
+        phases = [(1.0, [1.0] * n_pools if weights is None else weights)]
     if not phases:
         raise InputError("phases must name at least one (share, weights) phase")
     shares = np.asarray([float(sh) for sh, _ in phases])
