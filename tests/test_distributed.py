@@ -31,6 +31,7 @@ def _worker(rank: int, port: int, out):
     net(x).sum().backward()
     out[rank] = net.module.weight.grad.clone()
     out[f"mean{rank}"] = ctx.mean(float(rank))
+    del net  # DDP's reducer holds the process group: release it before the group goes
     ctx.close()
 
 

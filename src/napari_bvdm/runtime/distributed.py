@@ -71,10 +71,18 @@ class DistContext:
             dist.barrier()
 
     def close(self) -> None:
+        """Leave the process group at the end of a successful run.
+
+        Every rank waits for the others first: a rank that tears its gloo connections down while
+        another still uses them can make that one abort at exit (SIGABRT, "terminate called without
+        an active exception"). Call it on the success path only; a failing rank just raises, and
+        torchrun stops the others.
+        """
         if self.enabled:
             import torch.distributed as dist
 
             if dist.is_initialized():
+                dist.barrier()
                 dist.destroy_process_group()
 
 
