@@ -218,3 +218,68 @@ def test_unlinked_labels_are_matched_by_nearest_centroid(hela):
     # nuclei move a few pixels per frame: matched steps are short, not jumps between nuclei
     assert model.params["motion"]["step_quantiles"][50] < 10
     assert model.params["area"]["quantiles"][50] > 100
+
+
+def _best_iou(lab, rec, xy):
+    """IoU of an aligned outline drawn at the object's place with the object (best of the 4 canonical flips)."""
+    from napari_bvdm.shapes.contours import fill_polygon, outline_to_polygon
+
+    truth = lab == rec.label
+    best = 0.0
+    for sx in (1, -1):
+        for sy in (1, -1):
+            rr, cc = fill_polygon(*outline_to_polygon(xy * (sx, sy), rec.area, rec.orientation, rec.centroid),
+                                  lab.shape)
+            m = np.zeros(lab.shape, bool)
+            m[rr, cc] = True
+            best = max(best, float((m & truth).sum() / (m | truth).sum()))
+    return best
+
+
+def test_outline_descriptor_keeps_msc_protrusions(msc):
+    """MSC's bent protrusions: a ray from the centroid meets them twice, so radii lose them; outlines do not."""
+    import tifffile
+
+    from napari_bvdm.shapes.contours import angles
+
+    lab, _, _ = clean_labels(tifffile.imread(msc / "01_GT" / "SEG" / "man_seg005.tif"))
+    recs = [r for r in measure_frame(lab, 5, outline_points=192) if r.outline is not None]
+    assert len(recs) >= 5 and all(r.outline.shape == (192, 2) for r in recs)
+    ol, rad = [], []
+    for r in recs:
+        a = angles(len(r.radii))
+        ol.append(_best_iou(lab, r, r.outline))
+        rad.append(_best_iou(lab, r, np.stack([r.radii * np.cos(a), r.radii * np.sin(a)], axis=1)))
+    assert min(ol) > 0.95, ol  # every real outline is kept
+    assert min(rad) < 0.85 and np.mean(ol) > np.mean(rad) + 0.05, (ol, rad)
+    assert measure_frame(lab, 5)[0].outline is None  # only when asked for
+
+
+def test_kept_outlines_roundtrip_and_bad_files(msc, tmp_path):
+    v = _read(msc / "01", frames=6)
+    cfg = FitConfig(max_shape_frames=2, variance_share=0.95, calibration_frames=0)
+    assert run_job(fit_shape_model(v, cfg)).outlines is None  # off by default: the bundled model has none
+    model = run_job(fit_shape_model(v, cfg.replace(keep_outlines=4, outline_points=64)))
+    ol = model.outlines
+    assert ol.shape == (4, 64, 2) and np.all(np.isfinite(ol))
+    from napari_bvdm.shapes.contours import outline_area
+
+    assert all(abs(outline_area(o) / np.pi - 1) < 0.01 for o in ol)  # size-normalised: area pi
+    assert "real outlines kept: 4 of 64 vertices" in model.summary()
+    p = model.save(tmp_path / "m.json")
+    back = ShapeModel.load(p)
+    np.testing.assert_allclose(back.outlines, ol)
+    assert back.config.keep_outlines == 4
+
+    data = json.loads(p.read_text())
+    data["params"]["outlines"]["polygons"] = [[1.0, 2.0], [3.0, 4.0]]
+    (tmp_path / "flat.json").write_text(json.dumps(data))
+    with pytest.raises(ShapeModelError, match=r"params\.outlines\.polygons must be \(outlines, vertices, 2\)"):
+        ShapeModel.load(tmp_path / "flat.json")
+    data = json.loads(p.read_text())
+    data["params"]["outlines"]["polygons"][0][0][0] = None
+    (tmp_path / "nan.json").write_text(json.dumps(data))
+    with pytest.raises(ShapeModelError, match=r"params\.outlines\.polygons holds non-finite values"):
+        ShapeModel.load(tmp_path / "nan.json")
+    with pytest.raises(Exception, match="keep_outlines"):
+        FitConfig(keep_outlines=-1)

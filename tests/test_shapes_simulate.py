@@ -243,3 +243,75 @@ def test_area_changes_at_most_the_fitted_step_per_frame(model):
     free = copy.deepcopy(model)
     free.params["area"]["max_log_step"] = 0.0  # old model files: no limit
     assert _largest_area_change(_sim(free, frames=30, cells=8, seed=0)) > 0.7
+
+
+def test_real_outlines_need_a_model_that_kept_them(model):
+    with pytest.raises(ConfigError, match="keep_outlines"):
+        _sim(model, outlines="real")
+    with pytest.raises(ConfigError, match="outlines"):
+        SimulationConfig(outlines="spiky")
+
+
+def test_real_outlines_draw_msc_shapes(msc, tmp_path):
+    """``outlines="real"``: valid CTC, seeded, and every whole cell is one of the stored real outlines."""
+    import copy
+
+    from skimage import measure
+
+    from napari_bvdm.cli import main
+    from napari_bvdm.io.validator import validate_ctc
+    from napari_bvdm.shapes.contours import fill_polygon, outline_to_polygon
+
+    out = tmp_path / "msc.json"
+    settings = tmp_path / "fit.json"
+    settings.write_text('{"fit_shapes": {"max_shape_frames": 8, "calibration_frames": 0}}')
+    assert main(["fit-shapes", str(msc / "01"), "-o", str(out), "--keep-outlines", "50", "--quiet",
+                 "--variance-share", "0.95", "--settings", str(settings)]) == 0
+    m = ShapeModel.load(out)
+    assert m.outlines is not None and len(m.outlines) >= 20
+
+    def features(mask):  # rotation-, mirror- and size-invariant
+        rp = measure.regionprops(mask.astype(np.uint8))[0]
+        return np.array([rp.solidity, rp.eccentricity, rp.perimeter / np.sqrt(rp.area) / 10])
+
+    def drawn(outline, area=3000.0):
+        rr, cc = fill_polygon(*outline_to_polygon(outline, area, 0.3, (150.0, 150.0)), (300, 300))
+        b = np.zeros((300, 300), bool)
+        b[rr, cc] = True
+        return b
+
+    # a model that keeps one real outline, a bent one (solidity about 0.6): every whole cell must be it
+    bank = np.array([features(drawn(o)) for o in m.outlines])
+    pick = int(np.argmin(np.abs(bank[:, 0] - 0.6)))
+    one = copy.deepcopy(m)
+    one.params["outlines"]["polygons"] = m.outlines[pick:pick + 1]
+    want = bank[pick]
+    cfg = dict(frames=6, height=1200, width=1400, cells=8, seed=2, outlines="real", outline_wobble=0.0,
+               border_entry=False)
+    sim = _sim(one, **cfg)
+    assert np.array_equal(sim.labels, _sim(one, **cfg).labels)  # seeded
+    per_frame = [np.unique(f[f > 0]) for f in sim.labels]
+    assert check_lineage(sim.lineage, per_frame, n_frames=6) == []
+
+    def whole_cells(frame):
+        h, w = frame.shape
+        for lab in np.unique(frame[frame > 0]):
+            rows, cols = np.nonzero(frame == lab)
+            if rows.min() > 0 and cols.min() > 0 and rows.max() < h - 1 and cols.max() < w - 1:
+                yield frame == lab
+
+    def max_gap(video):
+        return [float(np.abs(features(c) - want).max()) for c in whole_cells(video.labels[0])]
+
+    real_gap = max_gap(sim)
+    model_gap = max_gap(_sim(one, **{**cfg, "outlines": "model"}))
+    assert len(real_gap) >= 4 and np.median(real_gap) < 0.03, real_gap
+    assert np.median(model_gap) > 2 * np.median(real_gap), (model_gap, real_gap)
+    # with a wobble the outline changes smoothly over time but stays that cell's outline
+    wob = _sim(one, **{**cfg, "outline_wobble": 0.1})
+    assert not np.array_equal(wob.labels[3] > 0, sim.labels[3] > 0)
+    assert np.median(max_gap(wob)) < 0.1
+    ds = tmp_path / "Real"
+    assert main(["simulate-masks", str(out), "-o", str(ds), "--frames", "5", "--size", "300", "300",
+                 "--outlines", "real", "--quiet"]) == 0
+    assert validate_ctc(ds / "01_GT", n_frames=5) == []

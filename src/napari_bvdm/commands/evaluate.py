@@ -66,6 +66,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="generate at 1/N of the real scale, for cells too large for 96-px crops (default 1; MSC: 2)")
     g.add_argument("--texture-steps", type=int, default=None, help="texture training steps (default 2000)")
     g.add_argument("--flow-steps", type=int, default=None, help="flow training steps (default 300)")
+    g.add_argument("--outlines", choices=("model", "real"), default=None,
+                   help="outlines of the simulated cells: model (radial contour PCA, default) or real (the "
+                        "training part's real outlines; for cells with protrusions such as MSC)")
     p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     add_settings_argument(p)
@@ -120,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
         from ._common import load_settings
 
         gs = load_settings(args, "evaluate_generate")
-        for key in ("videos", "texture_steps", "flow_steps"):
+        for key in ("videos", "texture_steps", "flow_steps", "outlines"):
             if getattr(args, key) is not None:
                 gs[key] = getattr(args, key)
         if args.generate_downsample is not None:

@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--variance-share", type=float, default=None,
                    help="share of shape variance the kept PCA modes explain "
                    "(default 0 = automatic: best match of the real solidity)")
+    p.add_argument("--keep-outlines", type=int, default=None, metavar="N",
+                   help="store up to N real outlines in the model (polygons, no pixels), so simulations can draw "
+                        "real cell shapes (`--outlines real`); default 0")
     p.add_argument("--summary", action="store_true", help="print the model summary")
     add_settings_argument(p)
 
@@ -39,6 +42,8 @@ def run(args: argparse.Namespace) -> int:
         settings["n_points"] = args.n_points
     if args.variance_share is not None:
         settings["variance_share"] = args.variance_share
+    if args.keep_outlines is not None:
+        settings["keep_outlines"] = args.keep_outlines
     config = FitConfig.from_dict(settings)
     t0 = time.perf_counter()
     video = read_video(args.path, lazy=True, sequence=args.sequence)

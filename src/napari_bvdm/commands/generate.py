@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 512),
                    help="frame size (shape model only)")
     p.add_argument("--cells", type=int, default=None, help="cells in the first frame (default: fitted density)")
+    p.add_argument("--outlines", choices=("model", "real"), default="model",
+                   help="cell outlines: model (radial contour PCA) or real (the real outlines stored in the shape "
+                        "model by `bvdm fit-shapes --keep-outlines N`) (default model)")
     p.add_argument("--real", type=Path, default=None,
                    help="real video to fit the background/brightness statistics on (default: the shape model's)")
     p.add_argument("--scene", type=Path, default=None, help="saved scene statistics JSON (instead of --real)")
@@ -208,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
         from ..shapes import SimulationConfig, simulate_masks
 
         h, w = args.size
-        sim_base = SimulationConfig(frames=args.frames, height=h, width=w, cells=args.cells)
+        sim_base = SimulationConfig(frames=args.frames, height=h, width=w, cells=args.cells, outlines=args.outlines)
         params["simulation"] = sim_base.to_dict()
 
         def masks(number: int, seed: int):

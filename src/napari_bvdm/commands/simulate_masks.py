@@ -19,6 +19,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cells", type=int, default=None, help="cells in the first frame (default: fitted density)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--no-divisions", action="store_true", help="switch divisions off")
+    p.add_argument("--outlines", choices=("model", "real"), default=None,
+                   help="cell outlines: model (radial contour PCA, default) or real (the real outlines stored in "
+                        "the model by `bvdm fit-shapes --keep-outlines N`)")
     p.add_argument("--sequence", default="01", help="sequence name")
     p.add_argument("--overwrite", action="store_true", help="replace an existing sequence")
     add_settings_argument(p)
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from ._common import load_settings, progress_callback
 
     settings = load_settings(args, "simulate_masks")
-    for key, val in (("frames", args.frames), ("cells", args.cells), ("seed", args.seed)):
+    for key, val in (("frames", args.frames), ("cells", args.cells), ("seed", args.seed), ("outlines", args.outlines)):
         if val is not None:
             settings[key] = val
     if args.size is not None:

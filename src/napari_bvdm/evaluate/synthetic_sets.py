@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
@@ -42,6 +43,8 @@ class SyntheticSetsConfig(Config):
         fp32 on a CPU, ``bf16`` is faster on CPUs with AVX512-BF16.
     flow_steps, flow_batch_size : flow-model training when no flow model is given.
     sampler, ddim_steps, ddim_eta : diffusion sampling (the ``bvdm generate`` default: DDIM 50, eta 0.5).
+    outlines : cell outlines of the simulated masks: ``model`` (radial contour PCA) or ``real`` (the real
+        outlines of the training part, kept in the shape model; for cells with protrusions, e.g. MSC).
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -61,6 +64,7 @@ class SyntheticSetsConfig(Config):
     sampler: str = generation.SAMPLER
     ddim_steps: int = generation.DDIM_STEPS
     ddim_eta: float = generation.DDIM_ETA
+    outlines: Literal["model", "real"] = "model"
     device: str = "auto"
 
     def check(self) -> None:
@@ -78,6 +82,7 @@ class SyntheticSetsConfig(Config):
         self._require(1 <= self.texture_t_max <= 1000, "texture_t_max", "must be in 1..1000")
         self._require(self.texture_precision in ("auto", "fp32", "bf16"), "texture_precision",
                       "must be auto, fp32 or bf16")
+        self._require(self.outlines in ("model", "real"), "outlines", "must be model or real")
 
 
 def _downsample_video(video, factor: int) -> None:
@@ -119,6 +124,7 @@ def make_synthetic_sets(
     from ..flow.train import FlowTrainConfig, train_flow
     from ..io.readers import read_video
     from ..shapes.fit import fit_shape_model
+    from ..shapes.model import MAX_OUTLINES, FitConfig
     from ..shapes.simulate import SimulationConfig, simulate_masks
     from ..synthesis.background import fit_scene_stats
     from ..synthesis.export import export_dataset
@@ -150,7 +156,8 @@ def make_synthetic_sets(
     _, height, width = video.shape
 
     yield Progress(1, 5, "fitting the shape and motion model", stage="make-synthetic")
-    shape_model = yield from fit_shape_model(video, cancel=cancel)
+    fit_cfg = FitConfig(keep_outlines=MAX_OUTLINES if cfg.outlines == "real" else 0)
+    shape_model = yield from fit_shape_model(video, fit_cfg, cancel=cancel)
     shape_model.save(out / "shape_model.json")
     full_masks = video.labels.get("SEG", video.labels.get("TRA"))
     shape_frames = video.seg_frames if "SEG" in video.labels else None
@@ -171,7 +178,7 @@ def make_synthetic_sets(
 
     def masks(number: int, seed: int):
         return simulate_masks(shape_model, SimulationConfig(frames=n_frames, height=height, width=width,
-                                                            seed=seed), cancel=cancel)
+                                                            seed=seed, outlines=cfg.outlines), cancel=cancel)
 
     written: dict[str, Path] = {}
     synth_cfg = SynthesisConfig(seed=cfg.seed)

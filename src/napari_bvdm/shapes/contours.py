@@ -8,6 +8,11 @@ which keeps every sampled outline a simple (star-shaped) polygon.
 
 Radii are stored *size-normalised* (outline area = pi, i.e. the mean radius is about 1); the size
 (pixel area) is modelled separately so that the area distribution can be matched exactly.
+
+Radii cannot describe what a ray from the centroid meets twice: the thin, bent protrusions of
+mesenchymal cells (Fluo-C2DL-MSC). The *outline* descriptor keeps such shapes: the same aligned outline
+resampled at ``n_points`` equal arc-length steps, as (x, y) vertices, size-normalised the same way.
+A model can store a bank of these real outlines for simulations that draw real cell shapes.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from skimage import measure
 __all__ = [
     "ObjectRecord",
     "angles",
+    "outline_area",
+    "outline_to_polygon",
     "measure_frame",
     "polygon_area",
     "radii_to_polygon",
@@ -51,6 +58,7 @@ class ObjectRecord:
     touches_border: bool
     brightness: float | None = None  # mean image intensity, normalised units
     radii: np.ndarray | None = None  # size-normalised radii, None for border/tiny objects
+    outline: np.ndarray | None = None  # (n_points, 2) size-normalised aligned (x, y) outline, like radii
 
 
 def clean_labels(frame: np.ndarray) -> tuple[np.ndarray, int, int]:
@@ -120,8 +128,9 @@ def polygon_area(radii: np.ndarray, angs: np.ndarray | None = None) -> float:
     return float(0.5 * np.sin(step) * np.sum(radii * np.roll(radii, -1)))
 
 
-def _aligned_radii(mask: np.ndarray, cy: float, cx: float, orientation: float, n_points: int):
-    """Radii (pixels, on the pixel boundary) of a binary mask aligned on its major axis."""
+def _aligned_contour(mask: np.ndarray, cy: float, cx: float, orientation: float):
+    """The outline of a binary mask as (x, y) vertices in the aligned frame (major axis along +y,
+    heavier tails towards +y and +x), through the boundary pixels' centres; ``None`` when there is none."""
     padded = np.pad(mask, 1)
     contours = measure.find_contours(padded.astype(np.float32), 0.5)
     if not contours:
@@ -137,8 +146,48 @@ def _aligned_radii(mask: np.ndarray, cy: float, cx: float, orientation: float, n
         y = -y
     if np.mean(x**3) < 0:
         x = -x
-    r = _ray_radii(np.stack([x, y], axis=1), angles(n_points))
-    return r + 0.5  # find_contours runs through pixel centres; the pixel boundary is 0.5 px further
+    return np.stack([x, y], axis=1)
+
+
+def _aligned_radii(xy: np.ndarray, n_points: int) -> np.ndarray:
+    """Radii at :func:`angles` of an aligned contour (farthest crossing of each ray), on the pixel boundary."""
+    return _ray_radii(xy, angles(n_points)) + 0.5  # the contour runs through pixel centres: boundary 0.5 px out
+
+
+def _aligned_outline(xy: np.ndarray, n_points: int) -> np.ndarray | None:
+    """The size-normalised outline descriptor of an aligned contour (on the pixel boundary)."""
+    if len(xy) > 1 and np.allclose(xy[0], xy[-1]):
+        xy = xy[:-1]
+    if len(xy) < 3:
+        return None
+    r = np.hypot(xy[:, 0], xy[:, 1])
+    xy = xy * ((r + 0.5) / np.maximum(r, 1e-9))[:, None]
+    ol = _resample_outline(xy, n_points)
+    a = outline_area(ol)
+    if not (a > 0 and np.all(np.isfinite(ol))):
+        return None
+    return ol / np.sqrt(a / np.pi)
+
+
+def outline_area(xy: np.ndarray) -> float:
+    """Area of a closed polygon given as (x, y) vertices (shoelace; positive for either orientation)."""
+    x, y = xy[:, 0], xy[:, 1]
+    return float(abs(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
+
+
+def _resample_outline(xy: np.ndarray, n_points: int) -> np.ndarray:
+    """``n_points`` vertices at equal arc-length steps, counter-clockwise, from the vertex nearest +y."""
+    if 0.5 * np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1]) < 0:
+        xy = xy[::-1]
+    start = int(np.argmax(xy[:, 1] - 1e-6 * np.abs(xy[:, 0])))
+    xy = np.roll(xy, -start, axis=0)
+    closed = np.vstack([xy, xy[:1]])
+    seg = np.hypot(*np.diff(closed, axis=0).T)
+    s = np.concatenate([[0.0], np.cumsum(seg)])
+    if s[-1] <= 0:
+        return np.repeat(xy[:1], n_points, axis=0)
+    at = np.arange(n_points) * s[-1] / n_points
+    return np.stack([np.interp(at, s, closed[:, 0]), np.interp(at, s, closed[:, 1])], axis=1)
 
 
 def measure_frame(
@@ -149,6 +198,7 @@ def measure_frame(
     n_points: int = 60,
     min_area: int = 20,
     with_radii: bool = True,
+    outline_points: int = 0,
 ) -> list[ObjectRecord]:
     """Measure every object of one label frame.
 
@@ -166,6 +216,8 @@ def measure_frame(
         Objects smaller than this get no contour descriptor.
     with_radii : bool
         Compute the contour descriptor (slower); border objects never get one.
+    outline_points : int
+        With ``with_radii``, also keep the outline descriptor with this many vertices (0 = none).
     """
     h, w = labels.shape
     out: list[ObjectRecord] = []
@@ -189,11 +241,14 @@ def measure_frame(
         )
         if with_radii and not border and rp.area >= min_area:
             lcy, lcx = rp.centroid_local
-            r = _aligned_radii(rp.image, lcy, lcx, rp.orientation, n_points)
+            xy = _aligned_contour(rp.image, lcy, lcx, rp.orientation)
+            r = _aligned_radii(xy, n_points) if xy is not None else None
             if r is not None and np.all(np.isfinite(r)):
                 a = polygon_area(r)
                 if a > 0:
                     rec.radii = (r / np.sqrt(a / np.pi)).astype(np.float64)
+                if outline_points:
+                    rec.outline = _aligned_outline(xy, outline_points)
         out.append(rec)
     return out
 
@@ -206,11 +261,23 @@ def radii_to_polygon(
     a = polygon_area(r)
     r = r * np.sqrt(area / max(a, 1e-9))
     ang = angles(len(r))
-    x = r * np.cos(ang)
-    y = r * np.sin(ang)
+    return _place(r * np.cos(ang), r * np.sin(ang), orientation, centre)
+
+
+def _place(x: np.ndarray, y: np.ndarray, orientation: float, centre: tuple[float, float]):
+    """Aligned-frame (x, y) vertices rotated by ``orientation`` and moved to ``centre``: (rows, cols)."""
     rows = centre[0] + y * np.cos(orientation) - x * np.sin(orientation)
     cols = centre[1] + y * np.sin(orientation) + x * np.cos(orientation)
     return rows, cols
+
+
+def outline_to_polygon(
+    outline: np.ndarray, area: float, orientation: float, centre: tuple[float, float]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (rows, cols) of an aligned (x, y) ``outline`` scaled to ``area`` pixels."""
+    xy = np.asarray(outline, dtype=np.float64)
+    xy = xy * np.sqrt(area / max(outline_area(xy), 1e-9))
+    return _place(xy[:, 0], xy[:, 1], orientation, centre)
 
 
 def fill_polygon(rows: np.ndarray, cols: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:

@@ -183,6 +183,7 @@ def fit_shape_model(
         pick = np.linspace(0, len(shape_frames) - 1, config.max_shape_frames).round().astype(int)
         shape_frames = [shape_frames[i] for i in np.unique(pick)]
     same = shape_kind == track_kind
+    keep_points = config.outline_points if config.keep_outlines else 0
     total = n_frames + (0 if same else len(shape_frames))
     step = 0
     n_holes = n_frag = 0
@@ -199,7 +200,7 @@ def fit_shape_model(
         n_frag += f1
         img = _normalised_frame(video, t, norm)
         recs = measure_frame(lab, t, img, n_points=config.n_points, min_area=config.min_object_area,
-                             with_radii=same and t in shape_set)
+                             with_radii=same and t in shape_set, outline_points=keep_points)
         recs = [r for r in recs if r.area >= config.min_object_area]
         track_recs.append(recs)
         if same and t in shape_set:
@@ -216,8 +217,8 @@ def fit_shape_model(
             n_holes += h1
             n_frag += f1
             img = _normalised_frame(video, t, norm)
-            recs = [r for r in measure_frame(lab, t, img, n_points=config.n_points,
-                                             min_area=config.min_object_area) if r.area >= config.min_object_area]
+            recs = [r for r in measure_frame(lab, t, img, n_points=config.n_points, min_area=config.min_object_area,
+                                             outline_points=keep_points) if r.area >= config.min_object_area]
             # give each full mask the track id of the tracking label it overlaps most
             tl = np.asarray(track_labels[t])
             for r in recs:
@@ -263,6 +264,11 @@ def fit_shape_model(
 
     params = _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height, width, norm, video,
                        track_labels)
+    outlines = [r.outline for r in with_radii if r.outline is not None]
+    if config.keep_outlines and outlines:
+        n_keep = min(config.keep_outlines, len(outlines))
+        pick = np.unique(np.linspace(0, len(outlines) - 1, n_keep).round().astype(int))
+        params["outlines"] = {"polygons": np.round(np.stack([outlines[i] for i in pick]), 4)}
     source = {
         "path": video.source,
         "n_frames": n_frames,

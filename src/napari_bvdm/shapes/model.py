@@ -22,12 +22,13 @@ from ..runtime.config import Config, ConfigError
 from ..runtime.files import usual_permissions
 
 __all__ = ["ShapeModel", "FitConfig", "ShapeModelError", "FORMAT", "FORMAT_VERSION", "N_QUANTILES",
-           "PAUSE_EPS"]
+           "PAUSE_EPS", "MAX_OUTLINES"]
 
 FORMAT = "napari-bvdm-shape-model"
 FORMAT_VERSION = 1
 PAUSE_EPS = 1e-6  # a centroid step below this (px) is a pause
 N_QUANTILES = 101  # quantile tables at 0, 1, ..., 100 %
+MAX_OUTLINES = 2000  # stored real outlines at most (about 20 kB each in the JSON file)
 
 STAGES = ("interphase", "prophase", "prometaphase", "metaphase", "anaphase", "telophase")
 
@@ -54,6 +55,11 @@ class FitConfig(Config):
     calibration_frames : at most this many frames in the simulations (of the fitted size, density and
         length) that calibrate the step and size samplers so that measured simulated steps and sizes
         match the real ones (0 = no calibration).
+    keep_outlines : store up to this many real cell outlines (size-normalised, aligned polygons; no
+        pixels, no positions) so that simulations can draw real shapes (``SimulationConfig.outlines =
+        "real"``): for cells whose outlines a radial model cannot draw, such as MSC's thin, bent
+        protrusions. 0 = none (the bundled model).
+    outline_points : vertices per stored outline (equal arc-length steps).
     """
 
     n_points: int = 90
@@ -64,6 +70,8 @@ class FitConfig(Config):
     mitosis_frames: int = 2
     telophase_frames: int = 2
     calibration_frames: int = 100
+    keep_outlines: int = 0
+    outline_points: int = 192
 
     def check(self) -> None:
         self._require(8 <= self.n_points <= 360, "n_points", "must be between 8 and 360")
@@ -74,6 +82,8 @@ class FitConfig(Config):
         self._require(self.mitosis_frames >= 0, "mitosis_frames", "must be >= 0")
         self._require(self.telophase_frames >= 0, "telophase_frames", "must be >= 0")
         self._require(0 <= self.calibration_frames <= 1000, "calibration_frames", "must be between 0 and 1000")
+        self._require(0 <= self.keep_outlines <= MAX_OUTLINES, "keep_outlines", f"must be between 0 and {MAX_OUTLINES}")
+        self._require(16 <= self.outline_points <= 1024, "outline_points", "must be between 16 and 1024")
 
 
 # Parameter schema: name -> (kind, extra). Used to validate files on load (hand edits, other versions).
@@ -148,7 +158,8 @@ class ShapeModel:
     ----------
     params : dict
         Sections ``shape``, ``area``, ``eccentricity``, ``solidity``, ``brightness``, ``motion``,
-        ``population``, ``division``, ``background`` (see ``docs/shapes.md``); arrays are numpy.
+        ``population``, ``division``, ``background`` (see ``docs/shapes.md``), and ``outlines`` when
+        real outlines were kept (``FitConfig.keep_outlines``); arrays are numpy.
     config : FitConfig
         The settings it was fitted with.
     source : dict
@@ -170,6 +181,12 @@ class ShapeModel:
     @property
     def n_points(self) -> int:
         return int(self.params["shape"]["n_points"])
+
+    @property
+    def outlines(self) -> np.ndarray | None:
+        """The stored real outlines, (k, n, 2) size-normalised aligned (x, y) vertices, or ``None``."""
+        sec = self.params.get("outlines")
+        return None if not sec else sec["polygons"]
 
     @property
     def divisions_enabled(self) -> bool:
@@ -359,6 +376,9 @@ class ShapeModel:
             )
         else:
             lines.append("  divisions: off (none in the data)")
+        if self.outlines is not None:
+            lines.append(f"  real outlines kept: {len(self.outlines)} of {self.outlines.shape[1]} vertices "
+                         "(simulations with outlines='real' draw these)")
         lines.append(
             f"  background: level {p['background']['level']:.3f}, noise {p['background']['noise']:.3f} (normalised)"
         )
@@ -434,6 +454,19 @@ def _validate_params(params: Any, where: str) -> dict[str, dict[str, Any]]:
                 n_points = v
             o[name] = v
         out[section] = o
+    extra = params.get("outlines")
+    if extra is not None:
+        poly = extra.get("polygons") if isinstance(extra, dict) else None
+        try:
+            arr = np.asarray(poly, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ShapeModelError(f"{where}: params.outlines.polygons must be a list of outlines") from None
+        if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 3 or arr.shape[2] != 2:
+            raise ShapeModelError(
+                f"{where}: params.outlines.polygons must be (outlines, vertices, 2), got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ShapeModelError(f"{where}: params.outlines.polygons holds non-finite values")
+        out["outlines"] = {"polygons": arr}
     if out["shape"]["n_points"] < 8:
         raise ShapeModelError(f"{where}: params.shape.n_points must be at least 8")
     if np.any(out["shape"]["mode_rho"] > 1):

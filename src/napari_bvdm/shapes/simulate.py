@@ -3,7 +3,9 @@
 Every cell carries a small state that evolves frame by frame:
 
 - shape: standardised PCA coefficients, an AR(1) process with the fitted lag-1 correlation (smooth
-  shape change; the stationary distribution is the fitted PCA Gaussian);
+  shape change; the stationary distribution is the fitted PCA Gaussian); or, with ``outlines="real"``,
+  one of the model's stored real outlines drawn at birth (mirrored at random) and deformed by a smooth
+  radial field (harmonics 1-3 of the angle, AR(1) coefficients at the fitted shape correlation);
 - size and brightness: Gaussian-copula AR(1) processes whose marginals are the fitted quantile tables;
 - orientation: a random walk with the fitted drift;
 - motion: step length from the fitted step quantiles (copula AR(1)) and direction turned by a fitted
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from scipy import stats
@@ -33,7 +35,7 @@ from scipy.spatial import cKDTree
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
 from ..runtime.seeding import numpy_rng
-from .contours import rasterise
+from .contours import fill_polygon, outline_to_polygon, rasterise
 from .model import N_QUANTILES, ShapeModel
 
 __all__ = ["SimulationConfig", "MaskVideo", "simulate_masks"]
@@ -59,6 +61,11 @@ class SimulationConfig(Config):
     motion_scale : multiplies the step lengths.
     repulsion_iterations : push-apart passes per frame.
     min_gap : extra distance (px) kept between the equivalent circles of two cells.
+    outlines : ``"model"`` draws outlines from the radial contour PCA (star-shaped); ``"real"`` draws
+        each cell's outline from the real outlines stored in the model (fitted with
+        ``FitConfig.keep_outlines``), for cells with protrusions a radial model cannot draw.
+    outline_wobble : with ``outlines="real"``, the standard deviation of the log radial deformation
+        that makes a real outline change smoothly over time (0 = rigid outlines).
     """
 
     frames: int = 50
@@ -73,6 +80,8 @@ class SimulationConfig(Config):
     motion_scale: float = 1.0
     repulsion_iterations: int = 10
     min_gap: float = 1.0
+    outlines: Literal["model", "real"] = "model"
+    outline_wobble: float = 0.1
 
     def check(self) -> None:
         self._require(self.frames >= 1, "frames", "must be at least 1")
@@ -84,6 +93,8 @@ class SimulationConfig(Config):
         self._require(0 <= self.motion_scale <= 100, "motion_scale", "must be between 0 and 100")
         self._require(0 <= self.repulsion_iterations <= 50, "repulsion_iterations", "must be between 0 and 50")
         self._require(self.min_gap >= 0, "min_gap", "must be >= 0")
+        self._require(self.outlines in ("model", "real"), "outlines", "must be 'model' or 'real'")
+        self._require(0 <= self.outline_wobble <= 1, "outline_wobble", "must be between 0 and 1")
 
 
 @dataclass
@@ -150,7 +161,8 @@ def _elongate(radii: np.ndarray, factor: float) -> np.ndarray:
 
 class _Cell:
     __slots__ = ("id", "parent", "birth", "div_at", "pos", "heading", "g_step", "g_area", "g_bright", "z", "g_rough",
-                 "orient", "bright", "stage", "cent", "dead", "paused", "pauses", "leaving", "area_now")
+                 "orient", "bright", "stage", "cent", "dead", "paused", "pauses", "leaving", "area_now", "outline",
+                 "mirror", "wobble")
 
     def __init__(self, cid: int, parent: int, birth: int):
         self.id, self.parent, self.birth = cid, parent, birth
@@ -215,6 +227,19 @@ class _Simulator:
         self.mode_rho = np.asarray(s["mode_rho"], dtype=np.float64)
         self.mode_noise = np.sqrt(1 - self.mode_rho**2)
         self.max_log_step = float(p["area"]["max_log_step"])
+        self.bank = None
+        if cfg.outlines == "real":
+            bank = model.outlines
+            if bank is None:
+                from ..runtime.config import ConfigError
+
+                raise ConfigError(
+                    "outlines='real' needs real outlines in the shape model: fit it with keep_outlines > 0 "
+                    "(`bvdm fit-shapes --keep-outlines 500`)"
+                )
+            self.bank = np.asarray(bank, dtype=np.float64)
+            self.bank_angle = np.arctan2(self.bank[..., 1], self.bank[..., 0])  # (k, n)
+            self.wobble_sd = float(cfg.outline_wobble) / np.sqrt(3.0)  # 3 harmonics: log-radius sd = wobble
 
     # --- state helpers ---------------------------------------------------------------------------
     def _new_id(self) -> int:
@@ -246,6 +271,10 @@ class _Simulator:
         c.z = r.standard_normal(self.k)
         c.g_rough = float(r.standard_normal())
         c.orient = float(r.uniform(-np.pi, np.pi))
+        if self.bank is not None:  # drawn only in this mode, so "model" videos keep their random stream
+            c.outline = int(r.integers(len(self.bank)))
+            c.mirror = bool(r.uniform() < 0.5)
+            c.wobble = self.wobble_sd * r.standard_normal(6)
         self._schedule(c, t, self.m_frames + 1)
         return c
 
@@ -274,6 +303,23 @@ class _Simulator:
             return self.mean
         s = float(_from_q(self.p["shape"]["roughness_quantiles"], stats.norm.cdf(c.g_rough)))
         return self.mean + (s * c.z * self.sqrt_var) @ self.comps
+
+    def outline(self, c: _Cell) -> np.ndarray:
+        """The cell's real outline (aligned, size-normalised), mirrored and deformed by its wobble."""
+        xy = self.bank[c.outline].copy()
+        ang = self.bank_angle[c.outline]
+        if c.mirror:
+            xy[:, 0] = -xy[:, 0]
+            ang = np.pi - ang
+        k = np.arange(1, 4)[:, None]
+        log_f = c.wobble[:3] @ np.cos(k * ang) + c.wobble[3:] @ np.sin(k * ang)
+        return xy * np.exp(log_f)[:, None]
+
+    def pixels(self, c: _Cell, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """Pixels (rr, cc) of the cell's outline in this frame, clipped to ``shape``."""
+        if self.bank is None:
+            return rasterise(self.radii(c), self.area(c), c.orient, (c.pos[0], c.pos[1]), shape)
+        return fill_polygon(*outline_to_polygon(self.outline(c), self.area(c), c.orient, (c.pos[0], c.pos[1])), shape)
 
     def target(self, t: int) -> float:
         return float(np.interp(min(t, self.fit_frames - 1), np.linspace(0, self.fit_frames - 1, 21), self.knots))
@@ -320,6 +366,8 @@ class _Simulator:
             c.g_bright = rho_b * c.g_bright + np.sqrt(1 - rho_b**2) * r.standard_normal()
             c.g_step = rho_v * c.g_step + np.sqrt(1 - rho_v**2) * r.standard_normal()
             c.orient += drift * r.standard_normal()
+            if self.bank is not None:
+                c.wobble = rho_s * c.wobble + np.sqrt(1 - rho_s**2) * self.wobble_sd * r.standard_normal(6)
             turn = float(_from_q(p["motion"]["turn_quantiles"], r.uniform()))
             c.heading = self._outward(c) if c.leaving else c.heading + turn
             step = float(_from_q(p["motion"]["sampler_step_quantiles"], stats.norm.cdf(c.g_step)))
@@ -447,7 +495,7 @@ class _Simulator:
         shape = (self.h, self.w)
         pending = []
         for c in sorted(self.cells, key=lambda c: c.id):
-            rr, cc = rasterise(self.radii(c), self.area(c), c.orient, (c.pos[0], c.pos[1]), shape)
+            rr, cc = self.pixels(c, shape)
             free = frame[rr, cc] == 0
             rr, cc = rr[free], cc[free]
             frame[rr, cc] = c.id

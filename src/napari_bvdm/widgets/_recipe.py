@@ -29,6 +29,7 @@ class GenerateParams:
     width: int = 256
     cells: int | None = None  # None = fitted density
     divisions: bool = True
+    outlines: Literal["model", "real"] = "model"  # real: the shape model's stored real outlines
     seed: int = 0
     painter: Literal["diffusion", "classical"] = "diffusion"  # classical: instant, no learning
     sampler: Literal["ddim", "ddpm"] = generation.SAMPLER  # the `bvdm generate` painter (texture/generation.py)
@@ -63,6 +64,7 @@ class GenerateParams:
             ("width", 16 <= self.width <= 16384, "must be in 16..16384"),
             ("cells", self.cells is None or self.cells >= 0, "must be >= 0 or auto"),
             ("painter", self.painter in ("diffusion", "classical"), "must be diffusion or classical"),
+            ("outlines", self.outlines in ("model", "real"), "must be model or real"),
             ("sampler", self.sampler in ("ddim", "ddpm"), "must be ddim or ddpm"),
             ("ddim_steps", self.ddim_steps >= 1, "must be >= 1"),
             ("ddim_eta", 0 <= self.ddim_eta <= 1, "must be in [0, 1]"),
@@ -140,7 +142,7 @@ def _simulation_config(params: GenerateParams, frames: int, seed: int):
     from ..shapes import SimulationConfig
 
     return SimulationConfig(frames=frames, height=params.height, width=params.width, cells=params.cells,
-                            divisions=params.divisions, seed=seed)
+                            divisions=params.divisions, outlines=params.outlines, seed=seed)
 
 
 def synthesis_config(params: GenerateParams, seed: int):
