@@ -6,11 +6,15 @@ Run from the repository root (2-core CPU figures in docs/shapes.md)::
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py scaling
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py memory --frames 1000
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py raster
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/bench_shapes.py outlines [--figure docs/images/msc_outlines.png]
 
 ``ks``: fits GOWT1, SIM+ and MSC sequence 01, simulates videos of the same size and length, prints the
 KS table per seed and the SIM+ division rate. ``scaling``: 100 frames of 1024 x 1024 with 25/50/100/200
 cells (time, time per cell-frame). ``memory``: peak RSS of streaming frames to a sink (T frames of
 1024 x 1024, 50 cells) against keeping them in an array (the obvious alternative), in subprocesses.
+``outlines``: MSC 01 (first 24 frames): how well the radial descriptor and the real-outline descriptor
+redraw every whole annotated cell (IoU, best of the canonical flips), KS of simulated vs real masks and
+seconds per simulated frame with ``outlines="model"`` (radial PCA) and ``outlines="real"``.
 """
 
 from __future__ import annotations
@@ -136,9 +140,79 @@ def memory(frames: int, size: int, modes: list[str]) -> None:
         print(f"in-memory / streaming peak RSS ratio: {rows['array']['peak_rss_mb'] / rows['sink']['peak_rss_mb']:.2f}")
 
 
+def outlines(seeds: list[int], figure: str | None) -> None:
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import FitConfig, SimulationConfig, compare, fit_shape_model, simulate_masks
+    from napari_bvdm.shapes.contours import angles, clean_labels, fill_polygon, measure_frame, outline_to_polygon
+
+    full = read_video(DATA / SETS["MSC"] / "01", lazy=True)
+    video = full.frames(0, 24)
+    video.image = np.asarray(video.image)
+    video.labels = {k: np.asarray(v) for k, v in video.labels.items()}
+    ious: dict[str, list[float]] = {"radial": [], "outline": []}
+    for t in video.seg_frames:
+        lab, _, _ = clean_labels(video.labels["SEG"][t])
+        for r in measure_frame(lab, t, outline_points=192):
+            if r.outline is None:
+                continue
+            a = angles(len(r.radii))
+            for name, xy in (("radial", np.stack([r.radii * np.cos(a), r.radii * np.sin(a)], axis=1)),
+                             ("outline", r.outline)):
+                best = 0.0
+                for flip in ((1, 1), (1, -1), (-1, 1), (-1, -1)):
+                    rr, cc = fill_polygon(*outline_to_polygon(xy * flip, r.area, r.orientation, r.centroid),
+                                          lab.shape)
+                    m = np.zeros(lab.shape, bool)
+                    m[rr, cc] = True
+                    truth = lab == r.label
+                    best = max(best, float((m & truth).sum() / (m | truth).sum()))
+                ious[name].append(best)
+    print(f"MSC 01 frames 0-23: {len(ious['radial'])} whole annotated cells redrawn from their descriptor")
+    for name, v in ious.items():
+        v = np.array(v)
+        print(f"  {name:8s} IoU median {np.median(v):.3f}, 5 % {np.percentile(v, 5):.3f}, min {v.min():.3f}")
+    t0 = time.perf_counter()
+    model = run_job(fit_shape_model(video, FitConfig(keep_outlines=500)))
+    print(f"fit with outlines kept: {time.perf_counter() - t0:.1f} s, {len(model.outlines)} outlines")
+    _, h, w = video.shape
+    feats = ["area", "eccentricity", "solidity", "step", "cells_per_frame"]
+    print("| outlines | s/frame | " + " | ".join(f"KS {f}" for f in feats) + " |")
+    print("|---|---|" + "---|" * len(feats))
+    frames = {}
+    for mode in ("model", "real"):
+        ks_rows, secs = [], []
+        for seed in seeds:
+            t0 = time.perf_counter()
+            sim = run_job(simulate_masks(model, SimulationConfig(frames=24, height=h, width=w, seed=seed,
+                                                                 outlines=mode)))
+            secs.append((time.perf_counter() - t0) / 24)
+            rep = compare(video, sim.to_video())
+            ks_rows.append([rep.ks(f) for f in feats])
+            frames.setdefault(mode, sim.labels[12])
+        k = np.mean(ks_rows, axis=0)
+        print(f"| {mode} | {np.median(secs):.4f} | " + " | ".join(f"{x:.3f}" for x in k) + " |")
+    if figure:
+        from matplotlib.figure import Figure
+        from skimage.color import label2rgb
+
+        fig = Figure(figsize=(15, 5), layout="constrained")
+        axes = fig.subplots(1, 3)
+        seg_t = video.seg_frames[len(video.seg_frames) // 2]
+        for ax, (title, lab) in zip(axes, [(f"real SEG, frame {seg_t}", video.labels["SEG"][seg_t]),
+                                           ("simulated, outlines='model' (radial PCA)", frames["model"]),
+                                           ("simulated, outlines='real'", frames["real"])], strict=True):
+            ax.imshow(label2rgb(np.asarray(lab), bg_label=0))
+            ax.set_title(title)
+            ax.axis("off")
+        fig.savefig(figure, dpi=60)
+        print(f"wrote {figure}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["ks", "scaling", "memory", "raster", "_child"])
+    ap.add_argument("what", choices=["ks", "scaling", "memory", "raster", "outlines", "_child"])
+    ap.add_argument("--figure", default=None, help="outlines: write the side-by-side figure here")
     ap.add_argument("--seeds", type=int, nargs="+", default=list(range(8)))
     ap.add_argument("--sets", nargs="+", default=list(SETS))
     ap.add_argument("--frames", type=int, default=100)
@@ -152,6 +226,8 @@ def main() -> None:
         scaling(a.frames, a.size)
     elif a.what == "raster":
         raster()
+    elif a.what == "outlines":
+        outlines(a.seeds[:4], a.figure)
     elif a.what == "memory":
         memory(a.frames, a.size, a.modes)
     else:
