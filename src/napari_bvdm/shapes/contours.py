@@ -169,15 +169,20 @@ def _aligned_outline(xy: np.ndarray, n_points: int) -> np.ndarray | None:
     return ol / np.sqrt(a / np.pi)
 
 
-def outline_area(xy: np.ndarray) -> float:
-    """Area of a closed polygon given as (x, y) vertices (shoelace; positive for either orientation)."""
+def _signed_area(xy: np.ndarray) -> float:
+    """Shoelace area of a closed (x, y) polygon: positive when counter-clockwise."""
     x, y = xy[:, 0], xy[:, 1]
-    return float(abs(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y)))
+    return float(0.5 * np.sum(x * np.roll(y, -1) - np.roll(x, -1) * y))
+
+
+def outline_area(xy: np.ndarray) -> float:
+    """Area of a closed polygon given as (x, y) vertices (positive for either orientation)."""
+    return abs(_signed_area(xy))
 
 
 def _resample_outline(xy: np.ndarray, n_points: int) -> np.ndarray:
     """``n_points`` vertices at equal arc-length steps, counter-clockwise, from the vertex nearest +y."""
-    if 0.5 * np.sum(xy[:, 0] * np.roll(xy[:, 1], -1) - np.roll(xy[:, 0], -1) * xy[:, 1]) < 0:
+    if _signed_area(xy) < 0:
         xy = xy[::-1]
     start = int(np.argmax(xy[:, 1] - 1e-6 * np.abs(xy[:, 0])))
     xy = np.roll(xy, -start, axis=0)
