@@ -32,7 +32,7 @@ import numpy as np
 from scipy import stats
 from scipy.spatial import cKDTree
 
-from ..runtime.config import Config
+from ..runtime.config import Config, ConfigError
 from ..runtime.progress import CancelToken, Job, Progress
 from ..runtime.seeding import numpy_rng
 from .contours import fill_polygon, outline_to_polygon, rasterise
@@ -231,8 +231,6 @@ class _Simulator:
         if cfg.outlines == "real":
             bank = model.outlines
             if bank is None:
-                from ..runtime.config import ConfigError
-
                 raise ConfigError(
                     "outlines='real' needs real outlines in the shape model: fit it with keep_outlines > 0 "
                     "(`bvdm fit-shapes --keep-outlines 500`)"
@@ -245,8 +243,6 @@ class _Simulator:
     def _new_id(self) -> int:
         cid = self.next_id
         if cid > MAX_ID:
-            from ..runtime.config import ConfigError
-
             raise ConfigError(
                 f"more than {MAX_ID} tracks: CTC labels are uint16; simulate fewer frames or cells, "
                 "or switch density_control on"
