@@ -13,6 +13,7 @@ from napari_bvdm.runtime.config import ConfigError
 from napari_bvdm.runtime.progress import Cancelled, CancelToken, run_job
 from napari_bvdm.texture.crops import load_ctc_crops
 from napari_bvdm.texture.model import TextureModel, TextureModelConfig
+from napari_bvdm.texture.profile import RimProfile
 from napari_bvdm.texture.train import TrainConfig, checkpoint_path_for, load_checkpoint_model, train_texture
 from napari_bvdm.texture.unet import UNetConfig
 
@@ -56,6 +57,8 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues_exactly(crops, tmp_path)
     with pytest.raises(Cancelled):
         run_job(train_texture(crops, TINY, FAST, checkpoint=ckpt, cancel=token), cancel_at_3)
     assert load_checkpoint_model(ckpt).info["steps"] == 3
+    # the real cells' rim profile travels with the checkpoint and the model (docs/texture.md#rim-profile)
+    assert load_checkpoint_model(ckpt).profile == straight.profile == RimProfile.from_crops(crops)
     steps = []
     resumed = run_job(train_texture(crops, TINY, FAST, checkpoint=ckpt, resume=True), lambda e: steps.append(e.step))
     assert steps == [3, 4]
@@ -95,6 +98,7 @@ def test_cli_train_texture_writes_weights_and_resumes(tmp_path, capsys):
                  "--settings", str(settings)]) == 0
     m = TextureModel.load(out)
     assert m.info["steps"] == 2 and m.config.unet.width == 4 and checkpoint_path_for(out).is_file()
+    assert m.profile is not None and m.profile.cells > 100 and m.profile.values[0] < m.profile.values[3]
     assert main(["train-texture", str(src), "-o", str(out), "--steps", "3", "--resume", "--quiet",
                  "--settings", str(settings)]) == 0
     assert TextureModel.load(out).info["steps"] == 3

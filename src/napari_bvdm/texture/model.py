@@ -16,6 +16,7 @@ import torch
 from ..runtime.config import Config
 from ..runtime.weights import WeightsError, load_weights, read_metadata, save_weights
 from .normalisation import Normalisation
+from .profile import RimProfile
 from .schedule import CosineSchedule
 from .unet import UNet, UNetConfig
 
@@ -56,12 +57,15 @@ class TextureModel:
 
     Attributes
     ----------
-    config, normalisation, net (the EMA/inference network), schedule, info (training metadata).
+    config, normalisation, net (the EMA/inference network), schedule, info (training metadata),
+    profile (the training cells' :class:`~napari_bvdm.texture.profile.RimProfile`, measured when the model
+    was trained; None for older files: painters then start from a flat silhouette).
     """
 
     def __init__(self, config: TextureModelConfig, normalisation: Normalisation, net: UNet | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, profile: RimProfile | None = None) -> None:
         self.config = config
+        self.profile = profile
         self.normalisation = normalisation
         self.net = net if net is not None else UNet(config.unet)
         self.net.eval()
@@ -86,9 +90,10 @@ class TextureModel:
 
     def save(self, path: str | Path) -> Path:
         """Write a ``.safetensors`` file (atomic)."""
-        return save_weights(path, KIND, self.net.state_dict(), self.config.to_dict(),
-                            extra={"model_version": MODEL_VERSION, "normalisation": self.normalisation.to_dict(),
-                                   "info": self.info})
+        extra = {"model_version": MODEL_VERSION, "normalisation": self.normalisation.to_dict(), "info": self.info}
+        if self.profile is not None:
+            extra["profile"] = self.profile.to_dict()
+        return save_weights(path, KIND, self.net.state_dict(), self.config.to_dict(), extra=extra)
 
     @classmethod
     def load(cls, path: str | Path, device: Any = "cpu") -> TextureModel:
@@ -107,12 +112,18 @@ class TextureModel:
                                f"{MODEL_VERSION}: retrain it with `bvdm train-texture`")
         config = TextureModelConfig.from_dict(meta["config"])
         norm = Normalisation.from_dict(extra["normalisation"])
+        profile = None
+        if extra.get("profile") is not None:
+            try:
+                profile = RimProfile.from_dict(extra["profile"])
+            except (ValueError, TypeError) as e:
+                raise WeightsError(f"{path}: the stored rim profile is not valid ({e})") from None
         net = UNet(config.unet)
         try:
             net.load_state_dict(tensors)
         except RuntimeError as e:
             raise WeightsError(f"{path}: weights do not match the stored config ({e})") from None
-        return cls(config, norm, net, extra.get("info")).to(device)
+        return cls(config, norm, net, extra.get("info"), profile).to(device)
 
     @classmethod
     def default(cls, device: Any = "cpu") -> TextureModel:

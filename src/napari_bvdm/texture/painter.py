@@ -1,10 +1,12 @@
 """Painters: turn cell masks (+ brightness) into textures, per ``docs/dev/contracts.md``.
 
-- :class:`DiffusionPainter` - SDEdit with the trained DDPM: a silhouette at the cell's brightness (or the
-  warped previous texture) is noised to ``steps - 1`` and denoised with ancestral DDPM (every step, the
-  reference) or DDIM (a subset of steps); batched over cells; deterministic for a seed.
-- :class:`ClassicalPainter` - no learning: silhouette at the cell's brightness, smooth multiplicative
-  texture and fine noise with amplitudes measured on real crops, blurred edge. Instant preview and baseline.
+- :class:`DiffusionPainter` - SDEdit with the trained DDPM: a silhouette at the cell's brightness, shaded
+  with the real cells' rim profile when the model carries one (or the warped previous texture), is noised to
+  ``steps - 1`` and denoised with ancestral DDPM (every step, the reference) or DDIM (a subset of steps);
+  batched over cells; deterministic for a seed.
+- :class:`ClassicalPainter` - no learning: silhouette at the cell's brightness (optionally shaded with the
+  rim profile), smooth multiplicative texture and fine noise with amplitudes measured on real crops, blurred
+  edge. Instant preview and baseline.
 
 Both return float32 textures in normalised units whose mean inside each mask equals the requested
 brightness, with the 2-px contour replaced by a Gaussian-blurred copy (reference post-processing) and
@@ -26,6 +28,7 @@ from ..runtime.config import Config
 from .crops import CellCrops
 from .model import TextureModel
 from .normalisation import Normalisation
+from .profile import RimProfile
 from .schedule import sdedit
 
 
@@ -117,8 +120,13 @@ class DiffusionPainterConfig(Config):
     refresh_passes : with DDIM, at most this many network passes for a refresh (a start from a warped
         texture; otherwise ``ceil(ddim_steps * strength / tf0)``); 8 measured as good as 25 for a
         strength-100 refresh (docs/synthesis.md). None = no limit.
-    silhouette : grey of the flat silhouette (model units); None uses each cell's brightness, or the model's
+    silhouette : grey of the silhouette (model units); None uses each cell's brightness, or the model's
         ``cell_level`` when it was trained on per-cell scaled crops.
+    rim_profile : hold the painted cells to the real cells' mean intensity profile across the rim (the
+        painter's ``profile``, else the model's, measured on its training crops; :mod:`~napari_bvdm.texture.profile`):
+        the silhouette is shaded with it instead of a flat grey, and each batch's output (first paints and
+        refreshes) gets one gain per depth that brings its mean profile to it. Models saved before the profile
+        existed have none and paint as before.
     edge_sigma : blur of the 2-px contour (reference 1).
     batch_size : cells per network batch.
     precision : "fp32" or "bf16" (autocast; bf16 is faster on CPUs with AVX512_BF16 and on GPUs).
@@ -132,6 +140,7 @@ class DiffusionPainterConfig(Config):
     tf_non0: int = 10
     refresh_passes: int | None = 8
     silhouette: float | None = None
+    rim_profile: bool = True
     edge_sigma: float = 1.0
     batch_size: int = 64
     precision: str = "fp32"
@@ -157,10 +166,11 @@ class DiffusionPainter:
     camera_noise_share = 0.5
 
     def __init__(self, model: TextureModel, sampler: str = "ddpm", config: DiffusionPainterConfig | None = None,
-                 **overrides: Any) -> None:
+                 profile: RimProfile | None = None, **overrides: Any) -> None:
         cfg = config or DiffusionPainterConfig()
         self.config = cfg.replace(sampler=sampler, **overrides)
         self.model = model
+        self._profile = profile
         if self.config.device is not None:
             from ..runtime.device import resolve_device
 
@@ -170,6 +180,13 @@ class DiffusionPainter:
     @property
     def crop_size(self) -> int:
         return self.model.crop_size
+
+    @property
+    def profile(self) -> RimProfile | None:
+        """The rim profile that shades the silhouette (None: flat)."""
+        if not self.config.rim_profile:
+            return None
+        return self._profile if self._profile is not None else self.model.profile
 
     @property
     def normalisation(self) -> Normalisation:
@@ -201,6 +218,8 @@ class DiffusionPainter:
             grey = np.float32(cfg.silhouette) if cfg.silhouette is not None else \
                 b[:, None, None] if level is None else np.float32(level)
             start = np.where(masks, grey, 0.0).astype(np.float32)
+            if self.profile is not None:
+                start *= self.profile.shade(masks)
         else:
             start = np.where(masks, init, 0.0).astype(np.float32)
             if self.model.config.cell_level is not None:  # into the model's per-cell units
@@ -226,6 +245,8 @@ class DiffusionPainter:
                        eta=cfg.ddim_eta)
             out[s:s + cfg.batch_size] = x[:, 0, :h, :w].float().cpu().numpy()
         self.passes += n_eval * B
+        if self.profile is not None:  # refreshes too: warping and re-noising drift back to the model's own rim
+            out = self.profile.match(out, masks)
         return finish(out, masks, b, edge_sigma=cfg.edge_sigma)
 
 
@@ -268,14 +289,17 @@ class ClassicalPainter:
     """Model-free painter: silhouette x (1 + smooth field) + fine noise, blurred edge (see module doc)."""
 
     def __init__(self, stats: ClassicalStats | None = None, normalisation: Normalisation | None = None,
-                 crop_size: int = 96) -> None:
+                 crop_size: int = 96, profile: RimProfile | None = None) -> None:
         self.stats = stats or ClassicalStats()
         self.normalisation = normalisation or Normalisation(0.0, 1.0, "float32")
         self.crop_size = crop_size
+        self.profile = profile
 
     @classmethod
-    def from_crops(cls, crops: CellCrops) -> ClassicalPainter:
-        return cls(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size)
+    def from_crops(cls, crops: CellCrops, rim_profile: bool = False) -> ClassicalPainter:
+        """Statistics (and, with ``rim_profile``, the rim profile) measured on real crops."""
+        return cls(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size,
+                   RimProfile.from_crops(crops) if rim_profile else None)
 
     def paint(self, masks: np.ndarray, brightness: np.ndarray, *, init: np.ndarray | None = None,
               steps: int | None = None, generator: Any = None) -> np.ndarray:
@@ -291,6 +315,8 @@ class ClassicalPainter:
         fine = rng.standard_normal(masks.shape).astype(np.float32) * s.high_rel_std
         if init is None:
             tex = b[:, None, None] * (1.0 + field + fine)
+            if self.profile is not None:
+                tex *= self.profile.shade(masks)
         else:
             # refresh: keep the warped texture, add a little fine noise (strength ~ steps / 1000)
             k = min(1.0, (steps or 10) / 100.0)

@@ -5,6 +5,8 @@
 - :func:`histogram_distance` - 1-Wasserstein distance between the intensity distributions inside the cells.
 - :func:`spectrum_distance` - mean absolute difference (in decades) of the radially averaged power spectra.
 - :func:`otsu_iou` - Otsu-threshold each generated crop, IoU with its mask (mask fidelity).
+- :func:`rim_distance` - mean absolute difference of the cells' relative intensity profiles across the rim
+  (depth 1 .. ``depth`` px inside the outline; :mod:`~napari_bvdm.texture.profile`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,16 @@ from torch import nn
 def histogram_distance(real: np.ndarray, fake: np.ndarray, real_masks: np.ndarray, fake_masks: np.ndarray) -> float:
     """W1 distance between pixel values inside the masks (normalised units)."""
     return float(wasserstein_distance(real[real_masks > 0].ravel(), fake[fake_masks > 0].ravel()))
+
+
+def rim_distance(real: np.ndarray, fake: np.ndarray, real_masks: np.ndarray, fake_masks: np.ndarray,
+                 depth: int = 8) -> float:
+    """Mean |profile_real(d) - profile_fake(d)| for d = 1 .. ``depth`` px inside the outline (relative units)."""
+    from .profile import RimProfile
+
+    ruler = RimProfile(values=[1.0] * (depth + 1))
+    a, b = ruler.measure(real, real_masks)[:depth], ruler.measure(fake, fake_masks)[:depth]
+    return float(np.mean(np.abs(a - b)))
 
 
 def radial_power_spectrum(images: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ from ..runtime.progress import Cancelled, CancelToken, Progress
 from ..runtime.weights import WeightsError, load_weights, save_weights
 from .crops import CellCrops, check_enough
 from .model import TextureModel, TextureModelConfig
+from .profile import RimProfile
 from .unet import UNet
 
 CKPT_KIND = "texture-ddpm-checkpoint"
@@ -193,7 +194,8 @@ def save_checkpoint(path: Path, step: int, net: UNet, ema: UNet, opt: torch.opti
     tensors.update(opt_t)
     tensors["gen_state"] = gen.get_state()
     extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(), "val_tracks": val_tracks or [],
-             "normalisation": crops.normalisation.to_dict(), "history": history}
+             "normalisation": crops.normalisation.to_dict(), "history": history,
+             "profile": RimProfile.from_crops(crops).to_dict()}
     return save_weights(path, CKPT_KIND, tensors, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
 
 
@@ -363,7 +365,7 @@ def train_texture(
             "train_config": config.to_dict(),
             "data": crops.fingerprint(), "val_tracks": val_tracks,
             "final_val_loss": val_loss}
-    return TextureModel(model_config, crops.normalisation, ema.eval(), info)
+    return TextureModel(model_config, crops.normalisation, ema.eval(), info, RimProfile.from_crops(crops))
 
 
 def load_checkpoint_model(path: str | Path) -> TextureModel:
@@ -383,4 +385,5 @@ def load_checkpoint_model(path: str | Path) -> TextureModel:
     info = {"steps": ex["step"], "batch_size": train.get("batch_size"), "train_config": train, "data": ex.get("data"),
             "val_tracks": ex.get("val_tracks", []),
             "final_val_loss": hist["val_loss"][-1] if hist.get("val_loss") else float("nan")}
-    return TextureModel(cfg, Normalisation.from_dict(ex["normalisation"]), net, info)
+    profile = RimProfile.from_dict(ex["profile"]) if ex.get("profile") is not None else None
+    return TextureModel(cfg, Normalisation.from_dict(ex["normalisation"]), net, info, profile)

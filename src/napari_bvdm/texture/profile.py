@@ -1,0 +1,153 @@
+"""The real cells' mean intensity profile across the rim, as a function of the distance to the outline.
+
+SDEdit keeps the low frequencies of its start image: a painter that starts from a *flat* silhouette
+draws cells whose intensity rises too slowly inside the outline (measured on MSC, docs/texture.md:
+1 and 2 px inside the mask at 0.51 / 0.84 of the core in the synthetic frames, 0.60 / 1.11 in the real
+ones). :class:`RimProfile` measures, on the real training crops, each cell's mean intensity (relative to
+its own mean) at every whole-pixel distance ``d = 1 .. max_distance`` inside its outline (``d`` = the
+Euclidean distance to the nearest background pixel, rounded up; deeper pixels share one last value), averaged
+over cells. :meth:`RimProfile.shade` turns a mask into the start image's relative grey (mean 1 inside the
+mask), so the silhouette already carries the real rim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from ..io.video import InputError
+from ..runtime.config import Config
+
+MIN_CELLS = 8
+"""Fewest cells a profile is fitted on."""
+
+
+def _depth(mask: np.ndarray, max_distance: int) -> np.ndarray:
+    """Whole-pixel depth inside ``mask`` (1 on the outline, ``max_distance + 1`` for every deeper pixel)."""
+    d = ndi.distance_transform_edt(mask)
+    return np.minimum(np.ceil(d - 1e-6), max_distance + 1).astype(np.int64)
+
+
+def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_cells: int,
+                  depths: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, int]:
+    """Mean over cells of each cell's relative intensity per depth; depths reached by fewer than ``min_cells``
+    cells repeat the depth before (1 for the first). Returns the values and the number of cells used.
+    ``depths``: the masks' :func:`_depth` maps when already computed."""
+    n = max_distance + 1
+    sums, counts = np.zeros(n), np.zeros(n)
+    used = 0
+    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
+        if m.sum() < 4:
+            continue
+        mean = float(img[m].mean())
+        if not np.isfinite(mean) or mean <= 0:
+            continue
+        depth = (_depth(m, max_distance) if depths is None else depths[i])[m] - 1
+        cnt = np.bincount(depth, minlength=n)
+        per = np.bincount(depth, img[m] / mean, minlength=n) / np.maximum(cnt, 1)
+        sums[cnt > 0] += per[cnt > 0]
+        counts[cnt > 0] += 1
+        used += 1
+    values = np.ones(n)
+    for k in range(n):
+        values[k] = sums[k] / counts[k] if counts[k] >= min_cells else (values[k - 1] if k else 1.0)
+    return values, used
+
+
+@dataclass
+class RimProfile(Config):
+    """Mean relative intensity of real cells at depth 1, 2, ... px inside their outline.
+
+    Parameters
+    ----------
+    values : relative intensity at depth ``1 .. len(values) - 1`` px; the last value holds for every deeper
+        pixel. A flat silhouette is all ones.
+    cells : how many cells it was measured on (0 = not measured).
+    """
+
+    values: list[float] = field(default_factory=lambda: [1.0, 1.0])
+    cells: int = 0
+
+    def check(self) -> None:
+        v = np.asarray(self.values, dtype=float)
+        self._require(v.ndim == 1 and 2 <= v.size <= 257, "values", "must hold 2 to 257 numbers")
+        self._require(bool(np.isfinite(v).all()) and bool((v > 0).all()), "values", "must be finite and > 0")
+        self._require(self.cells >= 0, "cells", "must be >= 0")
+
+    @property
+    def max_distance(self) -> int:
+        return len(self.values) - 1
+
+    @classmethod
+    def fit(cls, images: np.ndarray, masks: np.ndarray, max_distance: int = 12) -> RimProfile:
+        """Measure the profile on cell crops ``images`` / ``masks`` (N, h, w), e.g. a ``CellCrops``' arrays.
+
+        Every cell counts once per depth it has pixels at (small cells add only to the outer depths);
+        a depth that fewer than :data:`MIN_CELLS` cells reach takes the value of the depth before it.
+        """
+        if not 1 <= max_distance <= 256:
+            raise InputError(f"max_distance must be in 1..256, got {max_distance}")
+        images = np.asarray(images, np.float32)
+        masks = np.asarray(masks) > 0
+        if images.shape != masks.shape or images.ndim != 3:
+            raise InputError(f"images {images.shape} and masks {masks.shape} must be the same (N, h, w)")
+        values, used = _mean_profile(images, masks, max_distance, MIN_CELLS)
+        if used < MIN_CELLS:
+            raise InputError(f"a rim profile needs at least {MIN_CELLS} cells with a positive mean; got {used}")
+        values = np.maximum(values, 1e-3)
+        return cls(values=[round(float(v), 5) for v in values], cells=used)
+
+    @classmethod
+    def from_crops(cls, crops: Any, max_distance: int = 12) -> RimProfile:
+        """:meth:`fit` on a :class:`~napari_bvdm.texture.crops.CellCrops`."""
+        return cls.fit(crops.images, crops.masks, max_distance)
+
+    def shade(self, masks: np.ndarray) -> np.ndarray:
+        """Relative grey of each mask's pixels (0 outside), normalised to mean 1 inside every mask.
+
+        ``masks`` is (h, w) or (B, h, w); the result has the same shape, float32.
+        """
+        m = np.asarray(masks) > 0
+        single = m.ndim == 2
+        if single:
+            m = m[None]
+        table = np.concatenate([[0.0], np.asarray(self.values, dtype=np.float64)])
+        out = np.zeros(m.shape, np.float32)
+        for i in range(m.shape[0]):
+            if not m[i].any():
+                continue
+            g = table[np.where(m[i], _depth(m[i], self.max_distance), 0)]
+            g /= g[m[i]].mean()
+            out[i] = g
+        return out[0] if single else out
+
+    def measure(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
+        """The mean relative profile of ``images`` inside ``masks`` (B, h, w), like :meth:`fit` but for any
+        number of cells; a depth that no cell reaches takes the value of the depth before it (1 when none)."""
+        return _mean_profile(np.asarray(images, np.float32), np.asarray(masks) > 0, self.max_distance, 1)[0]
+
+    def match(self, images: np.ndarray, masks: np.ndarray, max_gain: float = 2.0, rounds: int = 3) -> np.ndarray:
+        """``images`` (B, h, w) with every depth's mean over the cells brought to this profile.
+
+        One gain per depth for the whole batch (``target / measured``, clipped to ``[1/max_gain, max_gain]``;
+        ``rounds`` passes, as a gain moves each cell's own mean a little), so the cells keep their own variations
+        around the mean rim; pixels outside the masks are left unchanged.
+        """
+        out = np.array(images, np.float32, copy=True)
+        m = np.asarray(masks) > 0
+        depth = [_depth(mi, self.max_distance) if mi.any() else None for mi in m]
+        target = np.asarray(self.values)
+        for _ in range(rounds):
+            measured = _mean_profile(out, m, self.max_distance, 1, depth)[0]
+            gain = np.clip(target / np.maximum(measured, 1e-6), 1 / max_gain, max_gain)
+            table = np.concatenate([[1.0], gain]).astype(np.float32)
+            for i, d in enumerate(depth):
+                if d is not None:
+                    out[i] *= table[np.where(m[i], d, 0)]
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        return {"cells": self.cells, "values": self.values}

@@ -1,0 +1,168 @@
+"""The rim profile: measured on real cells, kept with the texture model, shading the painters' silhouettes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from scipy import ndimage as ndi
+
+import napari_bvdm
+from napari_bvdm.io.video import InputError
+from napari_bvdm.runtime.config import ConfigError
+from napari_bvdm.runtime.progress import run_job
+from napari_bvdm.runtime.weights import WeightsError, load_weights, save_weights
+from napari_bvdm.texture import painter as painter_module
+from napari_bvdm.texture.crops import load_ctc_crops
+from napari_bvdm.texture.model import TextureModel, TextureModelConfig
+from napari_bvdm.texture.normalisation import Normalisation
+from napari_bvdm.texture.painter import ClassicalPainter, DiffusionPainter
+from napari_bvdm.texture.profile import RimProfile
+from napari_bvdm.texture.unet import UNetConfig
+
+TINY = TextureModelConfig(unet=UNetConfig(width=4, depth=3, t_channels=16), crop_size=96)
+
+
+@pytest.fixture(scope="module")
+def crops():
+    from conftest import data_path
+
+    return load_ctc_crops(data_path("Fluo-N2DH-GOWT1", "01"))
+
+
+def _depth_means(images: np.ndarray, masks: np.ndarray, depths=(1, 2, 6)) -> np.ndarray:
+    """Mean over cells of the relative intensity at whole-pixel depths inside the mask."""
+    rows = []
+    for img, m in zip(images, masks, strict=True):
+        d = np.ceil(ndi.distance_transform_edt(m) - 1e-6)
+        mean = img[m].mean()
+        rows.append([img[m & (d == k)].mean() / mean if (m & (d == k)).any() else np.nan for k in depths])
+    return np.nanmean(rows, 0)
+
+
+def test_rim_profile_of_real_nuclei(crops):
+    p = RimProfile.from_crops(crops)
+    assert p.cells == len(crops) and p.max_distance == 12
+    v = np.asarray(p.values)
+    # GOWT1 nuclei are dim at the outline and reach their plateau about 4 px inside
+    assert 0.5 < v[0] < 0.8 and v[0] < v[1] < v[2] < v[3]
+    assert 0.95 < v[4:].mean() < 1.2
+    # the profile is the cells' own mean, depth by depth
+    assert _depth_means(crops.images, crops.masks, (1,))[0] == pytest.approx(v[0], rel=1e-4)
+    # shading: mean 1 inside every mask, 0 outside, rim / deep = profile ratio
+    s = p.shade(crops.masks[:5])
+    for i in range(5):
+        m = crops.masks[i]
+        assert s[i][m].mean() == pytest.approx(1.0, rel=1e-5) and np.all(s[i][~m] == 0)
+    d = np.ceil(ndi.distance_transform_edt(crops.masks[0]) - 1e-6)
+    assert s[0][d == 1].mean() / s[0][d == 3].mean() == pytest.approx(v[0] / v[2], rel=1e-5)
+    assert p.shade(crops.masks[0]).shape == (96, 96)
+    assert RimProfile.from_dict(json.loads(json.dumps(p.to_dict()))) == p
+
+
+def test_rim_profile_bad_input(crops):
+    with pytest.raises(InputError, match="at least 8 cells"):
+        RimProfile.fit(crops.images[:5], crops.masks[:5])
+    with pytest.raises(InputError, match="max_distance"):
+        RimProfile.fit(crops.images, crops.masks, max_distance=0)
+    with pytest.raises(InputError, match="same"):
+        RimProfile.fit(crops.images[:10], crops.masks[:9])
+    with pytest.raises(ConfigError, match="values"):
+        RimProfile.from_dict({"values": [1.0, float("nan")], "cells": 3})
+    with pytest.raises(ConfigError, match="values"):
+        RimProfile.from_dict({"values": [1.0], "cells": 3})
+
+
+def test_model_keeps_its_profile_and_painters_use_it(tmp_path, crops):
+    torch.manual_seed(0)
+    p = RimProfile.from_crops(crops)
+    m = TextureModel(TINY, Normalisation(0.0, 1.0), profile=p)
+    path = m.save(tmp_path / "t.safetensors")
+    m2 = TextureModel.load(path)
+    assert m2.profile == p
+    assert DiffusionPainter(m2).profile == p
+    assert DiffusionPainter(m2, rim_profile=False).profile is None
+    flat = RimProfile(values=[1.0, 1.0], cells=0)
+    assert DiffusionPainter(m2, profile=flat).profile == flat
+    # files written before the profile existed load without one (flat silhouette)
+    tensors, meta = load_weights(path, "texture-ddpm")
+    extra = {k: v for k, v in meta["extra"].items() if k != "profile"}
+    save_weights(tmp_path / "old.safetensors", "texture-ddpm", tensors, meta["config"], extra=extra)
+    assert TextureModel.load(tmp_path / "old.safetensors").profile is None
+    save_weights(tmp_path / "bad.safetensors", "texture-ddpm", tensors, meta["config"],
+                 extra={**extra, "profile": {"values": [0.5, -1.0], "cells": 9}})
+    with pytest.raises(WeightsError, match="rim profile"):
+        TextureModel.load(tmp_path / "bad.safetensors")
+
+
+def test_match_brings_a_batch_to_the_profile(crops):
+    prof = RimProfile.from_crops(crops)
+    masks = crops.masks[:30]
+    flat = masks.astype(np.float32) * 0.4
+    out = prof.match(flat, masks)
+    # the same shape up to one factor (a batch of cells reaching other depths than the fitted ones cannot hold
+    # every cell's mean at 1 and the exact values at once; painters rescale to the brightness afterwards)
+    ratio = prof.measure(out, masks) / prof.values
+    assert ratio.std() < 2e-3 and abs(ratio.mean() - 1) < 0.01
+    assert np.all(out[~masks] == flat[~masks])
+    # one gain per depth for the batch: cells keep their own variations around the mean rim
+    real = crops.images[:30]
+    again = prof.match(real, masks)
+    depth = np.stack([np.minimum(np.ceil(ndi.distance_transform_edt(m) - 1e-6), 13) for m in masks])
+    ok = masks & (real > 0)
+    for k in range(1, 14):
+        gains = again[ok & (depth == k)] / real[ok & (depth == k)]
+        assert np.ptp(gains) < 1e-4 * gains.mean()
+    r2 = prof.measure(again, masks) / prof.values
+    assert r2.std() < 2e-3
+
+
+def test_painters_draw_the_real_rim(crops, monkeypatch):
+    """With a stand-in denoiser that returns a flat cell whatever its start, the diffusion painter's output still
+    has the real cells' rim (start shaded, batch matched); with ``rim_profile=False`` it stays flat."""
+    prof = RimProfile.from_crops(crops)
+    real = _depth_means(crops.images, crops.masks)
+    monkeypatch.setattr(painter_module, "sdedit", lambda eps_fn, schedule, x0, *a, **k: (x0 > 0).to(x0.dtype))
+    model = TextureModel(TINY, crops.normalisation, profile=prof)
+    masks, br = crops.masks[:40], crops.brightness[:40]
+    shaded = DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, generator=0)
+    flat = DiffusionPainter(model, "ddim", edge_sigma=0, rim_profile=False).paint(masks, br, generator=0)
+    got, got_flat = _depth_means(shaded, masks), _depth_means(flat, masks)
+    assert got[0] / got[2] == pytest.approx(real[0] / real[2], abs=0.05)
+    assert got_flat[0] / got_flat[2] == pytest.approx(1.0, abs=1e-4)
+    # a refresh (start from the previous texture) is held to the profile as well
+    again = _depth_means(DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, init=flat, generator=0), masks)
+    assert again[0] / again[2] == pytest.approx(real[0] / real[2], abs=0.05)
+    # the classical painter shades its silhouette the same way when asked (its texture noise on top)
+    cl = ClassicalPainter.from_crops(crops, rim_profile=True)
+    assert cl.profile == prof and ClassicalPainter.from_crops(crops).profile is None
+    cl.stats = cl.stats.replace(edge_sigma=0.0)
+    a = _depth_means(cl.paint(masks, br, generator=np.random.default_rng(0)), masks)
+    assert a[0] / a[2] == pytest.approx(real[0] / real[2], abs=0.08)
+
+
+def test_evaluation_sets_hold_the_real_rim(msc, tmp_path):
+    """`bvdm evaluate --generate` paints both sets with the training part's rim profile; `rim_profile=False`
+    (`--no-rim-profile`) paints flat silhouettes. Both are valid CTC datasets."""
+    from napari_bvdm.evaluate.synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.io.validator import validate_ctc
+
+    flow_path = Path(napari_bvdm.__file__).parent / "defaults" / "flow.safetensors"
+    ratios = {}
+    for rim in (True, False):
+        cfg = SyntheticSetsConfig(videos=1, frames=3, downsample=2, rim_profile=rim, device="cpu")
+        out = tmp_path / f"rim{rim}"
+        written = run_job(make_synthetic_sets(msc / "01", out, cfg, max_frames=24, flow_model=flow_path,
+                                              sets=("classical",)))
+        assert validate_ctc(written["classical"]) == []
+        assert SyntheticSetsConfig.load(out / "synthetic_sets.json").rim_profile is rim
+        v = read_video(written["classical"] / "01", check=False)
+        img, lab = np.asarray(v.image, np.float32), np.asarray(v.labels["SEG"])
+        cells = [(img[t], lab[t] == i) for t in range(lab.shape[0]) for i in np.unique(lab[t])[1:]]
+        m = _depth_means(np.stack([c[0] for c in cells]), np.stack([c[1] for c in cells]), (1, 3))
+        ratios[rim] = m[0] / m[1]
+    assert ratios[True] < ratios[False] - 0.01  # measured 0.824 vs 0.847 (background and camera noise included)
