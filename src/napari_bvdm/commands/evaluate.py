@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--outlines", choices=("model", "real"), default=None,
                    help="outlines of the simulated cells: model (radial contour PCA, default) or real (the "
                         "training part's real outlines; for cells with protrusions such as MSC)")
+    g.add_argument("--no-rim-profile", action="store_true", default=None,
+                   help="paint both synthetic sets from a flat silhouette, without holding the cells to the real "
+                        "cells' rim profile (docs/texture.md)")
     p.add_argument("--save-weights", action="store_true", help="keep each run's network (.safetensors)")
     p.add_argument("--resume", action="store_true", help="continue an interrupted run in the same folder")
     add_settings_argument(p)
@@ -128,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
                 gs[key] = getattr(args, key)
         if args.generate_downsample is not None:
             gs["downsample"] = args.generate_downsample
+        if args.no_rim_profile:
+            gs["rim_profile"] = False
         g = int(gs.get("downsample", 1))
         if cfg.downsample % g:
             raise InputError(f"--downsample {cfg.downsample} must be a multiple of --generate-downsample {g}")

@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refresh strength of later frames (default 100; the reference: 10)")
     p.add_argument("--refresh-passes", type=int, default=None,
                    help="DDIM passes per refresh at most (default 8)")
+    p.add_argument("--no-rim-profile", action="store_true",
+                   help="paint from a flat silhouette, without holding cells to the real cells' rim profile that "
+                   "texture models now store when trained (older files have none; docs/texture.md)")
     p.add_argument("--noise-share", type=float, default=None,
                    help="share of the fitted camera-noise variance added to cells (default: the painter's, 0.5 "
                    "for the texture model, 1 for the classical painter)")
@@ -97,6 +100,8 @@ def build_painter(texture: str | None, args: argparse.Namespace):
     if sampler == "ddim":  # the measured generation painter (texture/generation.py)
         over.setdefault("ddim_steps", generation.DDIM_STEPS)
         over.setdefault("ddim_eta", generation.DDIM_ETA)
+    if getattr(args, "no_rim_profile", False):
+        over["rim_profile"] = False
     cfg = DiffusionPainterConfig(device=args.device, **over)
     return DiffusionPainter(model, sampler=sampler, config=cfg), path
 

@@ -11,6 +11,7 @@ written with the same simulated mask videos (same seeds), so they differ only in
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,6 +46,10 @@ class SyntheticSetsConfig(Config):
     sampler, ddim_steps, ddim_eta : diffusion sampling (the ``bvdm generate`` default: DDIM 50, eta 0.5).
     outlines : cell outlines of the simulated masks: ``model`` (radial contour PCA) or ``real`` (the real
         outlines of the training part, kept in the shape model; for cells with protrusions, e.g. MSC).
+    rim_profile : hold both painters to the real cells' intensity profile across the rim, measured on the
+        training part's cell crops (:mod:`~napari_bvdm.texture.profile`: the diffusion painter's silhouette is
+        shaded with it and each batch's output matched to it; the classical painter's silhouette is shaded), so
+        the two sets still differ only in texture. False paints from flat silhouettes.
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -65,6 +70,7 @@ class SyntheticSetsConfig(Config):
     ddim_steps: int = generation.DDIM_STEPS
     ddim_eta: float = generation.DDIM_ETA
     outlines: Literal["model", "real"] = "model"
+    rim_profile: bool = True
     device: str = "auto"
 
     def check(self) -> None:
@@ -131,7 +137,8 @@ def make_synthetic_sets(
     from ..synthesis.pipeline import SynthesisConfig
     from ..texture.crops import extract_crops
     from ..texture.model import TextureModel, TextureModelConfig
-    from ..texture.painter import ClassicalPainter, DiffusionPainter
+    from ..texture.painter import ClassicalPainter, ClassicalStats, DiffusionPainter
+    from ..texture.profile import RimProfile
     from ..texture.train import TrainConfig as TextureTrainConfig
     from ..texture.train import train_texture
     from ..texture.unet import UNetConfig
@@ -164,6 +171,12 @@ def make_synthetic_sets(
     scene = fit_scene_stats(video.image, video.labels.get("TRA"), source=str(real))
     crops = extract_crops(video.image, full_masks, tracks=video.labels.get("TRA"), frames=shape_frames,
                           normalisation=scene.norm)
+    profile = None  # the same for both painters (a loaded texture model's own may come from other data)
+    if cfg.rim_profile:
+        try:
+            profile = RimProfile.from_crops(crops)
+        except InputError as e:
+            warnings.warn(f"no rim profile, painting from flat silhouettes: {e}", stacklevel=2)
 
     yield Progress(2, 5, "flow model", stage="make-synthetic")
     if flow_model:
@@ -197,17 +210,17 @@ def make_synthetic_sets(
             tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
             tex.save(tex_path)
         painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, ddim_eta=cfg.ddim_eta,
-                                   device=cfg.device)
+                                   device=cfg.device, rim_profile=cfg.rim_profile, profile=profile)
         written["synthetic"] = yield from export_dataset(
             out / "synthetic", masks, painter, flow, scene, synth_cfg, n_videos=cfg.videos,
             model_files={"texture": tex_path, "flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
             overwrite=True, cancel=cancel)
     if "classical" in sets:
         yield Progress(4, 5, "classical renderer", stage="make-synthetic")
+        classical = ClassicalPainter(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size, profile)
         written["classical"] = yield from export_dataset(
-            out / "classical", masks, ClassicalPainter.from_crops(crops), flow, scene, synth_cfg,
-            n_videos=cfg.videos, model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
-            overwrite=True, cancel=cancel)
+            out / "classical", masks, classical, flow, scene, synth_cfg, n_videos=cfg.videos,
+            model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()}, overwrite=True, cancel=cancel)
     cfg.save(out / "synthetic_sets.json")
     yield Progress(5, 5, "synthetic training sets written", stage="make-synthetic")
     return written
