@@ -227,7 +227,7 @@ def main() -> None:
     elif a.what == "raster":
         raster()
     elif a.what == "outlines":
-        outlines(a.seeds[:4], a.figure)
+        outlines(a.seeds, a.figure)
     elif a.what == "memory":
         memory(a.frames, a.size, a.modes)
     else:
