@@ -183,7 +183,7 @@ class DiffusionPainter:
 
     @property
     def profile(self) -> RimProfile | None:
-        """The rim profile that shades the silhouette (None: flat)."""
+        """The rim profile that shades the silhouette and that painted batches are matched to (None: flat)."""
         if not self.config.rim_profile:
             return None
         return self._profile if self._profile is not None else self.model.profile
