@@ -57,6 +57,13 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     return values, used
 
 
+def measure_profile(images: np.ndarray, masks: np.ndarray, max_distance: int = 12) -> np.ndarray:
+    """The mean relative profile of ``images`` inside ``masks`` (B, h, w) at depth 1 .. ``max_distance`` (and
+    deeper), like :meth:`RimProfile.fit` but for any number of cells; a depth that no cell reaches takes the
+    value of the depth before it (1 when none)."""
+    return _mean_profile(np.asarray(images, np.float32), np.asarray(masks) > 0, max_distance, 1)[0]
+
+
 @dataclass
 class RimProfile(Config):
     """Mean relative intensity of real cells at depth 1, 2, ... px inside their outline.
@@ -125,9 +132,8 @@ class RimProfile(Config):
         return out[0] if single else out
 
     def measure(self, images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-        """The mean relative profile of ``images`` inside ``masks`` (B, h, w), like :meth:`fit` but for any
-        number of cells; a depth that no cell reaches takes the value of the depth before it (1 when none)."""
-        return _mean_profile(np.asarray(images, np.float32), np.asarray(masks) > 0, self.max_distance, 1)[0]
+        """:func:`measure_profile` of ``images`` / ``masks`` at this profile's depths."""
+        return measure_profile(images, masks, self.max_distance)
 
     def match(self, images: np.ndarray, masks: np.ndarray, max_gain: float = 2.0, rounds: int = 3) -> np.ndarray:
         """``images`` (B, h, w) with every depth's mean over the cells brought to this profile.

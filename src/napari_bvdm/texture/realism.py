@@ -26,10 +26,9 @@ def histogram_distance(real: np.ndarray, fake: np.ndarray, real_masks: np.ndarra
 def rim_distance(real: np.ndarray, fake: np.ndarray, real_masks: np.ndarray, fake_masks: np.ndarray,
                  depth: int = 8) -> float:
     """Mean |profile_real(d) - profile_fake(d)| for d = 1 .. ``depth`` px inside the outline (relative units)."""
-    from .profile import RimProfile
+    from .profile import measure_profile
 
-    ruler = RimProfile(values=[1.0] * (depth + 1))
-    a, b = ruler.measure(real, real_masks)[:depth], ruler.measure(fake, fake_masks)[:depth]
+    a, b = measure_profile(real, real_masks, depth)[:depth], measure_profile(fake, fake_masks, depth)[:depth]
     return float(np.mean(np.abs(a - b)))
 
 

@@ -188,14 +188,15 @@ def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], gr
 
 def save_checkpoint(path: Path, step: int, net: UNet, ema: UNet, opt: torch.optim.Optimizer, gen: torch.Generator,
                     model_config: TextureModelConfig, config: TrainConfig, crops: CellCrops,
-                    history: dict[str, list], val_tracks: list[int] | None = None) -> Path:
+                    history: dict[str, list], val_tracks: list[int] | None = None,
+                    profile: RimProfile | None = None) -> Path:
     tensors = {**_state_tensors("net", net.state_dict()), **_state_tensors("ema", ema.state_dict())}
     opt_t, groups = _optim_tensors(opt)
     tensors.update(opt_t)
     tensors["gen_state"] = gen.get_state()
     extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(), "val_tracks": val_tracks or [],
              "normalisation": crops.normalisation.to_dict(), "history": history,
-             "profile": RimProfile.from_crops(crops).to_dict()}
+             "profile": (profile or RimProfile.from_crops(crops)).to_dict()}
     return save_weights(path, CKPT_KIND, tensors, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
 
 
@@ -242,6 +243,7 @@ def train_texture(
     dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
     device = dist.device(config.device)
     ckpt = Path(checkpoint) if checkpoint is not None else None
+    profile = RimProfile.from_crops(crops)  # measured once: stored in every checkpoint and in the model
     model = TextureModel(model_config, crops.normalisation)
     gen = torch.Generator().manual_seed(dist.rank_seed(config.seed) if dist.enabled else config.seed)
     torch.manual_seed(config.seed)
@@ -348,13 +350,15 @@ def train_texture(
                 history["val_step"].append(step)
                 history["val_loss"].append(round(val_loss, 6))
             if ckpt is not None and dist.is_main and (step % config.checkpoint_every == 0 or step == config.steps):
-                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
+                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
+                                profile)
             eta = (config.steps - step) * config.batch_size / rate
             yield Progress(step, config.steps, "training texture model",
                            {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
     except (Cancelled, GeneratorExit, KeyboardInterrupt):
         if ckpt is not None and step > 0 and dist.is_main:
-            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks)
+            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
+                            profile)
         raise
     finally:
         net.to("cpu")
@@ -365,7 +369,7 @@ def train_texture(
             "train_config": config.to_dict(),
             "data": crops.fingerprint(), "val_tracks": val_tracks,
             "final_val_loss": val_loss}
-    return TextureModel(model_config, crops.normalisation, ema.eval(), info, RimProfile.from_crops(crops))
+    return TextureModel(model_config, crops.normalisation, ema.eval(), info, profile)
 
 
 def load_checkpoint_model(path: str | Path) -> TextureModel:
