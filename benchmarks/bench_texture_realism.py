@@ -67,7 +67,7 @@ def main() -> None:
         t0 = time.perf_counter()
         rim = {"rim_profile": "-flat" not in meth, "profile": train_profile if "-rim" in meth else None}
         if meth.startswith("classical"):
-            painter = ClassicalPainter.from_crops(crops.subset(tr), rim_profile="-rim" in meth)
+            painter = ClassicalPainter.from_crops(crops.subset(tr), train_profile if "-rim" in meth else None)
             fake = painter.paint(masks, br, generator=args.seed)
             passes = 0
         else:

@@ -137,7 +137,7 @@ def test_painters_draw_the_real_rim(crops, monkeypatch):
     again = _depth_means(DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, init=flat, generator=0), masks)
     assert again[0] / again[2] == pytest.approx(real[0] / real[2], abs=0.05)
     # the classical painter shades its silhouette the same way when asked (its texture noise on top)
-    cl = ClassicalPainter.from_crops(crops, rim_profile=True)
+    cl = ClassicalPainter.from_crops(crops, prof)
     assert cl.profile == prof and ClassicalPainter.from_crops(crops).profile is None
     cl.stats = cl.stats.replace(edge_sigma=0.0)
     a = _depth_means(cl.paint(masks, br, generator=np.random.default_rng(0)), masks)

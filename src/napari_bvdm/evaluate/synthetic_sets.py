@@ -137,7 +137,7 @@ def make_synthetic_sets(
     from ..synthesis.pipeline import SynthesisConfig
     from ..texture.crops import extract_crops
     from ..texture.model import TextureModel, TextureModelConfig
-    from ..texture.painter import ClassicalPainter, ClassicalStats, DiffusionPainter
+    from ..texture.painter import ClassicalPainter, DiffusionPainter
     from ..texture.profile import RimProfile
     from ..texture.train import TrainConfig as TextureTrainConfig
     from ..texture.train import train_texture
@@ -217,10 +217,10 @@ def make_synthetic_sets(
             overwrite=True, cancel=cancel)
     if "classical" in sets:
         yield Progress(4, 5, "classical renderer", stage="make-synthetic")
-        classical = ClassicalPainter(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size, profile)
         written["classical"] = yield from export_dataset(
-            out / "classical", masks, classical, flow, scene, synth_cfg, n_videos=cfg.videos,
-            model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()}, overwrite=True, cancel=cancel)
+            out / "classical", masks, ClassicalPainter.from_crops(crops, profile), flow, scene, synth_cfg,
+            n_videos=cfg.videos, model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
+            overwrite=True, cancel=cancel)
     cfg.save(out / "synthetic_sets.json")
     yield Progress(5, 5, "synthetic training sets written", stage="make-synthetic")
     return written

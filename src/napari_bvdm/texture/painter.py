@@ -296,10 +296,10 @@ class ClassicalPainter:
         self.profile = profile
 
     @classmethod
-    def from_crops(cls, crops: CellCrops, rim_profile: bool = False) -> ClassicalPainter:
-        """Statistics (and, with ``rim_profile``, the rim profile) measured on real crops."""
-        return cls(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size,
-                   RimProfile.from_crops(crops) if rim_profile else None)
+    def from_crops(cls, crops: CellCrops, profile: RimProfile | None = None) -> ClassicalPainter:
+        """Statistics measured on real crops; ``profile`` (e.g. ``RimProfile.from_crops(crops)``) shades the
+        silhouette."""
+        return cls(ClassicalStats.fit(crops), crops.normalisation, crops.crop_size, profile)
 
     def paint(self, masks: np.ndarray, brightness: np.ndarray, *, init: np.ndarray | None = None,
               steps: int | None = None, generator: Any = None) -> np.ndarray:
