@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Train on synthetic, test on real at GPU scale, within a fixed time (docs/evaluation.md, "GPU scale").
+#
+# Four lanes of `bvdm evaluate` share one GPU. Each lane runs one seed at a time into its own folder, so a
+# run stopped by the time limit keeps every seed that finished (combine them with
+# `python benchmarks/combine_runs.py OUT`).
+#   lanes a, b: real, real+synthetic, synthetic  with the given synthetic set (SYNTHETIC)
+#   lane c:     paints a new set of $VIDEOS videos on the GPU first (`--generate` with the given texture and
+#               flow weights), then real+synthetic, synthetic with it
+#   lane d:     waits for lane c's set, then the same on the other seeds
+#
+# Usage: bash benchmarks/gpu_evaluate.sh OUT REAL SYNTHETIC TEXTURE FLOW [LIMIT_S]
+# Settings (environment, defaults for an H100): STEPS=3000 BATCH=8 PATCH=192 BASE=16 DS=2 GEN_DS=2 VIDEOS=4
+# DEVICE=cuda THREADS=3 SEEDS_A="0 2 4 6 8 10" SEEDS_B="1 3 5 7 9 11" PYTHON=python3; EXTRA: more evaluate
+# options for every lane (e.g. "--max-frames 8" for a quick check on the CPU).
+set -uo pipefail
+OUT=$1 REAL=$2 SYN=$3 TEX=$4 FLOW=$5 LIMIT=${6:-420}
+PY=${PYTHON:-python3}
+STEPS=${STEPS:-3000} BATCH=${BATCH:-8} PATCH=${PATCH:-192} BASE=${BASE:-16} DS=${DS:-2} GEN_DS=${GEN_DS:-2}
+VIDEOS=${VIDEOS:-4} DEVICE=${DEVICE:-cuda} THREADS=${THREADS:-3}
+SEEDS_A=${SEEDS_A:-"0 2 4 6 8 10"} SEEDS_B=${SEEDS_B:-"1 3 5 7 9 11"}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+EVAL=("$PY" -m napari_bvdm.cli evaluate --real "$REAL" --downsample "$DS" --steps "$STEPS" --batch-size "$BATCH"
+      --patch-size "$PATCH" --base-channels "$BASE" --device "$DEVICE" --threads "$THREADS" --quiet ${EXTRA:-})
+GEN_SETTINGS="$OUT/generate_settings.json"
+echo '{"evaluate_generate": {"texture_precision": "bf16"}}' > "$GEN_SETTINGS"
+SYN_DS=$((DS / GEN_DS))
+
+given_set() {  # lane name, seeds
+  for s in $2; do
+    "${EVAL[@]}" --synthetic "$SYN" --synthetic-downsample "$SYN_DS" --sets real real+synthetic synthetic \
+      --seeds "$s" -o "$OUT/given-seed$s" > "$OUT/lane-$1-seed$s.log" 2>&1
+  done
+}
+
+painted_set() {  # lane name, seeds; the first seed of lane c paints the set
+  local first=1 s
+  for s in $2; do
+    if [ "$1" = c ] && [ $first = 1 ]; then
+      "${EVAL[@]}" --generate --texture-model "$TEX" --flow-model "$FLOW" --videos "$VIDEOS" \
+        --generate-downsample "$GEN_DS" --settings "$GEN_SETTINGS" --sets real+synthetic synthetic \
+        --seeds "$s" -o "$OUT/painted-seed$s" > "$OUT/lane-c-seed$s.log" 2>&1
+      first=0
+      continue
+    fi
+    local data
+    data=$(ls -d "$OUT"/painted-seed*/data/synthetic 2>/dev/null | head -1)
+    "${EVAL[@]}" --synthetic "$data" --synthetic-downsample "$SYN_DS" --sets real+synthetic synthetic \
+      --seeds "$s" -o "$OUT/painted-seed$s" > "$OUT/lane-$1-seed$s.log" 2>&1
+  done
+}
+
+wait_for_painted() {  # the set is complete once lane c's evaluation has written info.json
+  while [ -z "$(ls "$OUT"/painted-seed*/info.json 2>/dev/null)" ]; do sleep 5; done
+}
+
+t0=$(date +%s)
+given_set a "$SEEDS_A" &
+given_set b "$SEEDS_B" &
+painted_set c "$SEEDS_A" &
+(wait_for_painted; painted_set d "$SEEDS_B") &
+LANES=$(jobs -p)
+stop_at_limit() {
+  sleep "$LIMIT" &
+  local timer=$!
+  trap 'kill $timer 2>/dev/null; exit 0' TERM
+  wait $timer
+  trap '' TERM
+  echo "[gpu_evaluate] time limit ${LIMIT} s: stopping the lanes"
+  kill $LANES 2>/dev/null
+  sleep 1
+  pkill -TERM -f "napari_bvdm.cli evaluate"
+}
+stop_at_limit &
+WATCH=$!
+wait $LANES 2>/dev/null
+kill $WATCH 2>/dev/null
+pkill -TERM -f "napari_bvdm.cli evaluate"  # what a stopped lane left running
+echo "[gpu_evaluate] lanes ended after $(( $(date +%s) - t0 )) s"
