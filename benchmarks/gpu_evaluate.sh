@@ -8,11 +8,13 @@
 #   lane c:     paints a new set of $VIDEOS videos on the GPU first (`--generate` with the given texture and
 #               flow weights), then real+synthetic, synthetic with it
 #   lane d:     waits for lane c's set, then the same on the other seeds
+# With TEXTURE "none" nothing is painted: lanes c and d run the given set on SEEDS_C and SEEDS_D.
 #
 # Usage: bash benchmarks/gpu_evaluate.sh OUT REAL SYNTHETIC TEXTURE FLOW [LIMIT_S]
 # Settings (environment, defaults for an H100): STEPS=3000 BATCH=8 PATCH=192 BASE=16 DS=2 GEN_DS=2 VIDEOS=4
 # DEVICE=cuda THREADS=3 SEEDS_A="0 2 4 6 8 10" SEEDS_B="1 3 5 7 9 11" PYTHON=python3; EXTRA: more evaluate
-# options for every lane (e.g. "--max-frames 8" for a quick check on the CPU).
+# options for every lane (e.g. "--max-frames 8" for a quick check on the CPU); GIVEN_SETS: the sets of lanes
+# a and b (default "real real+synthetic synthetic").
 set -uo pipefail
 OUT=$1 REAL=$2 SYN=$3 TEX=$4 FLOW=$5 LIMIT=${6:-420}
 PY=${PYTHON:-python3}
@@ -26,10 +28,11 @@ EVAL=("$PY" -m napari_bvdm.cli evaluate --real "$REAL" --downsample "$DS" --step
 GEN_SETTINGS="$OUT/generate_settings.json"
 echo '{"evaluate_generate": {"texture_precision": "bf16"}}' > "$GEN_SETTINGS"
 SYN_DS=$((DS / GEN_DS))
+GIVEN_SETS=${GIVEN_SETS:-"real real+synthetic synthetic"}
 
 given_set() {  # lane name, seeds
   for s in $2; do
-    "${EVAL[@]}" --synthetic "$SYN" --synthetic-downsample "$SYN_DS" --sets real real+synthetic synthetic \
+    "${EVAL[@]}" --synthetic "$SYN" --synthetic-downsample "$SYN_DS" --sets $GIVEN_SETS \
       --seeds "$s" -o "$OUT/given-seed$s" > "$OUT/lane-$1-seed$s.log" 2>&1
   done
 }
@@ -58,8 +61,13 @@ wait_for_painted() {  # the set is complete once lane c's evaluation has written
 t0=$(date +%s)
 given_set a "$SEEDS_A" &
 given_set b "$SEEDS_B" &
-painted_set c "$SEEDS_A" &
-(wait_for_painted; painted_set d "$SEEDS_B") &
+if [ "$TEX" = none ]; then  # no painting: lanes c and d run the given set on seeds of their own
+  given_set c "${SEEDS_C:?SEEDS_C is needed when TEXTURE is none}" &
+  given_set d "${SEEDS_D:?SEEDS_D is needed when TEXTURE is none}" &
+else
+  painted_set c "$SEEDS_A" &
+  (wait_for_painted; painted_set d "$SEEDS_B") &
+fi
 LANES=$(jobs -p)
 stop_at_limit() {
   sleep "$LIMIT" &

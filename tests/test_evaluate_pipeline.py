@@ -81,6 +81,23 @@ def test_tracker_recovers_toy_lineage_and_scores_one(tmp_path):
     assert s == {"SEG": 1.0, "DET": 1.0, "TRA": 1.0, "LNK": 1.0, "Valid": 1.0}
 
 
+def test_empty_result_scores_zero(tmp_path):
+    """A network that finds no cell gives an empty result: zeros, not a crash of py-ctcmetrics."""
+    pytest.importorskip("ctc_metrics")
+    from napari_bvdm.evaluate.data import write_ctc_labels
+    from napari_bvdm.evaluate.scoring import score_result, write_res
+
+    tra, lin = _toy()
+    write_ctc_labels(tmp_path / "01_GT" / "TRA", "man_track", tra, lin, "man_track.txt")
+    write_ctc_labels(tmp_path / "01_GT" / "SEG", "man_seg", tra, None, None)
+    tracks, lineage = track_instances(np.zeros_like(tra))
+    assert len(lineage) == 0
+    write_res(tmp_path / "01_RES", tracks, lineage)
+    assert (tmp_path / "01_RES" / "res_track.txt").read_text().strip() == ""
+    s = score_result(tmp_path / "01_RES", tmp_path / "01_GT")
+    assert s == {"SEG": 0.0, "DET": 0.0, "TRA": 0.0, "LNK": 0.0, "Valid": 1.0}
+
+
 def test_tracker_without_divisions_gives_root_tracks():
     from napari_bvdm.evaluate.tracker import TrackerConfig
 

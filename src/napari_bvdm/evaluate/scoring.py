@@ -62,6 +62,11 @@ def write_res(res_dir: str | Path, tracks: np.ndarray, lineage: np.ndarray) -> P
     return res_dir
 
 
+def _is_empty(res_dir: Path) -> bool:
+    track_file = res_dir / "res_track.txt"
+    return track_file.is_file() and not track_file.read_text().strip()
+
+
 def _has_seg(gt_dir: Path) -> bool:
     seg = gt_dir / "SEG"
     return seg.is_dir() and any(seg.glob("man_seg*.tif"))
@@ -78,7 +83,10 @@ def score_result(
     """Score ``res_dir`` against ``gt_dir`` (a CTC ``NN_GT`` folder) with py-ctcmetrics.
 
     Returns a dict with the requested measures (``nan`` for SEG when the GT window holds no SEG
-    frame) and ``Valid`` (1.0 when the result passed py-ctcmetrics' checks).
+    frame) and ``Valid`` (1.0 when the result passed py-ctcmetrics' checks). A result with no
+    object at all (a network that found no cell) scores 0 on every measure: py-ctcmetrics 1.3.3
+    cannot read an empty ``res_track.txt``, and the CTC measures of an empty result are 0 (every
+    reference object missed).
     """
     require_ctc_metrics()
     from ctc_metrics import evaluate_sequence
@@ -92,7 +100,9 @@ def score_result(
     if "SEG" in metrics and not _has_seg(gt_dir):
         metrics = [m for m in metrics if m != "SEG"]
     scores: dict = {}
-    if metrics:
+    if metrics and _is_empty(Path(res_dir)):
+        scores = {m: 0.0 for m in metrics} | {"Valid": 1.0}
+    elif metrics:
         sink = io.StringIO()
         with contextlib.redirect_stdout(sink) if quiet else contextlib.nullcontext():
             scores = evaluate_sequence(str(res_dir), str(gt_dir), metrics=metrics, threads=threads)
