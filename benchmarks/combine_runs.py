@@ -1,14 +1,17 @@
 """Combine the ``runs.csv`` of several ``bvdm evaluate`` folders and compare the training sets by seed.
 
-Prints a table (mean and standard deviation over seeds) and, for each pair of sets named with
-``--pair A=B``, the mean paired difference A - B with its standard error and how many seeds A won.
-Folders are found recursively; a label ``NAME=GLOB`` renames the sets of the folders matching GLOB
-(e.g. ``painted=painted-seed*`` turns their ``synthetic`` into ``painted synthetic``).
+Prints a table (mean and standard deviation over runs) and, for each pair of sets named with
+``--pair A=B``, the mean paired difference A - B by seed with its standard error and how many seeds A
+won; ``--diff A=B`` gives the difference of the means with Welch's standard error instead, for runs that
+do not pair by seed (training on a GPU is not bit-reproducible, so the same seed twice gives two
+different networks). Folders are found recursively; a label ``NAME=GLOB`` renames the sets of the
+folders matching GLOB (e.g. ``painted=painted-seed*`` turns their ``synthetic`` into
+``painted synthetic``).
 
 Examples
 --------
-python benchmarks/combine_runs.py gpu_runs --label "painted=painted-seed*" \
-    --pair "real+synthetic=real" --pair "painted real+synthetic=real" --pair "synthetic=real"
+python benchmarks/combine_runs.py gpu_runs --label "painted=*painted-seed*" \
+    --diff "real+synthetic=real" --diff "painted real+synthetic=real" --diff "synthetic=real"
 """
 
 from __future__ import annotations
@@ -24,33 +27,50 @@ import numpy as np
 METRICS = ("SEG", "DET", "TRA", "LNK")
 
 
-def collect(root: Path, labels: dict[str, str]) -> dict[str, dict[int, dict[str, float]]]:
-    """Set name -> seed -> scores, from every runs.csv under ``root`` (a later duplicate is an error)."""
-    out: dict[str, dict[int, dict[str, float]]] = {}
+Run = tuple[int, dict[str, float]]  # seed, scores
+
+
+def collect(root: Path, labels: dict[str, str]) -> dict[str, list[Run]]:
+    """Set name -> its runs (seed, scores), from every runs.csv under ``root``."""
+    out: dict[str, list[Run]] = {}
     for path in sorted(root.rglob("runs.csv")):
         rel = path.parent.relative_to(root).as_posix()
         prefix = next((lab for lab, pat in labels.items() if fnmatch.fnmatch(rel, pat)), "")
         with path.open(newline="") as fh:
             for row in csv.DictReader(fh):
                 name = f"{prefix} {row['set']}".strip()
-                seed = int(row["seed"])
-                if seed in out.setdefault(name, {}):
-                    raise SystemExit(f"{name} seed {seed} appears twice (second in {path})")
-                out[name][seed] = {m: float(row.get(m, "nan") or "nan") for m in METRICS}
+                scores = {m: float(row.get(m, "nan") or "nan") for m in METRICS}
+                out.setdefault(name, []).append((int(row["seed"]), scores))
     return out
 
 
-def table(sets: dict[str, dict[int, dict[str, float]]]) -> str:
-    lines = ["| training set | seeds | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
+def table(sets: dict[str, list[Run]]) -> str:
+    lines = ["| training set | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
     for name, runs in sets.items():
-        seeds = sorted(runs)
         cells = []
         for m in METRICS:
-            v = np.array([runs[s][m] for s in seeds])
+            v = np.array([r[m] for _, r in runs])
             sd = v.std(ddof=1) if len(v) > 1 else math.nan
             cells.append(f"{v.mean():.3f} ± {sd:.3f}")
-        lines.append(f"| {name} | {len(seeds)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def by_seed(runs: list[Run]) -> dict[int, dict[str, float]] | None:
+    """Seed -> scores, or None when a seed ran twice (no pairing possible)."""
+    seeds = [s for s, _ in runs]
+    return dict(runs) if len(set(seeds)) == len(seeds) else None
+
+
+def welch(a: list[Run], b: list[Run]) -> str:
+    if len(a) < 2 or len(b) < 2:
+        return "too few runs"
+    parts = []
+    for m in METRICS[:3]:
+        x, y = np.array([r[m] for _, r in a]), np.array([r[m] for _, r in b])
+        se = math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))
+        parts.append(f"{m} {x.mean() - y.mean():+.4f} (se {se:.4f})")
+    return f"{len(a)} vs {len(b)} runs: " + "; ".join(parts)
 
 
 def paired(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]]) -> str:
@@ -69,18 +89,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("root", type=Path, help="folder holding bvdm evaluate result folders")
     p.add_argument("--label", action="append", default=[], help="NAME=GLOB: prefix the sets of matching folders")
     p.add_argument("--pair", action="append", default=[], help="A=B: paired difference A - B by seed")
+    p.add_argument("--diff", action="append", default=[], help="A=B: difference of the means A - B (Welch)")
     args = p.parse_args(argv)
     labels = dict(x.split("=", 1) for x in args.label)
     sets = collect(args.root, labels)
     if not sets:
         raise SystemExit(f"no runs.csv under {args.root}")
     print(table(sets))
-    for pair in args.pair:
-        a, b = pair.split("=", 1)
-        if a not in sets or b not in sets:
-            print(f"{a} - {b}: missing set (have: {', '.join(sets)})")
-            continue
-        print(f"{a} - {b}: {paired(sets[a], sets[b])}")
+    for kind, pairs in (("pair", args.pair), ("diff", args.diff)):
+        for pair in pairs:
+            a, b = pair.split("=", 1)
+            if a not in sets or b not in sets:
+                print(f"{a} - {b}: missing set (have: {', '.join(sets)})")
+                continue
+            if kind == "diff":
+                print(f"{a} - {b}, means: {welch(sets[a], sets[b])}")
+                continue
+            sa, sb = by_seed(sets[a]), by_seed(sets[b])
+            if sa is None or sb is None:
+                print(f"{a} - {b}: a seed ran twice, so the runs do not pair; use --diff")
+                continue
+            print(f"{a} - {b}, paired: {paired(sa, sb)}")
     return 0
 
 
