@@ -136,6 +136,29 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
     assert rc == 2 and "safetensors" in capsys.readouterr().err
 
 
+def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
+    """`--halo` measures the real cells' halo on --real and records it with the run; without --real it is an
+    error that says so."""
+    from napari_bvdm.cli import main
+    from napari_bvdm.texture.profile import halo_contrasts
+
+    labels, _ = _toy_labels(5)
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    out = tmp_path / "halo"
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--halo", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert validate_ctc(out) == []
+    halo = json.loads((out / SYNTHESIS_JSON).read_text())["runs"][0]["synthesis"]["halo"]
+    assert len(halo) == 4 and halo[0] > halo[3]
+    img = tifffile.imread(out / "01" / "t001.tif").astype(float)
+    got = np.nanmean(halo_contrasts(img, tifffile.imread(out / "01_GT" / "TRA" / "man_track001.tif"), 4), axis=0)
+    assert abs(got[0] - halo[0]) < 0.05  # uint8 rounding and the toy's close cells allow a little
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(flow_file), "-o", str(tmp_path / "x"), "--halo", "--quiet"])
+    assert rc == 2 and "--real" in capsys.readouterr().err
+
+
 def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
     """Our GT presented as a result: valid for py-ctcmetrics, and scores 1 against itself."""
     import contextlib

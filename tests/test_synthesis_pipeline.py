@@ -337,3 +337,20 @@ def test_affine_blend_keeps_affine_motion_and_removes_the_rest():
     assert torch.equal(affine_blend(aff + wiggle, tiny, 0.0), aff + wiggle)  # too few pixels: untouched
     with pytest.raises(ConfigError, match="flow_residual"):
         SynthesisConfig(flow_residual=1.5)
+
+
+def test_halo_holds_the_frames_to_the_real_halo():
+    """`SynthesisConfig.halo` offsets the rings outside the cells so each frame's mean halo is the target."""
+    from napari_bvdm.texture.profile import halo_contrasts
+
+    labels, lineage = _toy_labels(3)
+    means = {}
+    for halo in ([0.3, 0.1], []):
+        cfg = SynthesisConfig(shot_noise=False, halo=halo)
+        frames, _, _ = _run(labels, RecordingPainter(), _flow(), cfg, lineage=lineage)
+        means[bool(halo)] = np.nanmean(np.concatenate([halo_contrasts(f.image.astype(np.float64), f.labels, 2)
+                                                       for f in frames]), axis=0)
+    np.testing.assert_allclose(means[True], [0.3, 0.1], atol=0.03)
+    assert abs(means[False][1]) < 0.03  # without it the scene stops 1 px out (edge blend only)
+    with pytest.raises(ConfigError):
+        SynthesisConfig(halo=[float("nan")])

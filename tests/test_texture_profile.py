@@ -166,3 +166,56 @@ def test_evaluation_sets_hold_the_real_rim(msc, tmp_path):
         m = _depth_means(np.stack([c[0] for c in cells]), np.stack([c[1] for c in cells]), (1, 3))
         ratios[rim] = m[0] / m[1]
     assert ratios[True] < ratios[False] - 0.01  # measured 0.824 vs 0.847 (background and camera noise included)
+
+
+def _disk_scene(ring=(0.0, 0.0), contrast=100.0, bg=10.0):
+    """Two disks of `bg + contrast` on `bg`, with rings at 1, 2 px outside at `bg + ring[k] * contrast`."""
+    yy, xx = np.mgrid[:96, :128]
+    lab = np.zeros((96, 128), np.int32)
+    lab[(yy - 30) ** 2 + (xx - 30) ** 2 <= 12**2] = 1
+    lab[(yy - 60) ** 2 + (xx - 90) ** 2 <= 15**2] = 2
+    img = np.full(lab.shape, bg, np.float32)
+    img[lab > 0] = bg + contrast
+    d = np.ceil(ndi.distance_transform_edt(lab == 0) - 1e-6)
+    for k, r in enumerate(ring, start=1):
+        img[d == k] = bg + r * contrast
+    return img, lab
+
+
+def test_halo_measured_and_applied_as_offsets():
+    from napari_bvdm.texture.profile import apply_halo, halo_contrasts, measure_halo
+
+    img, lab = _disk_scene((0.3, 0.1))
+    per_cell = halo_contrasts(img, lab, 3)
+    assert per_cell.shape == (2, 3)
+    np.testing.assert_allclose(per_cell, [[0.3, 0.1, 0.0]] * 2, atol=1e-6)
+    # invariant to an affine change of the intensities
+    np.testing.assert_allclose(halo_contrasts(3 * img + 50, lab, 3), per_cell, atol=1e-6)
+    values, cells = measure_halo(img[None], lab[None], 3)
+    assert cells == 2 and np.allclose(values, [0.3, 0.1, 0.0], atol=1e-6)
+
+    flat, lab = _disk_scene()
+    rng = np.random.default_rng(0)
+    noisy = flat + rng.normal(0, 2, flat.shape).astype(np.float32)
+    out = apply_halo(noisy, lab, [0.3, 0.1])
+    got = halo_contrasts(out, lab, 2)
+    np.testing.assert_allclose(np.nanmean(got, axis=0), [0.3, 0.1], atol=0.02)
+    d = np.ceil(ndi.distance_transform_edt(lab == 0) - 1e-6)
+    moved = out != noisy
+    assert not moved[lab > 0].any() and not moved[d > 2].any()  # only the rings change
+    assert np.std((out - noisy)[d == 1]) < 1.0  # an offset per cell: the noise is kept
+    assert np.array_equal(apply_halo(noisy, lab, []), noisy)
+    assert np.array_equal(apply_halo(noisy, np.zeros_like(lab), [0.3]), noisy)
+
+
+def test_halo_of_real_msc_cells(msc):
+    """Real MSC cells fade over several pixels beyond their annotated outline."""
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.texture.profile import measure_halo
+
+    v = read_video(msc / "01", check=False)
+    seg = np.asarray(v.labels["SEG"])
+    idx = [t for t in range(seg.shape[0]) if seg[t].any()][:6]
+    values, cells = measure_halo(np.asarray(v.image)[idx], seg[idx], 4)
+    assert cells >= 8
+    assert values[0] > 0.15 and np.all(np.diff(values) < 0) and values[3] > 0.02

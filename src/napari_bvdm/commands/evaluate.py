@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--outlines", choices=("model", "real"), default=None,
                    help="outlines of the simulated cells: model (radial contour PCA, default) or real (the "
                         "training part's real outlines; for cells with protrusions such as MSC)")
+    g.add_argument("--halo", action="store_true",
+                   help="hold the synthetic frames to the real cells' halo (intensity 1-4 px outside the annotated "
+                        "outlines, measured on the training part; docs/texture.md)")
     g.add_argument("--no-rim-profile", action="store_true", default=None,
                    help="paint both synthetic sets from a flat silhouette, without holding the cells to the real "
                         "cells' rim profile (docs/texture.md)")
@@ -133,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
             gs["downsample"] = args.generate_downsample
         if args.no_rim_profile:
             gs["rim_profile"] = False
+        if args.halo:
+            gs["halo"] = True
         g = int(gs.get("downsample", 1))
         if cfg.downsample % g:
             raise InputError(f"--downsample {cfg.downsample} must be a multiple of --generate-downsample {g}")

@@ -56,6 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="refresh strength of later frames (default 100; the reference: 10)")
     p.add_argument("--refresh-passes", type=int, default=None,
                    help="DDIM passes per refresh at most (default 8)")
+    p.add_argument("--halo", action="store_true",
+                   help="hold every frame to the halo of the real cells of --real (intensity 1-4 px outside the "
+                        "annotated outlines; needs SEG or TRA labels there): docs/texture.md")
     p.add_argument("--no-rim-profile", action="store_true",
                    help="paint from a flat silhouette, without holding cells to the real cells' rim profile that "
                    "texture models now store when trained (older files have none; docs/texture.md)")
@@ -193,6 +196,12 @@ def run(args: argparse.Namespace) -> int:
         main = real.dense_labels() or real.main_labels()
         scene = fit_scene_stats(real.image, None if main is None else main[1],
                                 norm if texture_file is not None else None, source=str(args.real))
+        if args.halo:
+            from ..texture.profile import halo_from_video
+
+            cfg = cfg.replace(halo=halo_from_video(real))
+    elif args.halo:
+        raise ConfigError("--halo is measured on the real cells: give --real VIDEO (with SEG or TRA labels)")
     elif args.scene is not None:
         scene = SceneStats.load(args.scene)
     elif shape_model is not None:

@@ -50,6 +50,12 @@ class SyntheticSetsConfig(Config):
         training part's cell crops (:mod:`~napari_bvdm.texture.profile`: the diffusion painter's silhouette is
         shaded with it and each batch's output matched to it; the classical painter's silhouette is shaded), so
         the two sets still differ only in texture. False paints from flat silhouettes.
+    halo : hold every synthetic frame (both sets) to the real frames' halo, the intensity 1 ..
+        ``halo_distance`` px outside the annotated outlines as a share of the cell's contrast
+        (:func:`~napari_bvdm.texture.profile.measure_halo` on the training part's annotated frames;
+        ``SynthesisConfig.halo``). Real MSC cells fade over about 4 px beyond their annotation
+        (0.23 / 0.13 / 0.08 / 0.05 at 1 / 2 / 3 / 4 px at 1/2 scale) where painted cells stop at the edge.
+    halo_distance : how far out the halo is measured and held (px).
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -71,12 +77,15 @@ class SyntheticSetsConfig(Config):
     ddim_eta: float = generation.DDIM_ETA
     outlines: Literal["model", "real"] = "model"
     rim_profile: bool = True
+    halo: bool = False
+    halo_distance: int = 4
     device: str = "auto"
 
     def check(self) -> None:
         self._require(1 <= self.videos <= 99, "videos", "must be in 1..99")
         self._require(self.frames >= 0, "frames", "must be >= 0 (0 = length of the training part)")
         self._require(1 <= self.downsample <= 8, "downsample", "must be in 1..8")
+        self._require(1 <= self.halo_distance <= 16, "halo_distance", "must be in 1..16")
         self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
         self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
         self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
@@ -138,7 +147,7 @@ def make_synthetic_sets(
     from ..texture.crops import extract_crops
     from ..texture.model import TextureModel, TextureModelConfig
     from ..texture.painter import ClassicalPainter, DiffusionPainter
-    from ..texture.profile import RimProfile
+    from ..texture.profile import RimProfile, halo_from_video
     from ..texture.train import TrainConfig as TextureTrainConfig
     from ..texture.train import train_texture
     from ..texture.unet import UNetConfig
@@ -194,7 +203,13 @@ def make_synthetic_sets(
                                                             seed=seed, outlines=cfg.outlines), cancel=cancel)
 
     written: dict[str, Path] = {}
-    synth_cfg = SynthesisConfig(seed=cfg.seed)
+    halo: list[float] = []
+    if cfg.halo:
+        try:
+            halo = halo_from_video(video, cfg.halo_distance)
+        except InputError as e:
+            warnings.warn(f"no halo: {e}", stacklevel=2)
+    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo)
     if "synthetic" in sets:
         yield Progress(3, 5, "texture model", stage="make-synthetic")
         if texture_model:

@@ -32,6 +32,7 @@ from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Progress
 from ..runtime.seeding import numpy_rng, torch_generator
+from ..texture.profile import apply_halo
 from .background import SceneStats, add_shot_noise, generate_background, illumination_field
 
 __all__ = ["SynthesisConfig", "SynthFrame", "Painter", "generate_video", "prepare_labels", "check_compatibility"]
@@ -73,6 +74,10 @@ class SynthesisConfig(Config):
         predicted; 0 = its least-squares affine fit over the cell's mask: the texture moves, turns,
         stretches and shears as a whole, outline changes are left to the mask cut and hole filling).
     edge_sigma : Gaussian sigma of the 2-px edge blending band (0 = off).
+    halo : the real frames' halo to hold every frame to: mean intensity at 1, 2, ... px outside the outlines
+        as a share of the nearest cell's contrast over its local background
+        (:func:`~napari_bvdm.texture.profile.measure_halo`); empty = off. Applied as an offset per ring
+        pixel after the edge blending (:func:`~napari_bvdm.texture.profile.apply_halo`).
     batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
     match_brightness : rescale each cell to its target mean brightness after painting.
     match_contrast : keep each track's texture contrast (std inside the mask) at its first frame's value:
@@ -95,6 +100,7 @@ class SynthesisConfig(Config):
     reanchor_every: int = 20
     flow_residual: float = 1.0
     edge_sigma: float = 1.0
+    halo: list[float] = dataclasses.field(default_factory=list)
     batch_cells: bool = True
     match_brightness: bool = True
     match_contrast: bool = True
@@ -110,6 +116,9 @@ class SynthesisConfig(Config):
         self._require(self.reanchor_every >= 1, "reanchor_every", "must be >= 1")
         self._require(0.0 <= self.flow_residual <= 1.0, "flow_residual", "must be in [0, 1]")
         self._require(self.edge_sigma >= 0, "edge_sigma", "must be >= 0")
+        h = np.asarray(self.halo, dtype=float)
+        self._require(h.ndim == 1 and h.size <= 16 and bool(np.isfinite(h).all()) and bool((np.abs(h) < 2).all()),
+                      "halo", "must be at most 16 finite numbers in (-2, 2)")
         self._require(self.noise_share is None or self.noise_share >= 0, "noise_share", "must be >= 0")
         self._require(self.crop_size is None or self.crop_size >= 16, "crop_size", "must be >= 16")
 
@@ -433,6 +442,8 @@ def generate_video(
             edges = (fg & ~ndi.binary_erosion(fg)) | (ndi.binary_dilation(fg) & ~fg)  # 1 px in + 1 px out
             blurred = ndi.gaussian_filter(canvas, cfg.edge_sigma)
             canvas[edges] = blurred[edges]
+        if cfg.halo and ids:
+            canvas = apply_halo(canvas, frame_lab, cfg.halo)
         image = norm.inverse(canvas)
         out_lab = frame_lab.astype(np.uint16, copy=True)
         yield SynthFrame(t, image, out_lab)

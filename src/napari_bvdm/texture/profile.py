@@ -154,3 +154,102 @@ class RimProfile(Config):
                 if d is not None:
                     out[i] *= table[np.where(m[i], d, 0)]
         return out
+
+
+# --- outside the outline: the halo of the real frames ----------------------------------------------------
+HALO_BACKGROUND = (3, 8)
+"""Distances (px beyond the halo) of the ring whose median is a cell's local background."""
+
+
+def halo_contrasts(image: np.ndarray, labels: np.ndarray, max_distance: int = 3) -> np.ndarray:
+    """Per cell of a labelled frame, the mean intensity at whole-pixel distance ``1 .. max_distance`` outside
+    the outlines, as a share of the cell's contrast: ``(ring - background) / (cell - background)``.
+
+    Each background pixel belongs to its nearest cell; a cell's background is the median of its pixels
+    ``max_distance + 3 .. max_distance + 8`` px out. Returns (cells, max_distance), NaN where a cell has no
+    such pixels or no contrast (cell mean not above its background). Invariant to an affine change of the
+    intensities, so real frames and a synthetic scene compare in their own units.
+    """
+    image = np.asarray(image, np.float64)
+    labels = np.asarray(labels)
+    fg = labels > 0
+    ids = np.unique(labels[fg])
+    out = np.full((ids.size, max_distance), np.nan)
+    if ids.size == 0 or fg.all():
+        return out
+    dist, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
+    d = np.ceil(dist - 1e-6).astype(np.int64)
+    nearest = labels[iy, ix]
+    lo, hi = max_distance + HALO_BACKGROUND[0], max_distance + HALO_BACKGROUND[1]
+    ring = (d >= lo) & (d <= hi)
+    bg = np.array([np.median(image[ring & (nearest == i)]) if (ring & (nearest == i)).any() else np.nan
+                   for i in ids]) if ring.any() else np.full(ids.size, np.nan)
+    cell = np.asarray(ndi.mean(image, labels, ids))
+    contrast = cell - bg
+    ok = np.isfinite(contrast) & (contrast > 1e-6 * np.maximum(np.abs(cell), 1.0))
+    for k in range(1, max_distance + 1):
+        sel = d == k
+        if not sel.any():
+            continue
+        cnt = np.asarray(ndi.sum(np.ones(sel.sum()), nearest[sel], ids))
+        mean = np.asarray(ndi.mean(image[sel], nearest[sel], ids))
+        val = (mean - bg) / np.where(ok, contrast, 1.0)
+        out[:, k - 1] = np.where(ok & (cnt > 0), val, np.nan)
+    return out
+
+
+def measure_halo(images: np.ndarray, labels: np.ndarray, max_distance: int = 3) -> tuple[np.ndarray, int]:
+    """Mean over the cells of all frames of :func:`halo_contrasts`; returns the values and the cells used."""
+    rows = [halo_contrasts(img, lab, max_distance) for img, lab in zip(images, labels, strict=True)
+            if np.any(lab)]
+    allc = np.concatenate(rows) if rows else np.zeros((0, max_distance))
+    used = int(np.isfinite(allc).all(axis=1).sum())
+    return (np.nanmean(allc, axis=0) if used else np.full(max_distance, np.nan)), used
+
+
+def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any) -> np.ndarray:
+    """Bring the mean halo of a scene frame to ``target`` (contrast shares at 1 .. len(target) px outside the
+    outlines): every ring pixel moves by ``(target - measured) * contrast`` of its nearest cell, an offset,
+    so the noise of the background stays as it was. Returns a new array."""
+    target = np.asarray(target, np.float64)
+    k_max = target.size
+    out = np.array(canvas, np.float32, copy=True)
+    fg = np.asarray(labels) > 0
+    if k_max == 0 or not fg.any() or fg.all():
+        return out
+    per_cell = halo_contrasts(out, labels, k_max)
+    measured = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in per_cell.T])
+    ids = np.unique(labels[fg])
+    dist, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
+    d = np.ceil(dist - 1e-6).astype(np.int64)
+    nearest = np.asarray(labels)[iy, ix]
+    lo, hi = k_max + HALO_BACKGROUND[0], k_max + HALO_BACKGROUND[1]
+    ring = (d >= lo) & (d <= hi)
+    bg = np.array([np.median(out[ring & (nearest == i)]) if (ring & (nearest == i)).any() else np.nan
+                   for i in ids])
+    contrast = np.asarray(ndi.mean(out, labels, ids)) - bg
+    contrast = np.where(np.isfinite(contrast) & (contrast > 0), contrast, 0.0)
+    lut = np.zeros(int(ids.max()) + 1)
+    lut[ids] = contrast
+    for k in range(1, k_max + 1):
+        if not np.isfinite(measured[k - 1]):
+            continue
+        sel = d == k
+        out[sel] += ((target[k - 1] - measured[k - 1]) * lut[nearest[sel]]).astype(np.float32)
+    return out
+
+
+def halo_from_video(video: Any, max_distance: int = 4) -> list[float]:
+    """:func:`measure_halo` on a real :class:`~napari_bvdm.io.video.Video`: its annotated SEG frames (whole
+    outlines), else its TRA labels. Raises :class:`InputError` with fewer than :data:`MIN_CELLS` usable cells."""
+    labels = video.labels.get("SEG")
+    if labels is None:
+        labels = video.labels.get("TRA")
+    if labels is None or video.image is None:
+        raise InputError("the halo is measured on real frames with cell labels (SEG or TRA); none given")
+    labels = np.asarray(labels)
+    frames = [t for t in range(labels.shape[0]) if labels[t].any()]
+    values, cells = measure_halo(np.asarray(video.image)[frames], labels[frames], max_distance)
+    if cells < MIN_CELLS:
+        raise InputError(f"a halo needs at least {MIN_CELLS} labelled cells with a background ring; got {cells}")
+    return [round(float(v), 5) for v in values]
