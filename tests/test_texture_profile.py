@@ -219,3 +219,18 @@ def test_halo_of_real_msc_cells(msc):
     values, cells = measure_halo(np.asarray(v.image)[idx], seg[idx], 4)
     assert cells >= 8
     assert values[0] > 0.15 and np.all(np.diff(values) < 0) and values[3] > 0.02
+
+
+def test_gui_generate_step_measures_the_halo_on_the_loaded_video(msc):
+    """GUI parity with `bvdm generate --halo`: the generate step's `halo` box measures it on the real video."""
+    from types import SimpleNamespace
+
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.widgets._recipe import GenerateParams, synthesis_config
+
+    state = SimpleNamespace(video=read_video(msc / "01", check=False))
+    cfg = synthesis_config(GenerateParams(halo=True), 3, state)
+    assert len(cfg.halo) == 4 and cfg.halo[0] > cfg.halo[1] > 0 and cfg.seed == 3
+    assert synthesis_config(GenerateParams(), 3, state).halo == []
+    with pytest.raises(ValueError, match="real video"):
+        synthesis_config(GenerateParams(halo=True), 3, SimpleNamespace(video=None))

@@ -144,6 +144,8 @@ def _apply_gui_generate_section(args: argparse.Namespace, gui: dict) -> None:
         args.size = (int(gui["height"]), int(gui["width"]))
     if args.texture is None and gui.get("painter") == "classical":
         args.texture = "classical"
+    if not args.halo and gui.get("halo"):
+        args.halo = True  # measured on --real at run time
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,6 +38,7 @@ class GenerateParams:
     tf0: int = 200
     tf_non0: int = 100  # the pipeline's measured refresh (SynthesisConfig), not the reference's 10
     rim_profile: bool = True  # hold cells to the real rim profile when the texture model carries one
+    halo: bool = False  # hold frames to the real cells' halo (measured on the loaded real video's labels)
     preview_frames: int = 3
     extra: dict = field(default_factory=dict)
 
@@ -147,10 +148,19 @@ def _simulation_config(params: GenerateParams, frames: int, seed: int):
                             divisions=params.divisions, outlines=params.outlines, seed=seed)
 
 
-def synthesis_config(params: GenerateParams, seed: int):
+def synthesis_config(params: GenerateParams, seed: int, state: Any = None):
+    """The scene's :class:`SynthesisConfig`; with ``params.halo`` the halo is measured on ``state.video``."""
     from ..synthesis import SynthesisConfig
 
-    return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed)
+    halo: list[float] = []
+    if params.halo:
+        video = getattr(state, "video", None)
+        if video is None:
+            raise ValueError("the halo is measured on the real cells: load a real video with labels first")
+        from ..texture.profile import halo_from_video
+
+        halo = halo_from_video(video)
+    return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed, halo=halo)
 
 
 def generate_job(state: Any, params: GenerateParams, *, frames: int | None = None,
@@ -166,7 +176,7 @@ def generate_job(state: Any, params: GenerateParams, *, frames: int | None = Non
     painter = build_painter(state, params)
     scene = scene_for(state, painter)
     info = yield from generate_video(masks.labels, painter, state.flow_model, scene,
-                                     synthesis_config(params, params.seed), lineage=masks.lineage,
+                                     synthesis_config(params, params.seed, state), lineage=masks.lineage,
                                      brightness=masks.brightness, cancel=cancel)
     return {"masks": masks, "info": info, "scene": scene, "params": params.to_dict()}
 
@@ -187,7 +197,7 @@ def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, 
     files = {"shape_model": state.shape_path, "texture_model": state.texture_path, "flow_model": state.flow_path}
     files = {k: v for k, v in files.items() if v and v != "bundled default" and _is_file(v)}
     return (yield from export_dataset(out_dir, masks, painter, state.flow_model, scene,
-                                      synthesis_config(params, params.seed), n_videos=n_videos,
+                                      synthesis_config(params, params.seed, state), n_videos=n_videos,
                                       model_files=files, parameters={"gui": params.to_dict()},
                                       overwrite=overwrite, cancel=cancel))
 

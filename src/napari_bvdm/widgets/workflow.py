@@ -74,7 +74,7 @@ def run_settings(steps: dict[str, StepWidget], device: str) -> dict[str, Any]:
     if "generate" in steps:
         from ._recipe import GenerateParams, synthesis_config
 
-        params = GenerateParams.from_dict(out["generate"])
+        params = GenerateParams.from_dict({**out["generate"], "halo": False})  # the halo: measured at run time
         out["synthesis"] = synthesis_config(params, params.seed).to_dict()  # `bvdm generate --settings`
     out["gui"] = gui
     return out
