@@ -161,6 +161,39 @@ HALO_BACKGROUND = (3, 8)
 """Distances (px beyond the halo) of the ring whose median is a cell's local background."""
 
 
+def _rings(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cell ids, whole-pixel distance outside the cells (0 inside) and each pixel's nearest cell."""
+    fg = labels > 0
+    ids = np.unique(labels[fg])
+    dist, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
+    return ids, np.ceil(dist - 1e-6).astype(np.int64), labels[iy, ix]
+
+
+def _ring_sums(values: np.ndarray, ring_labels: np.ndarray, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    n = int(ids.max()) + 1
+    cnt = np.bincount(ring_labels.ravel(), minlength=n)[ids]
+    tot = np.bincount(ring_labels.ravel(), weights=values.ravel(), minlength=n)[ids]
+    return tot, cnt
+
+
+def _halo(image: np.ndarray, labels: np.ndarray, ids: np.ndarray, d: np.ndarray, nearest: np.ndarray,
+          max_distance: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per cell: contrast shares at 1 .. ``max_distance`` px out (NaN where undefined) and the contrast."""
+    lo, hi = max_distance + HALO_BACKGROUND[0], max_distance + HALO_BACKGROUND[1]
+    ring = np.where((d >= lo) & (d <= hi), nearest, 0)
+    _, n_bg = _ring_sums(image, ring, ids)
+    bg = np.where(n_bg > 0, np.asarray(ndi.median(image, ring, ids), np.float64), np.nan)
+    cell_sum, cell_n = _ring_sums(image, labels, ids)
+    contrast = cell_sum / np.maximum(cell_n, 1) - bg
+    ok = np.isfinite(contrast) & (contrast > 0)
+    out = np.full((ids.size, max_distance), np.nan)
+    for k in range(1, max_distance + 1):
+        tot, cnt = _ring_sums(image, np.where(d == k, nearest, 0), ids)
+        share = (tot / np.maximum(cnt, 1) - bg) / np.where(ok, contrast, 1.0)
+        out[:, k - 1] = np.where(ok & (cnt > 0), share, np.nan)
+    return out, np.where(ok, contrast, 0.0)
+
+
 def halo_contrasts(image: np.ndarray, labels: np.ndarray, max_distance: int = 3) -> np.ndarray:
     """Per cell of a labelled frame, the mean intensity at whole-pixel distance ``1 .. max_distance`` outside
     the outlines, as a share of the cell's contrast: ``(ring - background) / (cell - background)``.
@@ -173,29 +206,10 @@ def halo_contrasts(image: np.ndarray, labels: np.ndarray, max_distance: int = 3)
     image = np.asarray(image, np.float64)
     labels = np.asarray(labels)
     fg = labels > 0
-    ids = np.unique(labels[fg])
-    out = np.full((ids.size, max_distance), np.nan)
-    if ids.size == 0 or fg.all():
-        return out
-    dist, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
-    d = np.ceil(dist - 1e-6).astype(np.int64)
-    nearest = labels[iy, ix]
-    lo, hi = max_distance + HALO_BACKGROUND[0], max_distance + HALO_BACKGROUND[1]
-    ring = (d >= lo) & (d <= hi)
-    bg = np.array([np.median(image[ring & (nearest == i)]) if (ring & (nearest == i)).any() else np.nan
-                   for i in ids]) if ring.any() else np.full(ids.size, np.nan)
-    cell = np.asarray(ndi.mean(image, labels, ids))
-    contrast = cell - bg
-    ok = np.isfinite(contrast) & (contrast > 1e-6 * np.maximum(np.abs(cell), 1.0))
-    for k in range(1, max_distance + 1):
-        sel = d == k
-        if not sel.any():
-            continue
-        cnt = np.asarray(ndi.sum(np.ones(sel.sum()), nearest[sel], ids))
-        mean = np.asarray(ndi.mean(image[sel], nearest[sel], ids))
-        val = (mean - bg) / np.where(ok, contrast, 1.0)
-        out[:, k - 1] = np.where(ok & (cnt > 0), val, np.nan)
-    return out
+    if not fg.any() or fg.all():
+        return np.full((np.unique(labels[fg]).size, max_distance), np.nan)
+    ids, d, nearest = _rings(labels)
+    return _halo(image, labels, ids, d, nearest, max_distance)[0]
 
 
 def measure_halo(images: np.ndarray, labels: np.ndarray, max_distance: int = 3) -> tuple[np.ndarray, int]:
@@ -212,30 +226,21 @@ def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any) -> np.ndarra
     outlines): every ring pixel moves by ``(target - measured) * contrast`` of its nearest cell, an offset,
     so the noise of the background stays as it was. Returns a new array."""
     target = np.asarray(target, np.float64)
-    k_max = target.size
     out = np.array(canvas, np.float32, copy=True)
-    fg = np.asarray(labels) > 0
-    if k_max == 0 or not fg.any() or fg.all():
+    labels = np.asarray(labels)
+    fg = labels > 0
+    if target.size == 0 or not fg.any() or fg.all():
         return out
-    per_cell = halo_contrasts(out, labels, k_max)
-    measured = np.array([np.nanmean(c) if np.isfinite(c).any() else np.nan for c in per_cell.T])
-    ids = np.unique(labels[fg])
-    dist, (iy, ix) = ndi.distance_transform_edt(~fg, return_indices=True)
-    d = np.ceil(dist - 1e-6).astype(np.int64)
-    nearest = np.asarray(labels)[iy, ix]
-    lo, hi = k_max + HALO_BACKGROUND[0], k_max + HALO_BACKGROUND[1]
-    ring = (d >= lo) & (d <= hi)
-    bg = np.array([np.median(out[ring & (nearest == i)]) if (ring & (nearest == i)).any() else np.nan
-                   for i in ids])
-    contrast = np.asarray(ndi.mean(out, labels, ids)) - bg
-    contrast = np.where(np.isfinite(contrast) & (contrast > 0), contrast, 0.0)
+    ids, d, nearest = _rings(labels)
+    per_cell, contrast = _halo(out.astype(np.float64), labels, ids, d, nearest, target.size)
     lut = np.zeros(int(ids.max()) + 1)
     lut[ids] = contrast
-    for k in range(1, k_max + 1):
-        if not np.isfinite(measured[k - 1]):
+    for k in range(1, target.size + 1):
+        col = per_cell[:, k - 1]
+        if not np.isfinite(col).any():
             continue
         sel = d == k
-        out[sel] += ((target[k - 1] - measured[k - 1]) * lut[nearest[sel]]).astype(np.float32)
+        out[sel] += ((target[k - 1] - float(np.nanmean(col))) * lut[nearest[sel]]).astype(np.float32)
     return out
 
 
