@@ -17,7 +17,6 @@ python benchmarks/combine_runs.py gpu_runs --label "painted=*painted-seed*" \
 from __future__ import annotations
 
 import argparse
-import csv
 import fnmatch
 import math
 from pathlib import Path
@@ -30,29 +29,28 @@ METRICS = ("SEG", "DET", "TRA", "LNK")
 Run = tuple[int, dict[str, float]]  # seed, scores
 
 
-def collect(root: Path, labels: dict[str, str]) -> dict[str, list[Run]]:
-    """Set name -> its runs (seed, scores), from every runs.csv under ``root``."""
-    out: dict[str, list[Run]] = {}
+def collect(root: Path, labels: dict[str, str]) -> tuple[list[dict], dict[str, list[Run]]]:
+    """Every row of every runs.csv under ``root`` (sets renamed by ``labels``), and per set its (seed, scores)."""
+    from napari_bvdm.evaluate.experiment import read_runs
+
+    rows: list[dict] = []
     for path in sorted(root.rglob("runs.csv")):
         rel = path.parent.relative_to(root).as_posix()
         prefix = next((lab for lab, pat in labels.items() if fnmatch.fnmatch(rel, pat)), "")
-        with path.open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                name = f"{prefix} {row['set']}".strip()
-                scores = {m: float(row.get(m, "nan") or "nan") for m in METRICS}
-                out.setdefault(name, []).append((int(row["seed"]), scores))
-    return out
+        rows += [{**r, "set": f"{prefix} {r['set']}".strip()} for r in read_runs(path)]
+    sets: dict[str, list[Run]] = {}
+    for r in rows:
+        sets.setdefault(r["set"], []).append((r["seed"], {m: r.get(m, math.nan) for m in METRICS}))
+    return rows, sets
 
 
-def table(sets: dict[str, list[Run]]) -> str:
+def table(rows: list[dict]) -> str:
+    from napari_bvdm.evaluate.experiment import summarise
+
     lines = ["| training set | runs | " + " | ".join(METRICS) + " |", "|---|---|" + "---|" * len(METRICS)]
-    for name, runs in sets.items():
-        cells = []
-        for m in METRICS:
-            v = np.array([r[m] for _, r in runs])
-            sd = v.std(ddof=1) if len(v) > 1 else math.nan
-            cells.append(f"{v.mean():.3f} ± {sd:.3f}")
-        lines.append(f"| {name} | {len(runs)} | " + " | ".join(cells) + " |")
+    for name, per in summarise(rows, METRICS).items():
+        cells = [f"{mean:.3f} ± {sd:.3f}" for mean, sd, _ in (per[m] for m in METRICS)]
+        lines.append(f"| {name} | {max(n for _, _, n in per.values())} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -92,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--diff", action="append", default=[], help="A=B: difference of the means A - B (Welch)")
     args = p.parse_args(argv)
     labels = dict(x.split("=", 1) for x in args.label)
-    sets = collect(args.root, labels)
+    rows, sets = collect(args.root, labels)
     if not sets:
         raise SystemExit(f"no runs.csv under {args.root}")
-    print(table(sets))
+    print(table(rows))
     for kind, pairs in (("pair", args.pair), ("diff", args.diff)):
         for pair in pairs:
             a, b = pair.split("=", 1)

@@ -47,6 +47,7 @@ __all__ = [
     "ExperimentConfig",
     "ExperimentResult",
     "run_experiment",
+    "read_runs",
     "summarise",
     "summary_markdown",
     "plot_summary",
@@ -200,8 +201,10 @@ def _write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
     _write_text_atomic(path, buf.getvalue())
 
 
-def _read_runs(path: Path) -> list[dict[str, Any]]:
+def read_runs(path: str | Path) -> list[dict[str, Any]]:
+    """The rows of a ``runs.csv`` written by :func:`run_experiment` (set, seed, then floats)."""
     runs = []
+    path = Path(path)
     with path.open() as f:
         for row in csv.DictReader(f):
             r: dict[str, Any] = {"set": row["set"], "seed": int(row["seed"])}
@@ -380,7 +383,7 @@ def run_experiment(
     if resume and (out / "runs.csv").is_file():
         if not cfg_path.is_file() or json.loads(cfg_path.read_text()) != json.loads(config.to_json()):
             raise InputError(f"{out} holds results of another configuration; use a new folder or resume=False")
-        runs = _read_runs(out / "runs.csv")
+        runs = read_runs(out / "runs.csv")
     elif (out / "runs.csv").exists():
         raise FileExistsError(f"{out} already holds results (runs.csv); choose a new folder or resume")
     _write_text_atomic(cfg_path, config.to_json() + "\n")
