@@ -254,7 +254,8 @@ def halo_from_video(video: Any, max_distance: int = 4) -> list[float]:
         raise InputError("the halo is measured on real frames with cell labels (SEG or TRA); none given")
     labels = np.asarray(labels)
     frames = [t for t in range(labels.shape[0]) if labels[t].any()]
-    values, cells = measure_halo(np.asarray(video.image)[frames], labels[frames], max_distance)
+    images = np.stack([np.asarray(video.image[t]) for t in frames]) if frames else np.zeros((0, 1, 1))
+    values, cells = measure_halo(images, labels[frames], max_distance)
     if cells < MIN_CELLS:
         raise InputError(f"a halo needs at least {MIN_CELLS} labelled cells with a background ring; got {cells}")
     return [round(float(v), 5) for v in values]
