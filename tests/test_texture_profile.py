@@ -234,3 +234,35 @@ def test_gui_generate_step_measures_the_halo_on_the_loaded_video(msc):
     assert synthesis_config(GenerateParams(), 3, state).halo == []
     with pytest.raises(ValueError, match="real video"):
         synthesis_config(GenerateParams(halo=True), 3, SimpleNamespace(video=None))
+
+
+def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
+    """Previews reuse the halo, scene statistics and crops; a new video or labels painted in place recompute."""
+    from types import SimpleNamespace
+
+    from napari_bvdm.io.toy import toy_sequence
+    from napari_bvdm.io.video import Video
+    from napari_bvdm.widgets._recipe import GenerateParams, derived, scene_for, synthesis_config
+
+    image, labels, lineage = toy_sequence()
+    state = SimpleNamespace(video=Video(image=image, labels={"TRA": labels}, lineage=lineage), extras={})
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return len(calls)
+
+    assert derived(state, "x", compute) == 1 and derived(state, "x", compute) == 1 and len(calls) == 1
+    assert derived(state, "x", compute, "other key") == 2
+    labels[0, :3, :3] = 7  # a napari paint stroke edits the layer's array in place
+    assert derived(state, "x", compute) == 3
+    state.video = Video(image=image, labels={"TRA": labels.copy()}, lineage=lineage)
+    assert derived(state, "x", compute) == 4 and derived(state, "x", compute) == 4
+    halo = synthesis_config(GenerateParams(halo=True), 0, state).halo
+    assert synthesis_config(GenerateParams(halo=True), 1, state).halo is halo  # measured once
+
+    class Painter:
+        normalisation = None
+
+    assert scene_for(state, Painter()) is scene_for(state, Painter())
+    assert derived(SimpleNamespace(video=None), "x", compute) == 5  # nothing to key on: computed every time

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+import weakref
+import zlib
+from collections.abc import Callable
+
 import numpy as np
 
 from ..runtime.progress import CancelToken, Progress
@@ -16,7 +20,7 @@ from ..texture import generation
 
 __all__ = [
     "GenerateParams", "missing_for_generation", "build_painter", "scene_for", "scene_from_shape_model",
-    "generate_job", "export_job", "synthesis_config",
+    "generate_job", "export_job", "synthesis_config", "derived",
 ]
 
 
@@ -90,6 +94,38 @@ def missing_for_generation(state: Any, params: GenerateParams) -> list[str]:
     return out
 
 
+def _labels_stamp(video: Any) -> tuple:
+    """A cheap fingerprint of the video's labels: napari edits label layers in place (painting)."""
+    stamp: list[Any] = [tuple(video.seg_frames)]
+    for kind, arr in sorted(video.labels.items()):
+        if isinstance(arr, np.ndarray):
+            stamp.append((kind, arr.shape, zlib.crc32(np.ascontiguousarray(arr).view(np.uint8).reshape(-1))))
+        else:  # lazy arrays are read-only
+            stamp.append((kind, id(arr)))
+    return tuple(stamp)
+
+
+def derived(state: Any, name: str, compute: Callable[[], Any], *key: Any) -> Any:
+    """``compute()``, a statistic of the real video, cached on ``state`` until the video or its labels change.
+
+    The halo (seconds on a CTC sequence), the scene statistics and the classical painter's crops are
+    computed once per video instead of on every preview; a new video, or labels painted in napari, start
+    afresh.
+    """
+    video = getattr(state, "video", None)
+    extras = getattr(state, "extras", None)
+    if video is None or not isinstance(extras, dict):
+        return compute()
+    stamp = _labels_stamp(video)
+    cache = extras.get("derived")
+    if cache is None or cache[0]() is not video or cache[1] != stamp:
+        cache = extras["derived"] = (weakref.ref(video), stamp, {})
+    k = (name, *key)
+    if k not in cache[2]:
+        cache[2][k] = compute()
+    return cache[2][k]
+
+
 def _real_arrays(video: Any) -> tuple[Any, Any]:
     if video is None or video.image is None:
         return None, None
@@ -113,7 +149,8 @@ def build_painter(state: Any, params: GenerateParams):
     if image is not None and labels is not None:
         from ..texture.crops import extract_crops
 
-        return ClassicalPainter.from_crops(extract_crops(image, labels, crop_size=crop))
+        crops = derived(state, "crops", lambda: extract_crops(image, labels, crop_size=crop), crop)
+        return ClassicalPainter.from_crops(crops)
     norm = state.texture_model.normalisation if state.texture_model is not None else None
     return ClassicalPainter(normalisation=norm, crop_size=crop)
 
@@ -124,8 +161,10 @@ def scene_for(state: Any, painter: Any):
 
     image, labels = _real_arrays(state.video)
     if image is not None:
-        return fit_scene_stats(image, labels, getattr(painter, "normalisation", None),
-                               source=getattr(state.video, "source", ""))
+        norm = getattr(painter, "normalisation", None)
+        key = repr(norm.to_dict()) if hasattr(norm, "to_dict") else repr(norm)
+        return derived(state, "scene", lambda: fit_scene_stats(image, labels, norm,
+                                                               source=getattr(state.video, "source", "")), key)
     if state.shape_model is None:
         raise ValueError("no real video and no shape model to take the background statistics from")
     return scene_from_shape_model(state.shape_model, painter)
@@ -159,7 +198,7 @@ def synthesis_config(params: GenerateParams, seed: int, state: Any = None):
             raise ValueError("the halo is measured on the real cells: load a real video with labels first")
         from ..texture.profile import halo_from_video
 
-        halo = halo_from_video(video)
+        halo = derived(state, "halo", lambda: halo_from_video(video))
     return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed, halo=halo)
 
 
