@@ -200,6 +200,40 @@ def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
     assert torch.allclose(m1(x), m3(x))
 
 
+def test_intensity_augmentation_is_seeded_and_changes_only_intensities():
+    """--augment intensity: a random contrast/brightness/gamma/blur/noise per patch, the same for a seed."""
+    import torch
+
+    from napari_bvdm.evaluate.data import Pair
+    from napari_bvdm.evaluate.train import augment_intensity
+
+    rng = np.random.default_rng(0)
+    cells = np.zeros((48, 48), np.int32)
+    _disc(cells, 14, 14, 7, 1)
+    _disc(cells, 32, 30, 8, 2)
+    img = ((cells > 0) * 1.0 + rng.normal(0, 0.1, cells.shape)).astype(np.float32)
+    outs = [augment_intensity(img, np.random.default_rng(s)) for s in range(20)]
+    assert all(o.shape == img.shape and o.dtype == np.float32 and np.isfinite(o).all() for o in outs)
+    assert np.array_equal(outs[3], augment_intensity(img, np.random.default_rng(3)))
+    changed = [not np.allclose(o, img) for o in outs]
+    assert sum(changed) >= 15  # p 0.8 for contrast alone
+    inside, outside = cells > 0, cells == 0
+    assert all(o[inside].mean() > o[outside].mean() for o in outs)  # cells stay brighter: labels still hold
+    net = SegNetConfig(base_channels=4, depth=2)
+    pool = prepare_pool("toy", [Pair(img, cells)], net)
+    models = {}
+    for aug in ("none", "intensity", "intensity"):
+        cfg = TrainConfig(steps=2, batch_size=2, patch_size=32, device="cpu", augment=aug)
+        models.setdefault(aug, []).append(run_job(train_segnet([pool], net, cfg)))
+    def same(m1, m2):
+        return all(torch.equal(x, y) for x, y in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True))
+
+    assert same(*models["intensity"])  # seeded
+    assert not same(models["none"][0], models["intensity"][0])  # the patches differed
+    with pytest.raises(ConfigError, match="augment"):
+        TrainConfig(augment="elastic")
+
+
 def test_phases_train_on_one_pool_then_the_other():
     """Pre-train / fine-tune curriculum: the steps of each phase draw only from that phase's pool."""
     from napari_bvdm.evaluate.data import Pair

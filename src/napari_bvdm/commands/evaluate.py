@@ -33,6 +33,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=None, help="training steps per run (default 300)")
     p.add_argument("--batch-size", type=int, default=None, help="patches per step (default 8)")
     p.add_argument("--patch-size", type=int, default=None, help="patch side in pixels (default 128)")
+    p.add_argument("--augment", choices=["none", "intensity"], default=None,
+                   help="training augmentation for every set: none (flips/rotations, default) or intensity "
+                        "(also random contrast, brightness, gamma, blur and noise)")
     p.add_argument("--base-channels", type=int, default=None, help="UNet width (default 16)")
     p.add_argument("--split", type=float, default=None, help="fraction of real frames for training (default 0.5)")
     p.add_argument("--max-frames", type=int, default=None, help="use only the first N real frames (default all)")
@@ -101,7 +104,7 @@ def build_config(args: argparse.Namespace):
         s["crop"] = list(args.crop)
     if args.save_weights:
         s["save_weights"] = True
-    for key in ("steps", "batch_size", "patch_size", "device"):
+    for key in ("steps", "batch_size", "patch_size", "device", "augment"):
         v = getattr(args, key)
         if v is not None:
             train[key] = v

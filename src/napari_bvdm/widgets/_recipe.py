@@ -6,12 +6,11 @@ dataset), so both produce exactly the same videos for the same seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
-
 import weakref
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import numpy as np
 
