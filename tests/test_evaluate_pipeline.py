@@ -395,3 +395,33 @@ def test_summary_and_targets_from_runs():
     runs[3]["SEG"] = 0.66  # synthetic seed 0 more than 0.03 below real seed 0 (0.70)
     assert paired_wins(runs)["synthetic SEG within 0.03 of real"] == (2, 3)
     assert check_targets(summarise(runs[:3]))["synthetic SEG above classical"] is None
+
+
+def test_seg_breakdown_counts_merged_neighbours(tmp_path):
+    """benchmarks/seg_breakdown.py: a prediction that bridges two nearby cells is a merge; SEG by the CTC rule."""
+    import importlib.util
+    from pathlib import Path
+
+    import tifffile
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "seg_breakdown.py"
+    spec = importlib.util.spec_from_file_location("seg_breakdown", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    gt = np.zeros((64, 64), np.uint16)
+    gt[10:20, 10:20] = 1  # cells 1 and 2, 4 px apart: isolated (no other cell within 2 px)
+    gt[10:20, 24:34] = 2
+    gt[40:50, 40:50] = 3  # alone, predicted exactly
+    res = np.zeros_like(gt)
+    res[10:20, 10:28] = 5  # all of cell 1, the gap and 40 % of cell 2
+    res[40:50, 40:50] = 7
+    run = tmp_path / "runs" / "synthetic-seed0"
+    (tmp_path / "gt" / "01_GT" / "SEG").mkdir(parents=True)
+    (run / "01_RES").mkdir(parents=True)
+    tifffile.imwrite(tmp_path / "gt" / "01_GT" / "SEG" / "man_seg000.tif", gt)
+    tifffile.imwrite(run / "01_RES" / "mask000.tif", res)
+    touching, iou, merged, missed, added = zip(*[r[:5] for r in mod.cell_rows(run)], strict=True)
+    assert touching == (False, False, False) and merged == (True, False, False)
+    assert iou == (pytest.approx(100 / 180), 0.0, 1.0) and added[0] == pytest.approx(0.8) and missed[1] == 1.0
+    assert mod.cell_rows(run, touch_px=5)[0][0]  # 4 px apart touch at --touch 5
+    assert mod.main([f"ours={run}"]) == 0
