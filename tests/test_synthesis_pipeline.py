@@ -352,5 +352,10 @@ def test_halo_holds_the_frames_to_the_real_halo():
                                                        for f in frames]), axis=0)
     np.testing.assert_allclose(means[True], [0.3, 0.1], atol=0.03)
     assert abs(means[False][1]) < 0.03  # without it the scene stops 1 px out (edge blend only)
+    cfg = SynthesisConfig(shot_noise=False, halo=[0.3, 0.1], halo_neighbours=True)
+    assert SynthesisConfig.from_dict(cfg.to_dict()).halo_neighbours  # recorded in synthesis.json
+    frames, _, _ = _run(labels, RecordingPainter(), _flow(), cfg, lineage=lineage)
+    summed = np.nanmean(np.concatenate([halo_contrasts(f.image.astype(np.float64), f.labels, 2) for f in frames]), 0)
+    assert np.all(summed >= means[True] - 1e-6)  # neighbours' halos only add light
     with pytest.raises(ConfigError):
         SynthesisConfig(halo=[float("nan")])

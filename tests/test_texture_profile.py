@@ -208,6 +208,25 @@ def test_halo_measured_and_applied_as_offsets():
     assert np.array_equal(apply_halo(noisy, np.zeros_like(lab), [0.3]), noisy)
 
 
+def test_neighbouring_halos_add_up():
+    """apply_halo(neighbours=True): a gap pixel gets the halo of every cell within reach, a lone ring pixel
+    only its own cell's; without it each background pixel takes only its nearest cell's halo."""
+    from napari_bvdm.texture.profile import apply_halo
+
+    yy, xx = np.mgrid[:60, :80]
+    lab = np.zeros((60, 80), np.int32)
+    lab[(yy - 30) ** 2 + (xx - 20) ** 2 <= 100] = 1
+    lab[(yy - 30) ** 2 + (xx - 44) ** 2 <= 100] = 3  # 3-px gap at x = 31..33 on row 30; ids need not be 1..n
+    img = np.where(lab > 0, 1.0, 0.0).astype(np.float32)
+    target = [0.3, 0.15, 0.08, 0.04]
+    near = apply_halo(img, lab, target)
+    both = apply_halo(img, lab, target, neighbours=True)
+    np.testing.assert_allclose(near[30, 31:34], [0.3, 0.15, 0.3], atol=1e-6)
+    np.testing.assert_allclose(both[30, 31:34], [0.3 + 0.08, 0.15 + 0.15, 0.3 + 0.08], atol=1e-6)
+    np.testing.assert_array_equal(both[30, :11], near[30, :11])  # the outer side of cell 1: one cell in reach
+    assert np.array_equal(both[lab > 0], img[lab > 0])  # cells untouched
+
+
 def test_halo_of_real_msc_cells(msc):
     """Real MSC cells fade over several pixels beyond their annotated outline."""
     from napari_bvdm.io.readers import read_video

@@ -56,6 +56,7 @@ class SyntheticSetsConfig(Config):
         ``SynthesisConfig.halo``). Real MSC cells fade over about 4 px beyond their annotation
         (0.23 / 0.13 / 0.08 / 0.05 at 1 / 2 / 3 / 4 px at 1/2 scale) where painted cells stop at the edge.
     halo_distance : how far out the halo is measured and held (px).
+    halo_neighbours : with ``halo``, neighbouring cells' halos add up (``SynthesisConfig.halo_neighbours``).
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -79,6 +80,7 @@ class SyntheticSetsConfig(Config):
     rim_profile: bool = True
     halo: bool = False
     halo_distance: int = 4
+    halo_neighbours: bool = False
     device: str = "auto"
 
     def check(self) -> None:
@@ -209,7 +211,7 @@ def make_synthetic_sets(
             halo = halo_from_video(video, cfg.halo_distance)
         except InputError as e:
             warnings.warn(f"no halo: {e}", stacklevel=2)
-    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo)
+    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo, halo_neighbours=cfg.halo_neighbours)
     if "synthetic" in sets:
         yield Progress(3, 5, "texture model", stage="make-synthetic")
         if texture_model:

@@ -78,6 +78,9 @@ class SynthesisConfig(Config):
         as a share of the nearest cell's contrast over its local background
         (:func:`~napari_bvdm.texture.profile.measure_halo`); empty = off. Applied as an offset per ring
         pixel after the edge blending (:func:`~napari_bvdm.texture.profile.apply_halo`).
+    halo_neighbours : with ``halo``, the halo light of neighbouring cells adds up (the gap between two close
+        cells gets both cells' halo, as in real frames) instead of each background pixel taking only its
+        nearest cell's.
     batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
     match_brightness : rescale each cell to its target mean brightness after painting.
     match_contrast : keep each track's texture contrast (std inside the mask) at its first frame's value:
@@ -101,6 +104,7 @@ class SynthesisConfig(Config):
     flow_residual: float = 1.0
     edge_sigma: float = 1.0
     halo: list[float] = dataclasses.field(default_factory=list)
+    halo_neighbours: bool = False
     batch_cells: bool = True
     match_brightness: bool = True
     match_contrast: bool = True
@@ -443,7 +447,7 @@ def generate_video(
             blurred = ndi.gaussian_filter(canvas, cfg.edge_sigma)
             canvas[edges] = blurred[edges]
         if cfg.halo and ids:
-            canvas = apply_halo(canvas, frame_lab, cfg.halo)
+            canvas = apply_halo(canvas, frame_lab, cfg.halo, neighbours=cfg.halo_neighbours)
         image = norm.inverse(canvas)
         out_lab = frame_lab.astype(np.uint16, copy=True)
         yield SynthFrame(t, image, out_lab)

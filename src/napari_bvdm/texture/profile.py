@@ -221,10 +221,16 @@ def measure_halo(images: np.ndarray, labels: np.ndarray, max_distance: int = 3) 
     return (np.nanmean(allc, axis=0) if used else np.full(max_distance, np.nan)), used
 
 
-def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any) -> np.ndarray:
+def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any, *, neighbours: bool = False) -> np.ndarray:
     """Bring the mean halo of a scene frame to ``target`` (contrast shares at 1 .. len(target) px outside the
     outlines): every ring pixel moves by ``(target - measured) * contrast`` of its nearest cell, an offset,
-    so the noise of the background stays as it was. Returns a new array."""
+    so the noise of the background stays as it was. Returns a new array.
+
+    With ``neighbours`` the halo light of cells adds up: a pixel within ``len(target)`` px of further cells
+    also gains ``target[d - 1] * contrast`` of each of them (d: its distance to that cell), so the gap
+    between two close cells is brighter than one cell's halo, as in real frames (MSC 01 at 1/2 scale:
+    background 1 px from one cell and at most 4 px from a second one 0.40 of the contrast, 1 px from a lone
+    cell 0.19)."""
     target = np.asarray(target, np.float64)
     out = np.array(canvas, np.float32, copy=True)
     labels = np.asarray(labels)
@@ -241,7 +247,27 @@ def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any) -> np.ndarra
             continue
         sel = d == k
         out[sel] += ((target[k - 1] - float(np.nanmean(col))) * lut[nearest[sel]]).astype(np.float32)
+    if neighbours:
+        _add_neighbour_halo(out, labels, nearest, lut, target)
     return out
+
+
+def _add_neighbour_halo(out: np.ndarray, labels: np.ndarray, nearest: np.ndarray, contrast: np.ndarray,
+                        target: np.ndarray) -> None:
+    """Add each cell's halo to the background pixels near it that belong to another (nearer) cell."""
+    reach = target.size
+    h, w = labels.shape
+    table = np.concatenate([[0.0], target])
+    for cell, obj in enumerate(ndi.find_objects(labels), start=1):
+        if obj is None or contrast[cell] <= 0:
+            continue
+        y0, y1 = max(obj[0].start - reach, 0), min(obj[0].stop + reach, h)
+        x0, x1 = max(obj[1].start - reach, 0), min(obj[1].stop + reach, w)
+        lab = labels[y0:y1, x0:x1]
+        d = np.ceil(ndi.distance_transform_edt(lab != cell) - 1e-6).astype(np.int64)
+        sel = (lab == 0) & (d >= 1) & (d <= reach) & (nearest[y0:y1, x0:x1] != cell)
+        if sel.any():
+            out[y0:y1, x0:x1][sel] += (table[d[sel]] * contrast[cell]).astype(np.float32)
 
 
 def halo_from_video(video: Any, max_distance: int = 4) -> list[float]:
