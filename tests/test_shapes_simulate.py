@@ -315,3 +315,30 @@ def test_real_outlines_draw_msc_shapes(msc, tmp_path):
     assert main(["simulate-masks", str(out), "-o", str(ds), "--frames", "5", "--size", "300", "300",
                  "--outlines", "real", "--quiet"]) == 0
     assert validate_ctc(ds / "01_GT", n_frames=5) == []
+
+
+def _touching_share(labels: np.ndarray) -> float:
+    from scipy import ndimage as ndi
+
+    n = touching = 0
+    for lab in labels:
+        for i in np.unique(lab)[1:]:
+            m = lab == i
+            ring = ndi.binary_dilation(m, iterations=2) & ~m
+            n += 1
+            touching += bool((ring & (lab > 0) & (lab != i)).any())
+    return touching / max(n, 1)
+
+
+def test_density_scale_crowds_the_population(model):
+    base = SimulationConfig(frames=6, height=768, width=768, seed=4)
+    one = run_job(simulate_masks(model, base))
+    two = run_job(simulate_masks(model, base.replace(density_scale=4.0)))
+    n1 = np.mean([len(np.unique(f)) - 1 for f in one.labels])
+    n2 = np.mean([len(np.unique(f)) - 1 for f in two.labels])
+    assert 3.2 <= n2 / n1 <= 4.8
+    assert _touching_share(two.labels) > _touching_share(one.labels)
+    with pytest.raises(ConfigError, match="not both"):
+        SimulationConfig(cells=5, density_scale=2.0)
+    with pytest.raises(ConfigError, match="density_scale"):
+        SimulationConfig(density_scale=0)

@@ -285,3 +285,24 @@ def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
 
     assert scene_for(state, Painter()) is scene_for(state, Painter())
     assert derived(SimpleNamespace(video=None), "x", compute) == 5  # nothing to key on: computed every time
+
+
+def test_evaluation_sets_follow_density_scale(msc, tmp_path):
+    """`SyntheticSetsConfig.density_scale` (``{"evaluate_generate": {"density_scale": 2}}``) crowds the
+    simulated videos of the evaluation sets; it is recorded next to them."""
+    from napari_bvdm.evaluate.synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
+    from napari_bvdm.io.readers import read_video
+
+    flow_path = Path(napari_bvdm.__file__).parent / "defaults" / "flow.safetensors"
+    counts = {}
+    for scale in (1.0, 2.0):
+        cfg = SyntheticSetsConfig(videos=1, frames=2, downsample=2, density_scale=scale, device="cpu")
+        out = tmp_path / f"d{scale}"
+        written = run_job(make_synthetic_sets(msc / "01", out, cfg, max_frames=24, flow_model=flow_path,
+                                              sets=("classical",)))
+        assert SyntheticSetsConfig.load(out / "synthetic_sets.json").density_scale == scale
+        lab = np.asarray(read_video(written["classical"] / "01", check=False).labels["TRA"])
+        counts[scale] = np.mean([len(np.unique(f)) - 1 for f in lab])
+    assert 1.5 <= counts[2.0] / counts[1.0] <= 2.5
+    with pytest.raises(ConfigError, match="density_scale"):
+        SyntheticSetsConfig(density_scale=-1)

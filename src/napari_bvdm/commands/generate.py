@@ -39,6 +39,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(512, 512),
                    help="frame size (shape model only)")
     p.add_argument("--cells", type=int, default=None, help="cells in the first frame (default: fitted density)")
+    p.add_argument("--density-scale", type=float, default=1.0,
+                   help="with the fitted density (no --cells): multiply it, e.g. 1.5 for a more crowded video with "
+                        "more cells touching (default 1)")
     p.add_argument("--outlines", choices=("model", "real"), default="model",
                    help="cell outlines: model (radial contour PCA) or real (the real outlines stored in the shape "
                         "model by `bvdm fit-shapes --keep-outlines N`) (default model)")
@@ -137,7 +140,7 @@ def _apply_gui_generate_section(args: argparse.Namespace, gui: dict) -> None:
     parser = argparse.ArgumentParser()
     add_arguments(parser)
     defaults = vars(parser.parse_args(["--output", "-"]))
-    for key in ("sampler", "ddim_steps", "ddim_eta", "cells", "frames", "seed"):
+    for key in ("sampler", "ddim_steps", "ddim_eta", "cells", "density_scale", "frames", "seed"):
         if getattr(args, key) == defaults[key] and gui.get(key) is not None:
             setattr(args, key, gui[key])
     if tuple(args.size) == tuple(defaults["size"]) and gui.get("height") and gui.get("width"):
@@ -227,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
         from ..shapes import SimulationConfig, simulate_masks
 
         h, w = args.size
-        sim_base = SimulationConfig(frames=args.frames, height=h, width=w, cells=args.cells, outlines=args.outlines)
+        sim_base = SimulationConfig(frames=args.frames, height=h, width=w, cells=args.cells, outlines=args.outlines,
+                                    density_scale=args.density_scale)
         params["simulation"] = sim_base.to_dict()
 
         def masks(number: int, seed: int):

@@ -17,6 +17,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--frames", type=int, default=None, help="number of frames (default 50)")
     p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=None, help="canvas size (default 512 512)")
     p.add_argument("--cells", type=int, default=None, help="cells in the first frame (default: fitted density)")
+    p.add_argument("--density-scale", type=float, default=None,
+                   help="with the fitted density (no --cells): multiply it, e.g. 1.5 for a more crowded video with "
+                        "more cells touching (default 1)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
     p.add_argument("--no-divisions", action="store_true", help="switch divisions off")
     p.add_argument("--outlines", choices=("model", "real"), default=None,
@@ -38,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     from ._common import load_settings, progress_callback
 
     settings = load_settings(args, "simulate_masks")
-    for key, val in (("frames", args.frames), ("cells", args.cells), ("seed", args.seed), ("outlines", args.outlines)):
+    for key, val in (("frames", args.frames), ("cells", args.cells), ("seed", args.seed), ("outlines", args.outlines),
+                     ("density_scale", args.density_scale)):
         if val is not None:
             settings[key] = val
     if args.size is not None:

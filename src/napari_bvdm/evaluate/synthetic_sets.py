@@ -57,6 +57,8 @@ class SyntheticSetsConfig(Config):
         (0.23 / 0.13 / 0.08 / 0.05 at 1 / 2 / 3 / 4 px at 1/2 scale) where painted cells stop at the edge.
     halo_distance : how far out the halo is measured and held (px).
     halo_neighbours : with ``halo``, neighbouring cells' halos add up (``SynthesisConfig.halo_neighbours``).
+    density_scale : multiplies the fitted cell density of the simulated videos
+        (``SimulationConfig.density_scale``): > 1 gives more cells close to or touching each other.
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -81,6 +83,7 @@ class SyntheticSetsConfig(Config):
     halo: bool = False
     halo_distance: int = 4
     halo_neighbours: bool = False
+    density_scale: float = 1.0
     device: str = "auto"
 
     def check(self) -> None:
@@ -88,6 +91,7 @@ class SyntheticSetsConfig(Config):
         self._require(self.frames >= 0, "frames", "must be >= 0 (0 = length of the training part)")
         self._require(1 <= self.downsample <= 8, "downsample", "must be in 1..8")
         self._require(1 <= self.halo_distance <= 16, "halo_distance", "must be in 1..16")
+        self._require(0 < self.density_scale <= 10, "density_scale", "must be in (0, 10]")
         self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
         self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
         self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
@@ -202,7 +206,8 @@ def make_synthetic_sets(
 
     def masks(number: int, seed: int):
         return simulate_masks(shape_model, SimulationConfig(frames=n_frames, height=height, width=width,
-                                                            seed=seed, outlines=cfg.outlines), cancel=cancel)
+                                                            seed=seed, outlines=cfg.outlines,
+                                                            density_scale=cfg.density_scale), cancel=cancel)
 
     written: dict[str, Path] = {}
     halo: list[float] = []

@@ -52,6 +52,8 @@ class SimulationConfig(Config):
     ----------
     frames, height, width : size of the video.
     cells : cells in the first frame; ``None`` = the fitted first-frame density times the canvas area.
+    density_scale : multiplies the fitted cell-count curve (first frame and trend): > 1 simulates a more
+        crowded population, with more cells close to or touching each other (only with ``cells=None``).
     seed : same seed, same video.
     divisions : allow divisions (only when the model has them).
     division_rate : divisions per cell per frame; ``None`` = fitted.
@@ -72,6 +74,7 @@ class SimulationConfig(Config):
     height: int = 512
     width: int = 512
     cells: int | None = None
+    density_scale: float = 1.0
     seed: int = 0
     divisions: bool = True
     division_rate: float | None = None
@@ -88,6 +91,9 @@ class SimulationConfig(Config):
         self._require(16 <= self.height <= 16384, "height", "must be between 16 and 16384")
         self._require(16 <= self.width <= 16384, "width", "must be between 16 and 16384")
         self._require(self.cells is None or 0 <= self.cells <= 20000, "cells", "must be between 0 and 20000")
+        self._require(0 < self.density_scale <= 10, "density_scale", "must be in (0, 10]")
+        self._require(self.cells is None or self.density_scale == 1.0, "density_scale",
+                      "give either cells (a count) or density_scale (a factor on the fitted density), not both")
         self._require(self.division_rate is None or 0 <= self.division_rate <= 0.5, "division_rate",
                       "must be between 0 and 0.5 per cell per frame")
         self._require(0 <= self.motion_scale <= 100, "motion_scale", "must be between 0 and 100")
@@ -211,7 +217,7 @@ class _Simulator:
         self.fit_frames = int(src.get("n_frames", cfg.frames) or cfg.frames)
         # the fitted cell-count curve (density per pixel at 21 knots over the fitted video), scaled to
         # this canvas; with ``cells`` given, the curve is rescaled to start there
-        self.knots = np.asarray(pop["density_knots"], dtype=np.float64) * self.h * self.w
+        self.knots = np.asarray(pop["density_knots"], dtype=np.float64) * self.h * self.w * cfg.density_scale
         if cfg.cells is not None:
             self.knots = self.knots * (cfg.cells / self.knots[0] if self.knots[0] > 0 else 0.0)
             if not self.knots.any():

@@ -31,6 +31,7 @@ class GenerateParams:
     height: int = 256
     width: int = 256
     cells: int | None = None  # None = fitted density
+    density_scale: float = 1.0  # with cells auto: factor on the fitted density (> 1: more crowded, more contacts)
     divisions: bool = True
     outlines: Literal["model", "real"] = "model"  # real: the shape model's stored real outlines
     seed: int = 0
@@ -68,6 +69,7 @@ class GenerateParams:
             ("height", 16 <= self.height <= 16384, "must be in 16..16384"),
             ("width", 16 <= self.width <= 16384, "must be in 16..16384"),
             ("cells", self.cells is None or self.cells >= 0, "must be >= 0 or auto"),
+            ("density_scale", 0 < self.density_scale <= 10, "must be in (0, 10]"),
             ("painter", self.painter in ("diffusion", "classical"), "must be diffusion or classical"),
             ("outlines", self.outlines in ("model", "real"), "must be model or real"),
             ("sampler", self.sampler in ("ddim", "ddpm"), "must be ddim or ddpm"),
@@ -183,6 +185,7 @@ def _simulation_config(params: GenerateParams, frames: int, seed: int):
     from ..shapes import SimulationConfig
 
     return SimulationConfig(frames=frames, height=params.height, width=params.width, cells=params.cells,
+                            density_scale=params.density_scale if params.cells is None else 1.0,
                             divisions=params.divisions, outlines=params.outlines, seed=seed)
 
 

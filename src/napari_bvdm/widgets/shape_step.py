@@ -12,7 +12,7 @@ from ._form import ConfigForm
 __all__ = ["ShapeModelWidget"]
 
 FIT_FIELDS = ("n_points", "variance_share", "min_object_area", "max_shape_frames", "keep_outlines")
-PREVIEW_FIELDS = ("frames", "height", "width", "cells", "seed", "divisions", "outlines")
+PREVIEW_FIELDS = ("frames", "height", "width", "cells", "density_scale", "seed", "divisions", "outlines")
 
 
 class ShapeModelWidget(StepWidget):
