@@ -359,3 +359,48 @@ def test_halo_holds_the_frames_to_the_real_halo():
     assert np.all(summed >= means[True] - 1e-6)  # neighbours' halos only add light
     with pytest.raises(ConfigError):
         SynthesisConfig(halo=[float("nan")])
+
+
+def test_fixed_pattern_rows_and_columns_fitted_and_painted():
+    """A bright band over the top rows, alternating row offsets and one dark column (the fixed pattern of
+    Fluo-C2DL-MSC's camera) are fitted as row / column offsets and painted into generated backgrounds; a
+    half-size output gets their block means. Without them (``fixed_pattern=False``) the smooth grid misses
+    the band."""
+    rng = np.random.default_rng(0)
+    t, h, w = 4, 96, 128
+    rows = 0.3 * np.exp(-np.arange(h) / 4.0) + np.where(np.arange(h) % 2, 0.02, -0.02)
+    cols = np.zeros(w)
+    cols[40] = -0.2
+    img = 0.5 + rows[None, :, None] + cols[None, None, :] + 0.01 * rng.standard_normal((t, h, w))
+    lab = np.zeros((t, h, w), np.int32)
+    lab[:, 60:70, 90:100] = 1
+    img[lab > 0] += 0.5
+    norm = Normalisation(0.0, 1.0, "float32")
+    stats = fit_scene_stats(img, lab, norm, grid=4)
+    fit_r = np.asarray(stats.row_profile)
+    assert np.abs((fit_r - fit_r[40:].mean())[:12] - (rows - rows[40:].mean())[:12]).max() < 0.05
+    assert stats.col_profile[40] < -0.15 and abs(stats.col_profile[20]) < 0.02
+    bg = generate_background(SceneStats(**{**stats.to_dict(), "noise": 0.0}), (h, w), rng)
+    assert bg[0].mean() - bg[40:].mean() > 0.2 and bg[:, 40].mean() - bg[:, 20].mean() < -0.15
+    half = generate_background(SceneStats(**{**stats.to_dict(), "noise": 0.0}), (h // 2, w // 2), rng)
+    assert half[0].mean() - half[20:].mean() > 0.15
+    flat = fit_scene_stats(img, lab, norm, grid=4, fixed_pattern=False)
+    assert flat.row_profile == [] and flat.col_profile == []
+    smooth = generate_background(SceneStats(**{**flat.to_dict(), "noise": 0.0}), (h, w), rng)
+    assert smooth[0].mean() - smooth[40:].mean() < 0.15  # the grid alone smears the band
+    assert SceneStats.from_dict(stats.to_dict()) == stats
+    with pytest.raises(InputError, match="row_profile"):
+        SceneStats(level=0, noise=0.1, row_profile=[0.0, float("nan")])
+
+
+def test_msc_top_rows_are_brighter_in_real_and_synthetic_backgrounds(msc):
+    """Real MSC frames are about 2 noise sd brighter over their top rows (fading over ~40 px at full
+    resolution); the fitted scene paints that into generated backgrounds."""
+    from napari_bvdm.evaluate.data import load_sequence
+
+    v = load_sequence(msc / "01")
+    stats = fit_scene_stats(v.image, v.labels.get("TRA"), max_frames=4)
+    r = np.asarray(stats.row_profile)
+    assert r[:4].mean() > 1.5 * stats.noise and abs(r[200:600].mean()) < 0.3 * stats.noise
+    bg = generate_background(stats, v.image.shape[1:], np.random.default_rng(0))
+    assert bg[:4].mean() - bg[200:600].mean() > 1.5 * stats.noise

@@ -57,6 +57,9 @@ class SyntheticSetsConfig(Config):
         (0.23 / 0.13 / 0.08 / 0.05 at 1 / 2 / 3 / 4 px at 1/2 scale) where painted cells stop at the edge.
     halo_distance : how far out the halo is measured and held (px).
     halo_neighbours : with ``halo``, neighbouring cells' halos add up (``SynthesisConfig.halo_neighbours``).
+    fixed_pattern : paint the real background's row and column offsets (``SceneStats.row_profile``,
+        ``col_profile``: MSC's bright top rows and dark column) into every synthetic frame; False = the
+        smooth illumination grid only (every evaluation before stop 17).
     density_scale : multiplies the fitted cell density of the simulated videos
         (``SimulationConfig.density_scale``): > 1 gives more cells close to or touching each other.
     device : ``auto``, ``cpu``, ``cuda``...
@@ -83,6 +86,7 @@ class SyntheticSetsConfig(Config):
     halo: bool = False
     halo_distance: int = 4
     halo_neighbours: bool = False
+    fixed_pattern: bool = True
     density_scale: float = 1.0
     device: str = "auto"
 
@@ -183,7 +187,7 @@ def make_synthetic_sets(
     shape_model.save(out / "shape_model.json")
     full_masks = video.labels.get("SEG", video.labels.get("TRA"))
     shape_frames = video.seg_frames if "SEG" in video.labels else None
-    scene = fit_scene_stats(video.image, video.labels.get("TRA"), source=str(real))
+    scene = fit_scene_stats(video.image, video.labels.get("TRA"), fixed_pattern=cfg.fixed_pattern, source=str(real))
     crops = extract_crops(video.image, full_masks, tracks=video.labels.get("TRA"), frames=shape_frames,
                           normalisation=scene.norm)
     profile = None  # the same for both painters (a loaded texture model's own may come from other data)

@@ -3,7 +3,9 @@ and background generation from them.
 
 Everything is in normalised units of :class:`~napari_bvdm.texture.normalisation.Normalisation`
 (``(raw - offset) / scale``). The slow illumination is a coarse grid of background medians (blocks of
-the frame), interpolated to any output size; the noise is Gaussian with the measured standard deviation
+the frame), interpolated to any output size, plus row and column offsets of the background around it (the
+camera's fixed pattern and narrow bands that a coarse grid smooths away, e.g. the bright top rows and the
+dark column of Fluo-C2DL-MSC); the noise is Gaussian with the measured standard deviation
 and the measured pixel-to-pixel correlation (white noise blurred by a Gaussian whose lag-1
 autocorrelation matches).
 """
@@ -36,6 +38,8 @@ class SceneStats:
     noise_gain : signal-dependent (shot) noise: fresh noise of variance ``noise_gain * intensity`` is
         added to the cells in every frame (Poisson-Gaussian model, fitted inside real cells).
     illumination : coarse grid (gy, gx) of background medians, including ``level``.
+    row_profile, col_profile : offsets of each row / column of the fitted frames' background from the
+        interpolated grid (separable fixed pattern; empty = none), resampled to other output sizes.
     cell_brightness : mean and standard deviation of the cells' mean intensity.
     cell_area : median cell area in pixels (to warn about other pixel sizes).
     normalisation : the :class:`Normalisation` as a dict (raw dtype included).
@@ -46,6 +50,8 @@ class SceneStats:
     noise_corr: float = 0.0
     noise_gain: float = 0.0
     illumination: list[list[float]] = field(default_factory=list)
+    row_profile: list[float] = field(default_factory=list)
+    col_profile: list[float] = field(default_factory=list)
     cell_brightness: tuple[float, float] = (0.5, 0.1)
     cell_area: float = 0.0
     normalisation: dict[str, Any] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0, "dtype": "uint16"})
@@ -59,6 +65,10 @@ class SceneStats:
         if not -1.0 < self.noise_corr < 1.0:
             raise InputError(f"scene statistics: noise_corr {self.noise_corr} must lie in (-1, 1)")
         self.cell_brightness = (float(self.cell_brightness[0]), float(self.cell_brightness[1]))
+        for name in ("row_profile", "col_profile"):
+            v = np.asarray(getattr(self, name), dtype=np.float64)
+            if v.ndim != 1 or not np.isfinite(v).all():
+                raise InputError(f"scene statistics: {name} must be a list of finite numbers")
 
     @property
     def norm(self) -> Normalisation:
@@ -71,8 +81,8 @@ class SceneStats:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneStats:
-        known = {"level", "noise", "noise_corr", "noise_gain", "illumination", "cell_brightness", "cell_area",
-                 "normalisation", "source"}
+        known = {"level", "noise", "noise_corr", "noise_gain", "illumination", "row_profile", "col_profile",
+                 "cell_brightness", "cell_area", "normalisation", "source"}
         unknown = set(d) - known
         if unknown:
             raise InputError(f"scene statistics: unknown field(s) {sorted(unknown)}")
@@ -110,6 +120,7 @@ def fit_scene_stats(
     max_frames: int = 8,
     grid: int = 8,
     margin: int = 10,
+    fixed_pattern: bool = True,
     source: str = "",
 ) -> SceneStats:
     """Fit :class:`SceneStats` from up to ``max_frames`` evenly spaced frames of a real video.
@@ -121,6 +132,7 @@ def fit_scene_stats(
     normalisation : units; estimated from the data when ``None``.
     grid : the illumination grid has ``grid`` blocks along the longer side.
     margin : background pixels closer than this to a cell are left out.
+    fixed_pattern : fit the row and column offsets of the background (``row_profile``, ``col_profile``).
     """
     from skimage.filters import threshold_otsu
 
@@ -133,6 +145,8 @@ def fit_scene_stats(
     gx = max(1, int(round(grid * w / max(h, w))))
     illum = np.zeros((len(idx), gy, gx))
     noise_res, bright, areas, corr_num, corr_den, cell_var = [], [], [], 0.0, 0.0, []
+    row_sum, row_n = np.zeros(h), np.zeros(h)
+    col_sum, col_n = np.zeros(w), np.zeros(w)
     st = ndi.generate_binary_structure(2, 1)
     for k, i in enumerate(idx):
         f = normalisation.forward(np.asarray(image[i]))
@@ -150,6 +164,14 @@ def fit_scene_stats(
                 sl = (slice(yy * h // gy, (yy + 1) * h // gy), slice(xx * w // gx, (xx + 1) * w // gx))
                 v = f[sl][bg[sl]]
                 illum[k, yy, xx] = np.median(v) if v.size > 50 else np.nan
+        if fixed_pattern:  # this frame's background around its own grid, summed per row and column
+            own = illum[k] if not np.isnan(illum[k]).all() else np.zeros((gy, gx))
+            own = np.where(np.isnan(own), np.nanmedian(own), own)
+            dev = np.where(bg, f - _grid_field(own, (h, w)), 0.0)
+            row_sum += dev.sum(1)
+            row_n += bg.sum(1)
+            col_sum += dev.sum(0)
+            col_n += bg.sum(0)
         # noise: residual around a local background mean (normalised convolution, cells excluded)
         wgt = ndi.gaussian_filter(bg.astype(np.float32), 4)
         smooth = ndi.gaussian_filter(np.where(bg, f, 0).astype(np.float32), 4) / np.maximum(wgt, 1e-3)
@@ -176,6 +198,7 @@ def fit_scene_stats(
     if np.isnan(ill).all():
         raise InputError("no background block with enough pixels; cannot fit the slow illumination")
     ill = np.where(np.isnan(ill), np.nanmedian(ill), ill)
+    rows, cols = _fixed_pattern(row_sum, row_n, col_sum, col_n) if fixed_pattern else ([], [])
     res = np.concatenate(noise_res)
     level = float(np.median(ill))
     noise = float(np.std(res))
@@ -193,6 +216,8 @@ def fit_scene_stats(
         noise_corr=rho,
         noise_gain=gain,
         illumination=ill.round(6).tolist(),
+        row_profile=rows,
+        col_profile=cols,
         cell_brightness=(float(np.median(bright_arr)), float(np.std(bright_arr))),
         cell_area=float(np.median(areas)) if areas else 0.0,
         normalisation=normalisation.to_dict(),
@@ -219,12 +244,37 @@ def _blur_sigma(rho: float) -> float:
     return 0.5 * (lo + hi)
 
 
-def illumination_field(stats: SceneStats, shape: tuple[int, int]) -> np.ndarray:
-    """The slow illumination (background mean) at ``shape``, bilinear from the coarse grid."""
+def _fixed_pattern(row_sum: np.ndarray, row_n: np.ndarray, col_sum: np.ndarray,
+                   col_n: np.ndarray) -> tuple[list[float], list[float]]:
+    """Row and column offsets (zero mean) from per-row / per-column sums of background deviations.
+
+    Each row's (column's) offset is its mean deviation less the mean over all rows (columns); rows or
+    columns with fewer than 20 background pixels get 0.
+    """
+    ok_r, ok_c = row_n >= 20, col_n >= 20
+    if not ok_r.any() or not ok_c.any():
+        return [], []
+    rows = np.where(ok_r, row_sum / np.maximum(row_n, 1), 0.0)
+    rows[ok_r] -= np.average(rows[ok_r], weights=row_n[ok_r])
+    cols = np.where(ok_c, col_sum / np.maximum(col_n, 1), 0.0)
+    cols[ok_c] -= np.average(cols[ok_c], weights=col_n[ok_c])
+    return rows.round(6).tolist(), cols.round(6).tolist()
+
+
+def _resample_profile(profile: list[float], n: int) -> np.ndarray:
+    """A profile at ``n`` samples: as is when its length is ``n``, else mean-pooled or interpolated by
+    relative position (pixel centres)."""
+    p = np.asarray(profile, dtype=np.float64)
+    if len(p) == n:
+        return p
+    if len(p) % n == 0:  # an integer downsampling (the evaluation's 1/2, 1/4 scale): block means
+        return p.reshape(n, -1).mean(1)
+    return np.interp((np.arange(n) + 0.5) * len(p) / n - 0.5, np.arange(len(p)), p)
+
+
+def _grid_field(ill: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Bilinear interpolation of a (gy, gx) grid of block values to ``shape`` (block centres)."""
     h, w = shape
-    ill = np.asarray(stats.illumination, dtype=np.float64)
-    if ill.size == 0:
-        return np.full(shape, stats.level, np.float32)
     gy, gx = ill.shape
     # block centres in output coordinates
     yc = (np.arange(gy) + 0.5) * h / gy - 0.5
@@ -233,6 +283,18 @@ def illumination_field(stats: SceneStats, shape: tuple[int, int]) -> np.ndarray:
     xi = np.interp(np.arange(w), xc, np.arange(gx))
     yy, xx = np.meshgrid(yi, xi, indexing="ij")
     return ndi.map_coordinates(ill, [yy, xx], order=1, mode="nearest").astype(np.float32)
+
+
+def illumination_field(stats: SceneStats, shape: tuple[int, int]) -> np.ndarray:
+    """The background mean at ``shape``: bilinear from the coarse grid, plus the row and column offsets."""
+    h, w = shape
+    ill = np.asarray(stats.illumination, dtype=np.float64)
+    out = np.full(shape, stats.level, np.float32) if ill.size == 0 else _grid_field(ill, shape)
+    if stats.row_profile:
+        out += _resample_profile(stats.row_profile, h).astype(np.float32)[:, None]
+    if stats.col_profile:
+        out += _resample_profile(stats.col_profile, w).astype(np.float32)[None, :]
+    return out
 
 
 def generate_background(stats: SceneStats, shape: tuple[int, int], rng: np.random.Generator,
