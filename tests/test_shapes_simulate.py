@@ -169,6 +169,14 @@ def test_cli_fit_and_simulate_writes_valid_ctc(simplus, tmp_path):
     assert main(["simulate-masks", str(out), "-o", str(ds), "--frames", "12", "--size", "96", "128"]) == 2
     assert validate_ctc(ds / "01_GT", n_frames=12) == []
     assert main(["simulate-masks", str(tmp_path / "missing.json"), "-o", str(tmp_path / "x")]) == 2
+    # --density-scale reaches the simulation (recorded with the masks); with --cells it is a clear error
+    assert main(["simulate-masks", str(out), "-o", str(tmp_path / "Dense"), "--frames", "2", "--size", "96", "128",
+                 "--density-scale", "2", "--quiet"]) == 0
+    import json
+
+    attrs = json.loads((tmp_path / "Dense" / "01_GT" / "cell_attributes.json").read_text())
+    assert attrs["config"]["density_scale"] == 2.0
+    assert main(["simulate-masks", str(out), "-o", str(tmp_path / "D2"), "--cells", "3", "--density-scale", "2"]) == 2
 
 
 def test_py_ctcmetrics_accepts_the_export(tmp_path, model):
