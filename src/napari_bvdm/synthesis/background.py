@@ -164,9 +164,8 @@ def fit_scene_stats(
                 sl = (slice(yy * h // gy, (yy + 1) * h // gy), slice(xx * w // gx, (xx + 1) * w // gx))
                 v = f[sl][bg[sl]]
                 illum[k, yy, xx] = np.median(v) if v.size > 50 else np.nan
-        if fixed_pattern:  # this frame's background around its own grid, summed per row and column
-            own = illum[k] if not np.isnan(illum[k]).all() else np.zeros((gy, gx))
-            own = np.where(np.isnan(own), np.nanmedian(own), own)
+        if fixed_pattern and not np.isnan(illum[k]).all():  # background around this frame's grid, per row/column
+            own = np.where(np.isnan(illum[k]), np.nanmedian(illum[k]), illum[k])
             dev = np.where(bg, f - _grid_field(own, (h, w)), 0.0)
             row_sum += dev.sum(1)
             row_n += bg.sum(1)
