@@ -8,13 +8,17 @@
 #   lane c:     paints a new set of $VIDEOS videos on the GPU first (`--generate` with the given texture and
 #               flow weights), then real+synthetic, synthetic with it
 #   lane d:     waits for lane c's set, then the same on the other seeds
-# With TEXTURE "none" nothing is painted: lanes c and d run the given set on SEEDS_C and SEEDS_D.
+# With TEXTURE "none" nothing is painted: lanes c and d run the given set on SEEDS_C and SEEDS_D. With TEXTURE
+# "train" lane c trains a texture model on the GPU first (on the training part, as `--generate` does without
+# --texture-model; its settings come from GEN_JSON, e.g. texture_width, texture_steps, texture_max_minutes).
 #
 # Usage: bash benchmarks/gpu_evaluate.sh OUT REAL SYNTHETIC TEXTURE FLOW [LIMIT_S]
 # Settings (environment, defaults for an H100): STEPS=3000 BATCH=8 PATCH=192 BASE=16 DS=2 GEN_DS=2 VIDEOS=4
 # DEVICE=cuda THREADS=3 SEEDS_A="0 2 4 6 8 10" SEEDS_B="1 3 5 7 9 11" PYTHON=python3; EXTRA: more evaluate
 # options for every lane (e.g. "--max-frames 8" for a quick check on the CPU); GIVEN_SETS: the sets of lanes
-# a and b (default "real real+synthetic synthetic").
+# a and b (default "real real+synthetic synthetic"); PAINTED_SETS: those of lanes c and d (default
+# "real+synthetic synthetic"); GEN_JSON: the `--settings` file of the painting lane (default
+# '{"evaluate_generate": {"texture_precision": "bf16"}}').
 set -uo pipefail
 OUT=$1 REAL=$2 SYN=$3 TEX=$4 FLOW=$5 LIMIT=${6:-420}
 PY=${PYTHON:-python3}
@@ -26,9 +30,11 @@ OUT=$(cd "$OUT" && pwd)
 EVAL=("$PY" -m napari_bvdm.cli evaluate --real "$REAL" --downsample "$DS" --steps "$STEPS" --batch-size "$BATCH"
       --patch-size "$PATCH" --base-channels "$BASE" --device "$DEVICE" --threads "$THREADS" --quiet ${EXTRA:-})
 GEN_SETTINGS="$OUT/generate_settings.json"
-echo '{"evaluate_generate": {"texture_precision": "bf16"}}' > "$GEN_SETTINGS"
+DEFAULT_GEN='{"evaluate_generate": {"texture_precision": "bf16"}}'
+echo "${GEN_JSON:-$DEFAULT_GEN}" > "$GEN_SETTINGS"
 SYN_DS=$((DS / GEN_DS))
 GIVEN_SETS=${GIVEN_SETS:-"real real+synthetic synthetic"}
+PAINTED_SETS=${PAINTED_SETS:-"real+synthetic synthetic"}
 
 given_set() {  # lane name, seeds
   for s in $2; do
@@ -41,15 +47,17 @@ painted_set() {  # lane name, seeds; the first seed of lane c paints the set
   local first=1 s
   for s in $2; do
     if [ "$1" = c ] && [ $first = 1 ]; then
-      "${EVAL[@]}" --generate --texture-model "$TEX" --flow-model "$FLOW" --videos "$VIDEOS" \
-        --generate-downsample "$GEN_DS" --settings "$GEN_SETTINGS" --sets real+synthetic synthetic \
+      local given=(--texture-model "$TEX")
+      [ "$TEX" = train ] && given=()
+      "${EVAL[@]}" --generate "${given[@]}" --flow-model "$FLOW" --videos "$VIDEOS" \
+        --generate-downsample "$GEN_DS" --settings "$GEN_SETTINGS" --sets $PAINTED_SETS \
         --seeds "$s" -o "$OUT/painted-seed$s" > "$OUT/lane-c-seed$s.log" 2>&1
       first=0
       continue
     fi
     local data
     data=$(ls -d "$OUT"/painted-seed*/data/synthetic 2>/dev/null | head -1)
-    "${EVAL[@]}" --synthetic "$data" --synthetic-downsample "$SYN_DS" --sets real+synthetic synthetic \
+    "${EVAL[@]}" --synthetic "$data" --synthetic-downsample "$SYN_DS" --sets $PAINTED_SETS \
       --seeds "$s" -o "$OUT/painted-seed$s" > "$OUT/lane-$1-seed$s.log" 2>&1
   done
 }

@@ -355,6 +355,8 @@ def test_downsampled_training_video_keeps_valid_lineage(gowt1):
         assert p == 0 or v.lineage[v.lineage[:, 0] == p][0, 2] < b
     with pytest.raises(ConfigError, match="downsample"):
         SyntheticSetsConfig(downsample=0)
+    with pytest.raises(ConfigError, match="texture_max_minutes"):
+        SyntheticSetsConfig(texture_max_minutes=float("nan"))
 
 
 def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):

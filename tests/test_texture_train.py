@@ -80,6 +80,28 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues_exactly(crops, tmp_path)
         run_job(train_texture(crops, TINY, FAST, checkpoint=tmp_path / "none.safetensors", resume=True))
 
 
+def test_time_limit_stops_between_steps_keeps_checkpoint_and_resumes(crops, tmp_path):
+    import time
+
+    straight = run_job(train_texture(crops, TINY, FAST))
+    ckpt = tmp_path / "run.ckpt.safetensors"
+
+    def slow_after_2(ev):  # the generator is paused while the callback sleeps: training time passes
+        if ev.step == 2:
+            time.sleep(2.5)
+
+    model = run_job(train_texture(crops, TINY, FAST.replace(max_seconds=2.0), checkpoint=ckpt), slow_after_2)
+    assert model.info["steps"] == 2 and model.info["stopped_by_time"] is True
+    assert np.isfinite(model.info["final_val_loss"])
+    assert load_checkpoint_model(ckpt).info["steps"] == 2
+    steps = []  # the limit may change on resume; without one the run goes on to its step count
+    resumed = run_job(train_texture(crops, TINY, FAST, checkpoint=ckpt, resume=True), lambda e: steps.append(e.step))
+    assert steps == [2, 3, 4] and "stopped_by_time" not in resumed.info
+    assert torch.allclose(_weights(resumed), _weights(straight), atol=1e-6)
+    with pytest.raises(ConfigError, match="max_seconds"):
+        TrainConfig(max_seconds=-1.0)
+
+
 def test_mask_conditioned_variant_trains(crops):
     cfg = TINY.replace(unet={"width": 4, "depth": 3, "t_channels": 16, "mask_channel": True})
     m = run_job(train_texture(crops, cfg, FAST.replace(steps=2)))

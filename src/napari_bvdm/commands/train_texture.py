@@ -38,7 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=None, help="training seed (default 1337)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default torch's choice)")
     p.add_argument("--max-minutes", type=float, default=None,
-                   help="stop after this wall time, keep the checkpoint and write the weights (default no limit)")
+                   help="stop training after this many minutes, keep the checkpoint and write the weights of the step "
+                        "reached (default no limit; train.max_seconds in settings)")
     p.add_argument("--log-every", type=int, default=0,
                    help="print a plain log line every N steps instead of the progress bar (default off)")
     add_settings_argument(p)
@@ -48,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from ..runtime.progress import run_job
     from ..texture.crops import load_ctc_crops
     from ..texture.model import TextureModelConfig
-    from ..texture.train import TrainConfig, checkpoint_path_for, load_checkpoint_model, train_texture
+    from ..texture.train import TrainConfig, checkpoint_path_for, train_texture
     from ._common import load_settings, progress_callback
 
     settings = load_settings(args, "texture")
@@ -68,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
             train_s[key] = getattr(args, key)
     if args.threads is not None:
         train_s["num_threads"] = args.threads
+    if args.max_minutes is not None:
+        train_s["max_seconds"] = 60 * args.max_minutes
     model_cfg = TextureModelConfig.from_dict(model_s)
     cfg = TrainConfig.from_dict(train_s)
     crops = load_ctc_crops(args.source, crop_size=model_cfg.crop_size)
@@ -86,13 +89,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"step {ev.step}/{ev.total} loss {m['loss']:.4f} val_loss {m['val_loss']:.4f} "
                   f"crops/s {m['crops_per_s']:.2f} elapsed {time.monotonic() - t0:.0f}s eta {m['eta_s']:.0f}s",
                   flush=True)
-        if args.max_minutes is not None and time.monotonic() - t0 > 60 * args.max_minutes:
-            raise _TimeUp
 
-    try:
-        model = run_job(job, callback)
-    except _TimeUp:
-        model = load_checkpoint_model(ckpt)
+    model = run_job(job, callback)
+    if model.info.get("stopped_by_time"):
         print(f"time limit reached at step {model.info['steps']}; checkpoint kept in {ckpt} (resume with --resume)",
               file=sys.stderr)
     model.info["source"] = str(args.source)
@@ -101,7 +100,3 @@ def run(args: argparse.Namespace) -> int:
     model.save(args.output)
     print(f"wrote {args.output} ({model.info.get('steps')} steps)")
     return 0
-
-
-class _TimeUp(Exception):
-    pass

@@ -39,6 +39,8 @@ class SyntheticSetsConfig(Config):
     seed : base seed of mask simulation and synthesis.
     texture_steps : texture-model training steps when no texture model is given.
     texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
+    texture_max_minutes : stop the texture training after this many minutes (0 = no limit; a GPU run with
+        ``texture_steps`` set high trains as many steps as fit; the weights record the steps reached).
     texture_mask_channel, texture_t_max, texture_ema_decay, texture_precision : the recipe of the bundled
         model (mask channel, absolute units, t < 400, EMA 0.995; docs/texture.md); precision ``auto`` is
         fp32 on a CPU, ``bf16`` is faster on CPUs with AVX512-BF16.
@@ -72,6 +74,7 @@ class SyntheticSetsConfig(Config):
     texture_steps: int = 2000
     texture_width: int = 8
     texture_batch_size: int = 8
+    texture_max_minutes: float = 0.0
     texture_mask_channel: bool = True
     texture_t_max: int = 400
     texture_ema_decay: float = 0.995
@@ -99,6 +102,7 @@ class SyntheticSetsConfig(Config):
         self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
         self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
         self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
+        self._require(0 <= self.texture_max_minutes < 1e6, "texture_max_minutes", "must be >= 0 (0 = no limit)")
         self._require(self.flow_steps >= 1, "flow_steps", "must be >= 1")
         self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
         self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be ddpm or ddim")
@@ -232,7 +236,7 @@ def make_synthetic_sets(
                                       crop_size=crops.crop_size)
             tcfg = TextureTrainConfig(steps=cfg.texture_steps, batch_size=cfg.texture_batch_size, device=cfg.device,
                                       seed=cfg.seed, t_max=cfg.texture_t_max, ema_decay=cfg.texture_ema_decay,
-                                      precision=cfg.texture_precision)
+                                      precision=cfg.texture_precision, max_seconds=60 * cfg.texture_max_minutes)
             tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
             tex.save(tex_path)
         painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, ddim_eta=cfg.ddim_eta,

@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import time
 from collections.abc import Generator
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from .unet import UNet
 
 CKPT_KIND = "texture-ddpm-checkpoint"
 # settings that may change between a run and its resume
-_RESUMABLE = {"steps", "checkpoint_every", "val_every", "device", "precision", "num_threads"}
+_RESUMABLE = {"steps", "checkpoint_every", "val_every", "device", "precision", "num_threads", "max_seconds"}
 
 
 class TrainingError(RuntimeError):
@@ -64,6 +65,9 @@ class TrainConfig(Config):
     seed, split_seed : training randomness and the held-out split.
     device : "auto", "cpu", "cuda", "cuda:N" or "mps".
     num_threads : CPU threads for torch (0 keeps torch's setting).
+    max_seconds : stop after this much training time (0 = no limit), between steps: the model of the step
+        reached is returned and checkpointed, and ``info["stopped_by_time"]`` says so (a GPU-budget run:
+        as many steps as fit into a fixed time; not reproducible by step count).
     """
 
     steps: int = 2000
@@ -81,6 +85,7 @@ class TrainConfig(Config):
     split_seed: int = 42
     device: str = "auto"
     num_threads: int = 0
+    max_seconds: float = 0.0
 
     def check(self) -> None:
         self._require(self.steps >= 1, "steps", "must be >= 1")
@@ -94,6 +99,8 @@ class TrainConfig(Config):
         self._require(self.precision in ("auto", "fp32", "bf16", "fp16"), "precision",
                       "must be auto, fp32, bf16 or fp16")
         self._require(self.num_threads >= 0, "num_threads", "must be >= 0")
+        self._require(self.max_seconds >= 0 and math.isfinite(self.max_seconds), "max_seconds",
+                      "must be >= 0 (0 = no limit)")
 
 
 def checkpoint_path_for(weights: str | Path) -> Path:
@@ -299,9 +306,16 @@ def train_texture(
         t_hi = min(config.t_max, model_config.T)
         window: list[tuple[float, int]] = []
         yield Progress(step, config.steps, "training texture model", {"val_loss": val_loss}, "train")
+        started = time.monotonic()
+        stopped_by_time = False
         while step < config.steps:
             if cancel is not None:
                 cancel.check()
+            if config.max_seconds:
+                over = float(time.monotonic() - started > config.max_seconds)
+                if dist.mean(over) > 0:  # every rank stops at the same step
+                    stopped_by_time = True
+                    break
             t0 = time.perf_counter()
             sel = tr_i[torch.randint(0, len(tr_i), (config.batch_size,), generator=gen)]
             x0, m = ims[sel], mks[sel]
@@ -355,6 +369,14 @@ def train_texture(
             eta = (config.steps - step) * config.batch_size / rate
             yield Progress(step, config.steps, "training texture model",
                            {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
+        if stopped_by_time and step > 0:
+            if not history["val_step"] or history["val_step"][-1] != step:
+                val_loss = validation_loss(ema, model, val_im, val_mk, config.val_t)
+                history["val_step"].append(step)
+                history["val_loss"].append(round(val_loss, 6))
+            if ckpt is not None and dist.is_main:
+                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
+                                profile)
     except (Cancelled, GeneratorExit, KeyboardInterrupt):
         if ckpt is not None and step > 0 and dist.is_main:
             save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
@@ -369,6 +391,8 @@ def train_texture(
             "train_config": config.to_dict(),
             "data": crops.fingerprint(), "val_tracks": val_tracks,
             "final_val_loss": val_loss}
+    if stopped_by_time:
+        info["stopped_by_time"] = True
     return TextureModel(model_config, crops.normalisation, ema.eval(), info, profile)
 
 
