@@ -20,7 +20,7 @@ from napari_bvdm.texture.crops import load_ctc_crops
 from napari_bvdm.texture.model import TextureModel, TextureModelConfig
 from napari_bvdm.texture.normalisation import Normalisation
 from napari_bvdm.texture.painter import ClassicalPainter, DiffusionPainter
-from napari_bvdm.texture.profile import RimProfile
+from napari_bvdm.texture.profile import PROBS, RimProfile
 from napari_bvdm.texture.unet import UNetConfig
 
 TINY = TextureModelConfig(unet=UNetConfig(width=4, depth=3, t_channels=16), crop_size=96)
@@ -120,6 +120,49 @@ def test_match_brings_a_batch_to_the_profile(crops):
     assert r2.std() < 2e-3
 
 
+def _relative_quantiles(images, masks, k, probs=(0.1, 0.5, 0.9)):
+    """Quantiles of the relative intensity (pixel / its cell's mean) of every pixel at depth ``k``, pooled."""
+    vals = []
+    for img, m in zip(images, masks, strict=True):
+        if not m.any() or img[m].mean() <= 0:  # empty or black crops have no relative intensity
+            continue
+        d = np.minimum(np.ceil(ndi.distance_transform_edt(m) - 1e-6), 13)
+        vals.append(img[m & (d == k)] / img[m].mean())
+    return np.quantile(np.concatenate(vals), probs)
+
+
+def test_distribution_match_gives_a_batch_the_real_dim_and_bright_parts(crops):
+    prof = RimProfile.from_crops(crops)
+    q = np.asarray(prof.quantiles)
+    assert q.shape == (13, len(PROBS)) and np.all(np.diff(q, axis=1) >= 0)
+    # each row holds the real cells' pooled relative intensities at that depth
+    np.testing.assert_allclose(q[0][[2, 12, 22]], _relative_quantiles(crops.images, crops.masks, 1,
+                                                                       [PROBS[2], PROBS[12], PROBS[22]]), rtol=1e-3)
+    masks = crops.masks[:40]
+    rng = np.random.default_rng(0)
+    painted = (masks * (1 + 0.05 * rng.standard_normal(masks.shape))).astype(np.float32)  # evenly bright cells
+    out = prof.match(painted, masks, distribution=True)
+    assert np.all(out[~masks] == painted[~masks])
+    for k in (1, 3, 8, 13):  # dim and bright parts as wide as the real cells' at every depth
+        target = _relative_quantiles(crops.images, crops.masks, k)
+        got = _relative_quantiles(out, masks, k)
+        assert np.abs(got - target).max() < 0.12, (k, got, target)
+        narrow = _relative_quantiles(prof.match(painted, masks), masks, k)  # the mean alone keeps them narrow
+        assert narrow[2] - narrow[0] < 0.3 * (target[2] - target[0])
+    # the map is monotone: within a depth of a cell a brighter painted pixel is never made dimmer
+    m0 = masks[0] & (np.ceil(ndi.distance_transform_edt(masks[0]) - 1e-6) == 5)
+    assert np.all(np.diff(out[0][m0][np.argsort(painted[0][m0])]) >= -1e-6)
+    # a profile measured before stop 18 has no distribution: asked for one it says so; JSON keeps the rows
+    old = RimProfile(values=prof.values, cells=prof.cells)
+    with pytest.raises(InputError, match="distribution"):
+        old.match(painted, masks, distribution=True)
+    assert RimProfile.from_dict(json.loads(json.dumps(prof.to_dict()))).quantiles == prof.quantiles
+    with pytest.raises(ConfigError, match="quantiles"):
+        RimProfile.from_dict({**prof.to_dict(), "quantiles": prof.quantiles[:-1]})
+    with pytest.raises(ConfigError, match="quantiles"):
+        RimProfile.from_dict({**prof.to_dict(), "quantiles": [row[::-1] for row in prof.quantiles]})
+
+
 def test_painters_draw_the_real_rim(crops, monkeypatch):
     """With a stand-in denoiser that returns a flat cell whatever its start, the diffusion painter's output still
     has the real cells' rim (start shaded, batch matched); with ``rim_profile=False`` it stays flat."""
@@ -136,6 +179,20 @@ def test_painters_draw_the_real_rim(crops, monkeypatch):
     # a refresh (start from the previous texture) is held to the profile as well
     again = _depth_means(DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, init=flat, generator=0), masks)
     assert again[0] / again[2] == pytest.approx(real[0] / real[2], abs=0.05)
+    # rim_distribution: a stand-in with a faint texture gets the real cells' dim and bright parts (a flat one
+    # stays flat: tied values share their rank)
+    monkeypatch.setattr(painter_module, "sdedit", lambda eps_fn, schedule, x0, *a, **k: (x0 > 0).to(x0.dtype) * (
+        1 + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))))
+    mean_only = DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, generator=0)
+    wide = DiffusionPainter(model, "ddim", edge_sigma=0, rim_distribution=True).paint(masks, br, generator=0)
+    target = _relative_quantiles(crops.images, crops.masks, 8)
+    assert np.abs(_relative_quantiles(wide, masks, 8) - target).max() < 0.12
+    assert np.ptp(_relative_quantiles(mean_only, masks, 8)) < 0.3 * np.ptp(target)
+    # a model whose profile was measured before stop 18 paints with the mean profile, and says so once
+    old = TextureModel(TINY, crops.normalisation, profile=RimProfile(values=prof.values, cells=prof.cells))
+    with pytest.warns(UserWarning, match="no intensity distribution"):
+        same = DiffusionPainter(old, "ddim", edge_sigma=0, rim_distribution=True).paint(masks, br, generator=0)
+    np.testing.assert_allclose(same, mean_only, rtol=1e-5, atol=1e-6)
     # the classical painter shades its silhouette the same way when asked (its texture noise on top)
     cl = ClassicalPainter.from_crops(crops, prof)
     assert cl.profile == prof and ClassicalPainter.from_crops(crops).profile is None

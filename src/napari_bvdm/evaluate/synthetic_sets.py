@@ -52,6 +52,9 @@ class SyntheticSetsConfig(Config):
         training part's cell crops (:mod:`~napari_bvdm.texture.profile`: the diffusion painter's silhouette is
         shaded with it and each batch's output matched to it; the classical painter's silhouette is shaded), so
         the two sets still differ only in texture. False paints from flat silhouettes.
+    rim_distribution : with ``rim_profile``, the diffusion painter matches the real cells' whole intensity
+        distribution at every depth, not only its mean (``DiffusionPainterConfig.rim_distribution``: real MSC
+        cells hold large dim regions that mean matching leaves out).
     halo : hold every synthetic frame (both sets) to the real frames' halo, the intensity 1 ..
         ``halo_distance`` px outside the annotated outlines as a share of the cell's contrast
         (:func:`~napari_bvdm.texture.profile.measure_halo` on the training part's annotated frames;
@@ -86,6 +89,7 @@ class SyntheticSetsConfig(Config):
     ddim_eta: float = generation.DDIM_ETA
     outlines: Literal["model", "real"] = "model"
     rim_profile: bool = True
+    rim_distribution: bool = False
     halo: bool = False
     halo_distance: int = 4
     halo_neighbours: bool = False
@@ -240,7 +244,8 @@ def make_synthetic_sets(
             tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
             tex.save(tex_path)
         painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, ddim_eta=cfg.ddim_eta,
-                                   device=cfg.device, rim_profile=cfg.rim_profile, profile=profile)
+                                   device=cfg.device, rim_profile=cfg.rim_profile, profile=profile,
+                                   rim_distribution=cfg.rim_distribution)
         written["synthetic"] = yield from export_dataset(
             out / "synthetic", masks, painter, flow, scene, synth_cfg, n_videos=cfg.videos,
             model_files={"texture": tex_path, "flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
