@@ -1,0 +1,97 @@
+"""How bright the inside of the cells is, real against synthetic: the dim parts that a network must call cell.
+
+For every annotated cell (CTC ``SEG`` masks) the intensity is expressed relative to the cell's own contrast,
+``(pixel - local background) / (90th percentile inside - local background)`` with the local background the
+median of a ring 6-12 px outside all cells, and pooled by the distance to the outline. Prints the share of
+cell pixels below 0.2 and 0.35 of the contrast and the 10/25/50 % quantiles per distance band, for the real
+sequence (its first and second half, at ``--downsample``) and for each synthetic CTC sequence given.
+
+Example (docs/evaluation.md, stop 18)::
+
+    python benchmarks/cell_interior.py ../shared/data/Fluo-C2DL-MSC/01 --downsample 2 \
+        eval_msc_s11/data/synthetic/01 e18_dist/synthetic/01
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+from scipy import ndimage as ndi
+
+BANDS = ((0, 2.5), (2.5, 4.5), (4.5, 8.5), (8.5, np.inf))
+
+
+def cell_values(image: np.ndarray, seg: np.ndarray, min_area: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per cell: relative intensities inside it and their distances to the outline."""
+    out = []
+    outside = ndi.distance_transform_edt(seg == 0)
+    ring = (outside >= 6) & (outside <= 12)
+    for lab, sl in enumerate(ndi.find_objects(seg), start=1):
+        if sl is None:
+            continue
+        box = tuple(slice(max(0, s.start - 20), s.stop + 20) for s in sl)
+        m = seg[box] == lab
+        r = ring[box]
+        if m.sum() < min_area or r.sum() < 50:
+            continue
+        img = image[box]
+        bg = float(np.median(img[r]))
+        contrast = float(np.percentile(img[m], 90)) - bg
+        if contrast <= 0:
+            continue
+        out.append(((img[m] - bg) / contrast, ndi.distance_transform_edt(m)[m]))
+    return out
+
+
+def summary(name: str, cells: list[tuple[np.ndarray, np.ndarray]]) -> str:
+    v = np.concatenate([c[0] for c in cells])
+    d = np.concatenate([c[1] for c in cells])
+    parts = [f"{name}: {len(cells)} cells", f"below 0.2: {np.mean(v < 0.2):.3f}",
+             f"below 0.35: {np.mean(v < 0.35):.3f}"]
+    for lo, hi in BANDS:
+        s = v[(d > lo) & (d <= hi)]
+        q = np.percentile(s, [10, 25, 50])
+        parts.append(f"{lo:g}-{hi:g} px: {q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}")
+    return " | ".join(parts)
+
+
+def sequence_cells(seq: Path, downsample: int, frames: range | None = None) -> list:
+    import tifffile
+
+    from napari_bvdm.evaluate.data import downsample_image, downsample_labels
+
+    gt = seq.parent / f"{seq.name}_GT" / "SEG"
+    cells = []
+    for f in sorted(gt.glob("man_seg*.tif")):
+        t = int("".join(ch for ch in f.stem if ch.isdigit()))
+        if frames is not None and t not in frames:
+            continue
+        img = tifffile.imread(seq / f"t{t:03d}.tif").astype(np.float32)
+        seg = tifffile.imread(f)
+        if downsample > 1:
+            img = downsample_image(img[None], downsample)[0]
+            seg = downsample_labels(seg[None], downsample)[0]
+        cells += cell_values(img, seg)
+    return cells
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("real", type=Path, help="real CTC sequence folder (e.g. .../Fluo-C2DL-MSC/01)")
+    ap.add_argument("synthetic", type=Path, nargs="*", help="synthetic CTC sequence folders (e.g. .../synthetic/01)")
+    ap.add_argument("--downsample", type=int, default=1, help="scale the real frames down by this (default 1)")
+    args = ap.parse_intermixed_args()
+    n = len(list((args.real.parent / f"{args.real.name}_GT" / "TRA").glob("man_track*.tif")))
+    half = n // 2
+    print("relative intensity = (pixel - local background) / (90th percentile in the cell - local background); "
+          "quantiles 10 / 25 / 50 % by distance to the outline")
+    print(summary(f"real, frames 0-{half - 1}", sequence_cells(args.real, args.downsample, range(0, half))))
+    print(summary(f"real, frames {half}-{n - 1}", sequence_cells(args.real, args.downsample, range(half, n))))
+    for syn in args.synthetic:
+        print(summary(str(syn), sequence_cells(syn, 1)))
+
+
+if __name__ == "__main__":
+    main()
