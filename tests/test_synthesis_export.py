@@ -159,6 +159,38 @@ def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     assert rc == 2 and "--real" in capsys.readouterr().err
 
 
+def test_cli_generate_records_the_painter_and_matches_the_real_distribution(tmp_path, flow_file, gowt1, capsys):
+    """`--rim-distribution` reaches the diffusion painter and the record keeps the painter's settings; a model
+    whose profile holds the real distribution paints with it."""
+    from napari_bvdm.cli import main
+    from napari_bvdm.texture.crops import load_ctc_crops
+    from napari_bvdm.texture.model import TextureModel, TextureModelConfig
+    from napari_bvdm.texture.profile import RimProfile
+    from napari_bvdm.texture.unet import UNetConfig
+
+    crops = load_ctc_crops(gowt1 / "01")
+    torch.manual_seed(0)
+    tex = TextureModel(TextureModelConfig(unet=UNetConfig(width=4, depth=3, t_channels=16, mask_channel=True),
+                                          crop_size=96), crops.normalisation, profile=RimProfile.from_crops(crops))
+    tex_file = tex.save(tmp_path / "tex.safetensors")
+    labels, _ = _toy_labels(5)
+    tifffile.imwrite(tmp_path / "labels.tif", labels)
+    out = tmp_path / "dist"
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", str(tex_file), "--flow",
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--rim-distribution",
+               "--sampler", "ddim",
+               "--ddim-steps", "2", "--tf-non0", "20", "--device", "cpu", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert validate_ctc(out) == []
+    run = json.loads((out / SYNTHESIS_JSON).read_text())["runs"][0]
+    assert run["painter"] == "DiffusionPainter" and run["painter_config"]["rim_distribution"] is True
+    assert run["painter_config"]["ddim_steps"] == 2
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(tmp_path / "cl"), "--videos", "1", "--quiet"])
+    assert rc == 0
+    assert "high_rel_std" in json.loads((tmp_path / "cl" / SYNTHESIS_JSON).read_text())["runs"][0]["painter_config"]
+
+
 def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
     """Our GT presented as a result: valid for py-ctcmetrics, and scores 1 against itself."""
     import contextlib

@@ -65,6 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rim-profile", action="store_true",
                    help="paint from a flat silhouette, without holding cells to the real cells' rim profile that "
                    "texture models now store when trained (older files have none; docs/texture.md)")
+    p.add_argument("--rim-distribution", action="store_true", default=None,
+                   help="match the real cells' whole intensity distribution at every depth inside the outline (dim "
+                        "and bright parts, e.g. MSC's spread cytoplasm), not only its mean; needs a texture model "
+                        "trained since stop 18 (docs/texture.md)")
     p.add_argument("--noise-share", type=float, default=None,
                    help="share of the fitted camera-noise variance added to cells (default: the painter's, 0.5 "
                    "for the texture model, 1 for the classical painter)")
@@ -108,6 +112,8 @@ def build_painter(texture: str | None, args: argparse.Namespace):
         over.setdefault("ddim_eta", generation.DDIM_ETA)
     if getattr(args, "no_rim_profile", False):
         over["rim_profile"] = False
+    if getattr(args, "rim_distribution", None):
+        over["rim_distribution"] = True
     cfg = DiffusionPainterConfig(device=args.device, **over)
     return DiffusionPainter(model, sampler=sampler, config=cfg), path
 
@@ -149,6 +155,8 @@ def _apply_gui_generate_section(args: argparse.Namespace, gui: dict) -> None:
         args.texture = "classical"
     if not args.halo and gui.get("halo"):
         args.halo = True  # measured on --real at run time
+    if not args.rim_distribution and gui.get("rim_distribution"):
+        args.rim_distribution = True
 
 
 def run(args: argparse.Namespace) -> int:

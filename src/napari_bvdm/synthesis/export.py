@@ -112,6 +112,7 @@ def export_dataset(
         "models": hashes,
         "parameters": parameters or {},
         "painter": type(painter).__name__,
+        "painter_config": _painter_settings(painter),
     }
     total = n_videos
     for i in range(n_videos):
@@ -231,3 +232,12 @@ def _json_default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
     raise TypeError(f"not JSON-serialisable: {type(o).__name__}")
+
+
+def _painter_settings(painter: Any) -> dict[str, Any]:
+    """The painter's settings for the record (DiffusionPainter: its config; ClassicalPainter: its statistics)."""
+    for attr in ("config", "stats"):
+        value = getattr(painter, attr, None)
+        if hasattr(value, "to_dict"):
+            return value.to_dict()
+    return {}

@@ -42,6 +42,7 @@ class GenerateParams:
     tf0: int = 200
     tf_non0: int = 100  # the pipeline's measured refresh (SynthesisConfig), not the reference's 10
     rim_profile: bool = True  # hold cells to the real rim profile when the texture model carries one
+    rim_distribution: bool = False  # and to the real cells' dim and bright parts (models trained since stop 18)
     halo: bool = False  # hold frames to the real cells' halo (measured on the loaded real video's labels)
     preview_frames: int = 3
     extra: dict = field(default_factory=dict)
@@ -144,7 +145,7 @@ def build_painter(state: Any, params: GenerateParams):
             raise ValueError("no texture model: train or load one in step 3, or pick the classical painter")
         return DiffusionPainter(model, params.sampler, ddim_steps=params.ddim_steps, ddim_eta=params.ddim_eta,
                                 tf0=params.tf0, tf_non0=params.tf_non0, rim_profile=params.rim_profile,
-                                device=state.device)
+                                rim_distribution=params.rim_distribution, device=state.device)
     image, labels = _real_arrays(state.video)
     crop = state.texture_model.crop_size if state.texture_model is not None else 96
     if image is not None and labels is not None:
