@@ -10,7 +10,8 @@
 #   lane d:     waits for lane c's set, then the same on the other seeds
 # With TEXTURE "none" nothing is painted: lanes c and d run the given set on SEEDS_C and SEEDS_D. With TEXTURE
 # "train" lane c trains a texture model on the GPU first (on the training part, as `--generate` does without
-# --texture-model; its settings come from GEN_JSON, e.g. texture_width, texture_steps, texture_max_minutes).
+# --texture-model; its settings come from GEN_JSON, e.g. texture_width, texture_steps, texture_max_minutes,
+# texture_crop_size); FLOW "train" trains the flow model there too (flow_steps).
 #
 # Usage: bash benchmarks/gpu_evaluate.sh OUT REAL SYNTHETIC TEXTURE FLOW [LIMIT_S]
 # Settings (environment, defaults for an H100): STEPS=3000 BATCH=8 PATCH=192 BASE=16 DS=2 GEN_DS=2 VIDEOS=4
@@ -47,9 +48,10 @@ painted_set() {  # lane name, seeds; the first seed of lane c paints the set
   local first=1 s
   for s in $2; do
     if [ "$1" = c ] && [ $first = 1 ]; then
-      local given=(--texture-model "$TEX")
-      [ "$TEX" = train ] && given=()
-      "${EVAL[@]}" --generate "${given[@]}" --flow-model "$FLOW" --videos "$VIDEOS" \
+      local given=()
+      [ "$TEX" = train ] || given+=(--texture-model "$TEX")
+      [ "$FLOW" = train ] || given+=(--flow-model "$FLOW")
+      "${EVAL[@]}" --generate "${given[@]}" --videos "$VIDEOS" \
         --generate-downsample "$GEN_DS" --settings "$GEN_SETTINGS" --sets $PAINTED_SETS \
         --seeds "$s" -o "$OUT/painted-seed$s" > "$OUT/lane-c-seed$s.log" 2>&1
       first=0

@@ -39,6 +39,9 @@ class SyntheticSetsConfig(Config):
     seed : base seed of mask simulation and synthesis.
     texture_steps : texture-model training steps when no texture model is given.
     texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
+    texture_crop_size : side of the texture model's cell crops (a multiple of 8; 96 fits MSC at 1/2 scale and
+        GOWT1 at full scale; cells larger than a crop are left out of the training, so MSC at full scale needs
+        about 192).
     texture_max_minutes : stop the texture training after this many minutes (0 = no limit; a GPU run with
         ``texture_steps`` set high trains as many steps as fit; the weights record the steps reached).
     texture_mask_channel, texture_t_max, texture_ema_decay, texture_precision : the recipe of the bundled
@@ -77,6 +80,7 @@ class SyntheticSetsConfig(Config):
     texture_steps: int = 2000
     texture_width: int = 8
     texture_batch_size: int = 8
+    texture_crop_size: int = 96
     texture_max_minutes: float = 0.0
     texture_mask_channel: bool = True
     texture_t_max: int = 400
@@ -106,6 +110,8 @@ class SyntheticSetsConfig(Config):
         self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
         self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
         self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
+        self._require(32 <= self.texture_crop_size <= 512 and self.texture_crop_size % 8 == 0, "texture_crop_size",
+                      "must be a multiple of 8 in 32..512")
         self._require(0 <= self.texture_max_minutes < 1e6, "texture_max_minutes", "must be >= 0 (0 = no limit)")
         self._require(self.flow_steps >= 1, "flow_steps", "must be >= 1")
         self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
@@ -197,7 +203,7 @@ def make_synthetic_sets(
     shape_frames = video.seg_frames if "SEG" in video.labels else None
     scene = fit_scene_stats(video.image, video.labels.get("TRA"), fixed_pattern=cfg.fixed_pattern, source=str(real))
     crops = extract_crops(video.image, full_masks, tracks=video.labels.get("TRA"), frames=shape_frames,
-                          normalisation=scene.norm)
+                          normalisation=scene.norm, crop_size=cfg.texture_crop_size)
     profile = None  # the same for both painters (a loaded texture model's own may come from other data)
     if cfg.rim_profile:
         try:
