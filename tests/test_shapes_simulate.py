@@ -350,3 +350,39 @@ def test_density_scale_crowds_the_population(model):
         SimulationConfig(cells=5, density_scale=2.0)
     with pytest.raises(ConfigError, match="density_scale"):
         SimulationConfig(density_scale=0)
+
+
+def test_brightness_follows_size_as_in_the_real_cells(msc):
+    """MSC's larger (spread) cells are dimmer: the fit keeps the normal-score correlation of size and brightness
+    and the simulation reproduces it, with both marginals kept; switched off (or a model fitted before it
+    existed) the two are independent."""
+    from napari_bvdm.io.readers import read_video
+    from napari_bvdm.shapes.fit import fit_shape_model, normal_scores
+    from napari_bvdm.shapes.model import FitConfig
+
+    video = read_video(msc / "01", check=False)
+    m = run_job(fit_shape_model(video, FitConfig(max_shape_frames=8, calibration_frames=0)))
+    rho = m.params["brightness"]["area_corr"]
+    assert -0.7 < rho < -0.2  # MSC 01, all frames: -0.40
+    assert "rank correlation with the cell's size" in m.summary()
+
+    def score_corr(**kw):  # each track's first frame: independent cells (a track's frames are not)
+        areas, bright = [], []
+        for seed in range(4):
+            v = run_job(simulate_masks(m, SimulationConfig(frames=2, height=1024, width=1024, cells=40, seed=seed,
+                                                           **kw)))
+            for track, b in v.brightness.items():
+                start = int(v.lineage[v.lineage[:, 0] == track][0, 1])
+                areas.append(int((v.labels[start] == track).sum()))
+                bright.append(float(b[0]))
+        areas, bright = np.asarray(areas, float), np.asarray(bright)
+        return np.corrcoef(normal_scores(areas), normal_scores(bright))[0, 1], bright
+
+    coupled, b1 = score_corr()
+    independent, b0 = score_corr(brightness_follows_size=False)
+    assert abs(coupled - rho) < 0.15 and abs(independent) < 0.15, (coupled, independent, rho)  # -0.30 / 0.00
+    assert abs(np.median(b1) / np.median(b0) - 1) < 0.1  # the brightness distribution itself is kept
+    # a model file written before stop 18 has no area_corr and reads as independent
+    d = m.to_dict()
+    del d["params"]["brightness"]["area_corr"]
+    assert ShapeModel.from_dict(d).params["brightness"]["area_corr"] == 0.0

@@ -68,6 +68,9 @@ class SyntheticSetsConfig(Config):
     fixed_pattern : paint the real background's row and column offsets (``SceneStats.row_profile``,
         ``col_profile``: MSC's bright top rows and dark column) into every synthetic frame; False = the
         smooth illumination grid only (every evaluation before stop 17).
+    brightness_follows_size : the simulated cells' brightness follows their size with the fitted correlation
+        (``SimulationConfig.brightness_follows_size``; MSC's larger, spread cells are dimmer); False = drawn
+        independently, as in every evaluation before stop 18.
     density_scale : multiplies the fitted cell density of the simulated videos
         (``SimulationConfig.density_scale``): > 1 gives more cells close to or touching each other.
     device : ``auto``, ``cpu``, ``cuda``...
@@ -99,6 +102,7 @@ class SyntheticSetsConfig(Config):
     halo_neighbours: bool = False
     fixed_pattern: bool = True
     density_scale: float = 1.0
+    brightness_follows_size: bool = True
     device: str = "auto"
 
     def check(self) -> None:
@@ -225,7 +229,9 @@ def make_synthetic_sets(
     def masks(number: int, seed: int):
         return simulate_masks(shape_model, SimulationConfig(frames=n_frames, height=height, width=width,
                                                             seed=seed, outlines=cfg.outlines,
-                                                            density_scale=cfg.density_scale), cancel=cancel)
+                                                            density_scale=cfg.density_scale,
+                                                            brightness_follows_size=cfg.brightness_follows_size),
+                              cancel=cancel)
 
     written: dict[str, Path] = {}
     halo: list[float] = []

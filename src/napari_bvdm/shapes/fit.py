@@ -50,6 +50,17 @@ def _lag1(a: np.ndarray, b: np.ndarray, default: float) -> float:
     return float(np.clip(np.corrcoef(za, zb)[0, 1], 0.0, 0.999))
 
 
+def _score_corr(a: np.ndarray, b: np.ndarray) -> float:
+    """Correlation of the normal scores of two paired samples (0 with fewer than 8 pairs or no spread),
+    clipped to [-0.95, 0.95]."""
+    if len(a) < 8:
+        return 0.0
+    za, zb = normal_scores(a), normal_scores(b)
+    if np.std(za) == 0 or np.std(zb) == 0:
+        return 0.0
+    return round(float(np.clip(np.corrcoef(za, zb)[0, 1], -0.95, 0.95)), 4)
+
+
 def _max_log_step(changes: np.ndarray, default: float = 0.25) -> float:
     """Largest area change per frame a simulated cell may make, in log units.
 
@@ -525,10 +536,14 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
     # ---- brightness ----------------------------------------------------------------------------
     bright = np.array([r.brightness for r in inner if r.brightness is not None])
     stage_factor = np.ones(6)
+    area_corr = 0.0
     if len(bright):
         rho_b = _lag1(np.array([a.brightness for a, _ in area_src]),
                       np.array([b.brightness for _, b in area_src]), 0.95)
         bq = quantiles(bright)
+        # larger cells may be dimmer (spread cells: MSC -0.4) or brighter: the normal-score correlation
+        area_corr = _score_corr(np.array([r.area for r in inner if r.brightness is not None], dtype=np.float64),
+                                bright)
     else:  # no image: a flat mid-grey in normalised units, stated in the summary
         rho_b, bq = 0.95, np.full(N_QUANTILES, 0.5)
 
@@ -667,7 +682,7 @@ def _estimate(config, track_recs, shape_recs, inner, with_radii, lineage, height
                  "sampler_quantiles": area_target.copy(), "rho": rho_area, "max_log_step": max_log_step},
         "eccentricity": {"quantiles": quantiles([r.eccentricity for r in inner])},
         "solidity": {"quantiles": quantiles([r.solidity for r in inner])},
-        "brightness": {"quantiles": bq, "rho": rho_b, "stage_factor": stage_factor},
+        "brightness": {"quantiles": bq, "rho": rho_b, "stage_factor": stage_factor, "area_corr": area_corr},
         "motion": {"step_quantiles": step_q, "moving_step_quantiles": moving_q, "pause_probability": pause_p,
                    "sampler_step_quantiles": moving_q.copy(), "step_rho": step_rho,
                    "turn_quantiles": turn_q,

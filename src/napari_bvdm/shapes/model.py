@@ -108,6 +108,7 @@ _SCHEMA: dict[str, dict[str, tuple[str, Any]]] = {
         "quantiles": _QUANT,
         "rho": ("unit", None),
         "stage_factor": ("vec+", 6),
+        "area_corr": ("unit", None),
     },
     "motion": {
         "step_quantiles": _QUANT,
@@ -146,6 +147,7 @@ _OPTIONAL: dict[tuple[str, str], Any] = {
     ("population", "spacing"): 1.0,
     ("shape", "elongation"): 1.0,
     ("area", "max_log_step"): 0.0,  # 0 = no limit on a cell's area change per frame
+    ("brightness", "area_corr"): 0.0,  # models fitted before stop 18: brightness independent of size
     ("motion", "moving_step_quantiles"): ("motion", "step_quantiles"),  # same as all steps
 }
 
@@ -358,7 +360,8 @@ class ShapeModel:
                if p["area"]["max_log_step"] > 0 else ""),
             "  " + q("eccentricity", p["eccentricity"], fmt=".2f"),
             "  " + q("solidity", p["solidity"], fmt=".3f"),
-            "  " + q("brightness (normalised)", p["brightness"], fmt=".3f"),
+            "  " + q("brightness (normalised)", p["brightness"], fmt=".3f")
+            + f"; rank correlation with the cell's size {p['brightness']['area_corr']:+.2f}",
             "  " + q("step (px/frame)", mot, "step_quantiles", fmt=".2f")
             + f"; persistence (mean cos turn) {float(np.mean(np.cos(mot['turn_quantiles']))):.2f}"
             + (f"; paused (step exactly 0) in {100 * mot['pause_probability']:.1f} % of frames"

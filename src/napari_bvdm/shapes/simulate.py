@@ -68,6 +68,9 @@ class SimulationConfig(Config):
         ``FitConfig.keep_outlines``), for cells with protrusions a radial model cannot draw.
     outline_wobble : with ``outlines="real"``, the standard deviation of the log radial deformation
         that makes a real outline change smoothly over time (0 = rigid outlines).
+    brightness_follows_size : couple each cell's brightness to its size with the model's fitted
+        normal-score correlation (``brightness.area_corr``; real MSC about -0.4: larger, spread cells are
+        dimmer), keeping both marginals; False (or a model fitted before stop 18) draws them independently.
     """
 
     frames: int = 50
@@ -85,6 +88,7 @@ class SimulationConfig(Config):
     min_gap: float = 1.0
     outlines: Literal["model", "real"] = "model"
     outline_wobble: float = 0.1
+    brightness_follows_size: bool = True
 
     def check(self) -> None:
         self._require(self.frames >= 1, "frames", "must be at least 1")
@@ -519,6 +523,8 @@ class _Simulator:
                 sums[c.id] = np.array([y, x], dtype=np.float64)
         stage_f = self.p["brightness"]["stage_factor"]
         bq = self.p["brightness"]["quantiles"]
+        # g_bright is the size-independent part; the brightness score mixes in the size score
+        rho_ab = float(self.p["brightness"].get("area_corr", 0.0)) if self.cfg.brightness_follows_size else 0.0
         keep: list[_Cell] = []
         for c in self.cells:
             if counts.get(c.id, 0) == 0:
@@ -531,7 +537,8 @@ class _Simulator:
             else:
                 st = 0
             c.stage.append(st)
-            c.bright.append(float(_from_q(bq, stats.norm.cdf(c.g_bright))) * float(stage_f[st]))
+            g_b = c.g_bright if not rho_ab else rho_ab * c.g_area + np.sqrt(1 - rho_ab**2) * c.g_bright
+            c.bright.append(float(_from_q(bq, stats.norm.cdf(g_b))) * float(stage_f[st]))
             c.cent.append(tuple(sums[c.id] / counts[c.id]))
             c.pauses.append(c.paused)
             keep.append(c)
