@@ -4,7 +4,10 @@ For every annotated cell (CTC ``SEG`` masks) the intensity is expressed relative
 ``(pixel - local background) / (90th percentile inside - local background)`` with the local background the
 median of a ring 6-12 px outside all cells, and pooled by the distance to the outline. Prints the share of
 cell pixels below 0.2 and 0.35 of the contrast and the 10/25/50 % quantiles per distance band, for the real
-sequence (its first and second half, at ``--downsample``) and for each synthetic CTC sequence given.
+sequence (its first and second half, at ``--downsample``) and for each synthetic CTC sequence given; then, per
+cell, size against brightness: area quantiles, the share of cells over ``--large`` px, their median contrast
+(mean inside minus the frame's background median) and the correlation of log area and contrast (real MSC:
+larger, spread cells are dimmer).
 
 Example (docs/evaluation.md, stop 18)::
 
@@ -21,6 +24,22 @@ import numpy as np
 from scipy import ndimage as ndi
 
 BANDS = ((0, 2.5), (2.5, 4.5), (4.5, 8.5), (8.5, np.inf))
+
+
+def size_and_contrast(image: np.ndarray, seg: np.ndarray) -> list[tuple[int, float]]:
+    """Per cell: area and mean intensity minus the frame's background median."""
+    bg = float(np.median(image[seg == 0]))
+    labs, counts = np.unique(seg, return_counts=True)
+    return [(int(n), float(image[seg == lab].mean()) - bg) for lab, n in zip(labs, counts, strict=True) if lab]
+
+
+def size_summary(name: str, rows: list[tuple[int, float]], large: int) -> str:
+    a, k = np.array(rows, dtype=float).T
+    big = a > large
+    return (f"{name}: {len(a)} cells | area median / 90 %: {np.median(a):.0f} / {np.percentile(a, 90):.0f} | "
+            f"over {large} px: {big.mean():.2f} | contrast median {np.median(k):.0f}, of those over {large} px "
+            f"{np.median(k[big]) if big.any() else float('nan'):.0f} | corr(log area, contrast) "
+            f"{np.corrcoef(np.log(a), k)[0, 1]:+.2f}")
 
 
 def cell_values(image: np.ndarray, seg: np.ndarray, min_area: int = 100) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -57,7 +76,8 @@ def summary(name: str, cells: list[tuple[np.ndarray, np.ndarray]]) -> str:
     return " | ".join(parts)
 
 
-def sequence_cells(seq: Path, downsample: int, frames: range | None = None) -> list:
+def sequence_cells(seq: Path, downsample: int, frames: range | None = None, sizes: bool = False) -> list:
+    """:func:`cell_values` (or, with ``sizes``, :func:`size_and_contrast`) of every SEG-annotated frame."""
     import tifffile
 
     from napari_bvdm.evaluate.data import downsample_image, downsample_labels
@@ -73,7 +93,7 @@ def sequence_cells(seq: Path, downsample: int, frames: range | None = None) -> l
         if downsample > 1:
             img = downsample_image(img[None], downsample)[0]
             seg = downsample_labels(seg[None], downsample)[0]
-        cells += cell_values(img, seg)
+        cells += size_and_contrast(img, seg) if sizes else cell_values(img, seg)
     return cells
 
 
@@ -82,6 +102,7 @@ def main() -> None:
     ap.add_argument("real", type=Path, help="real CTC sequence folder (e.g. .../Fluo-C2DL-MSC/01)")
     ap.add_argument("synthetic", type=Path, nargs="*", help="synthetic CTC sequence folders (e.g. .../synthetic/01)")
     ap.add_argument("--downsample", type=int, default=1, help="scale the real frames down by this (default 1)")
+    ap.add_argument("--large", type=int, default=1500, help="area (px) above which a cell counts as large")
     args = ap.parse_intermixed_args()
     n = len(list((args.real.parent / f"{args.real.name}_GT" / "TRA").glob("man_track*.tif")))
     half = n // 2
@@ -91,6 +112,13 @@ def main() -> None:
     print(summary(f"real, frames {half}-{n - 1}", sequence_cells(args.real, args.downsample, range(half, n))))
     for syn in args.synthetic:
         print(summary(str(syn), sequence_cells(syn, 1)))
+    print("size and brightness")
+    print(size_summary(f"real, frames 0-{half - 1}", sequence_cells(args.real, args.downsample, range(0, half), True),
+                       args.large))
+    print(size_summary(f"real, frames {half}-{n - 1}", sequence_cells(args.real, args.downsample, range(half, n), True),
+                       args.large))
+    for syn in args.synthetic:
+        print(size_summary(str(syn), sequence_cells(syn, 1, sizes=True), args.large))
 
 
 if __name__ == "__main__":
