@@ -45,6 +45,21 @@ def _depth(mask: np.ndarray, max_distance: int) -> np.ndarray:
     return np.minimum(np.ceil(d - 1e-6), max_distance + 1).astype(np.int64)
 
 
+def _relative_cells(images: np.ndarray, masks: np.ndarray, max_distance: int,
+                    depths: list[np.ndarray | None] | None = None):
+    """For every usable cell (at least 4 pixels, a finite positive mean): its index, the relative intensity
+    (pixel / the cell's mean) of its pixels and their depth - 1 (0 .. ``max_distance``). ``depths``: the
+    masks' :func:`_depth` maps when already computed."""
+    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
+        if m.sum() < 4:
+            continue
+        mean = float(img[m].mean())
+        if not np.isfinite(mean) or mean <= 0:
+            continue
+        depth = (_depth(m, max_distance) if depths is None else depths[i])[m] - 1
+        yield i, img[m] / mean, depth
+
+
 def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_cells: int,
                   depths: list[np.ndarray | None] | None = None) -> tuple[np.ndarray, int]:
     """Mean over cells of each cell's relative intensity per depth; depths reached by fewer than ``min_cells``
@@ -53,15 +68,9 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     n = max_distance + 1
     sums, counts = np.zeros(n), np.zeros(n)
     used = 0
-    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
-        if m.sum() < 4:
-            continue
-        mean = float(img[m].mean())
-        if not np.isfinite(mean) or mean <= 0:
-            continue
-        depth = (_depth(m, max_distance) if depths is None else depths[i])[m] - 1
+    for _, rel, depth in _relative_cells(images, masks, max_distance, depths):
         cnt = np.bincount(depth, minlength=n)
-        per = np.bincount(depth, img[m] / mean, minlength=n) / np.maximum(cnt, 1)
+        per = np.bincount(depth, rel, minlength=n) / np.maximum(cnt, 1)
         sums[cnt > 0] += per[cnt > 0]
         counts[cnt > 0] += 1
         used += 1
@@ -71,19 +80,11 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     return values, used
 
 
-def _relative_by_depth(images: np.ndarray, masks: np.ndarray, max_distance: int,
-                       depths: list[np.ndarray | None] | None = None) -> list[list[np.ndarray]]:
-    """Per depth (1 .. ``max_distance + 1``), the relative intensity (pixel / its cell's mean) of every pixel
-    at that depth, one array per cell (cells with fewer than 4 pixels or a mean <= 0 left out)."""
+def _relative_by_depth(images: np.ndarray, masks: np.ndarray, max_distance: int) -> list[list[np.ndarray]]:
+    """Per depth (1 .. ``max_distance + 1``), the relative intensity of every pixel at that depth, one array
+    per usable cell (:func:`_relative_cells`)."""
     per: list[list[np.ndarray]] = [[] for _ in range(max_distance + 1)]
-    for i, (img, m) in enumerate(zip(images, masks, strict=True)):
-        if m.sum() < 4:
-            continue
-        mean = float(img[m].mean())
-        if not np.isfinite(mean) or mean <= 0:
-            continue
-        depth = (_depth(m, max_distance) if depths is None else depths[i])[m] - 1
-        rel = img[m] / mean
+    for _, rel, depth in _relative_cells(images, masks, max_distance):
         for k in np.unique(depth):
             per[k].append(rel[depth == k])
     return per
@@ -224,14 +225,13 @@ class RimProfile(Config):
 
     def _match_distribution(self, out: np.ndarray, m: np.ndarray, depth: list[np.ndarray | None]) -> None:
         """In place: each depth's pooled relative intensities mapped onto :attr:`quantiles` (see :meth:`match`)."""
-        cells = [i for i, d in enumerate(depth) if d is not None and m[i].sum() >= 4]
-        means = {i: float(out[i][m[i]].mean()) for i in cells}
-        cells = [i for i in cells if np.isfinite(means[i]) and means[i] > 0]
+        cells = list(_relative_cells(out, m, self.max_distance, depth))
         if not cells:
             return
-        # every cell's relative values with their depth, then one monotone map per depth over the batch
-        rel = {i: out[i][m[i]] / means[i] for i in cells}
-        dep = {i: depth[i][m[i]] - 1 for i in cells}
+        means = {i: float(out[i][m[i]].mean()) for i, _, _ in cells}
+        rel = {i: r for i, r, _ in cells}
+        dep = {i: d for i, _, d in cells}
+        cells = [i for i, _, _ in cells]
         target = np.asarray(self.quantiles, dtype=np.float64)
         probs = np.asarray(PROBS)
         for k in range(target.shape[0]):
