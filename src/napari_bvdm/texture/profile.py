@@ -48,8 +48,8 @@ def _depth(mask: np.ndarray, max_distance: int) -> np.ndarray:
 def _relative_cells(images: np.ndarray, masks: np.ndarray, max_distance: int,
                     depths: list[np.ndarray | None] | None = None):
     """For every usable cell (at least 4 pixels, a finite positive mean): its index, the relative intensity
-    (pixel / the cell's mean) of its pixels and their depth - 1 (0 .. ``max_distance``). ``depths``: the
-    masks' :func:`_depth` maps when already computed."""
+    (pixel / the cell's mean) of its pixels, their depth - 1 (0 .. ``max_distance``) and the mean. ``depths``:
+    the masks' :func:`_depth` maps when already computed."""
     for i, (img, m) in enumerate(zip(images, masks, strict=True)):
         if m.sum() < 4:
             continue
@@ -57,7 +57,7 @@ def _relative_cells(images: np.ndarray, masks: np.ndarray, max_distance: int,
         if not np.isfinite(mean) or mean <= 0:
             continue
         depth = (_depth(m, max_distance) if depths is None else depths[i])[m] - 1
-        yield i, img[m] / mean, depth
+        yield i, img[m] / mean, depth, mean
 
 
 def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_cells: int,
@@ -68,7 +68,7 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     n = max_distance + 1
     sums, counts = np.zeros(n), np.zeros(n)
     used = 0
-    for _, rel, depth in _relative_cells(images, masks, max_distance, depths):
+    for _, rel, depth, _ in _relative_cells(images, masks, max_distance, depths):
         cnt = np.bincount(depth, minlength=n)
         per = np.bincount(depth, rel, minlength=n) / np.maximum(cnt, 1)
         sums[cnt > 0] += per[cnt > 0]
@@ -80,11 +80,12 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     return values, used
 
 
-def _relative_by_depth(images: np.ndarray, masks: np.ndarray, max_distance: int) -> list[list[np.ndarray]]:
+def _relative_by_depth(images: np.ndarray, masks: np.ndarray, max_distance: int,
+                       depths: list[np.ndarray | None] | None = None) -> list[list[np.ndarray]]:
     """Per depth (1 .. ``max_distance + 1``), the relative intensity of every pixel at that depth, one array
     per usable cell (:func:`_relative_cells`)."""
     per: list[list[np.ndarray]] = [[] for _ in range(max_distance + 1)]
-    for _, rel, depth in _relative_cells(images, masks, max_distance):
+    for _, rel, depth, _ in _relative_cells(images, masks, max_distance, depths):
         for k in np.unique(depth):
             per[k].append(rel[depth == k])
     return per
@@ -156,11 +157,12 @@ class RimProfile(Config):
         masks = np.asarray(masks) > 0
         if images.shape != masks.shape or images.ndim != 3:
             raise InputError(f"images {images.shape} and masks {masks.shape} must be the same (N, h, w)")
-        values, used = _mean_profile(images, masks, max_distance, MIN_CELLS)
+        depths = [_depth(m, max_distance) if m.any() else None for m in masks]  # once for both measures
+        values, used = _mean_profile(images, masks, max_distance, MIN_CELLS, depths)
         if used < MIN_CELLS:
             raise InputError(f"a rim profile needs at least {MIN_CELLS} cells with a positive mean; got {used}")
         values = np.maximum(values, 1e-3)
-        quantiles = _quantile_rows(_relative_by_depth(images, masks, max_distance), MIN_CELLS)
+        quantiles = _quantile_rows(_relative_by_depth(images, masks, max_distance, depths), MIN_CELLS)
         return cls(values=[round(float(v), 5) for v in values], cells=used, quantiles=quantiles)
 
     @classmethod
@@ -225,13 +227,13 @@ class RimProfile(Config):
 
     def _match_distribution(self, out: np.ndarray, m: np.ndarray, depth: list[np.ndarray | None]) -> None:
         """In place: each depth's pooled relative intensities mapped onto :attr:`quantiles` (see :meth:`match`)."""
-        cells = list(_relative_cells(out, m, self.max_distance, depth))
-        if not cells:
+        found = list(_relative_cells(out, m, self.max_distance, depth))
+        if not found:
             return
-        means = {i: float(out[i][m[i]].mean()) for i, _, _ in cells}
-        rel = {i: r for i, r, _ in cells}
-        dep = {i: d for i, _, d in cells}
-        cells = [i for i, _, _ in cells]
+        cells = [i for i, _, _, _ in found]
+        rel = {i: r for i, r, _, _ in found}
+        dep = {i: d for i, _, d, _ in found}
+        means = {i: mean for i, _, _, mean in found}
         target = np.asarray(self.quantiles, dtype=np.float64)
         probs = np.asarray(PROBS)
         for k in range(target.shape[0]):
