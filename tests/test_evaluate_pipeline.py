@@ -98,6 +98,46 @@ def test_empty_result_scores_zero(tmp_path):
     assert s == {"SEG": 0.0, "DET": 0.0, "TRA": 0.0, "LNK": 0.0, "Valid": 1.0}
 
 
+def test_tra_error_counts_say_where_tracking_loses(tmp_path):
+    """The AOGM counts behind TRA: a cell missed in one frame is one FN vertex and its two links;
+    an empty result misses every vertex and edge, at the cost AOGM_0 that py-ctcmetrics reports."""
+    pytest.importorskip("ctc_metrics")
+    from napari_bvdm.evaluate.data import write_ctc_labels
+    from napari_bvdm.evaluate.experiment import error_table
+    from napari_bvdm.evaluate.scoring import AOGM_ERRORS, score_result
+
+    tra, lin = _toy()
+    write_ctc_labels(tmp_path / "01_GT" / "TRA", "man_track", tra, lin, "man_track.txt")
+    write_ctc_labels(tmp_path / "01_GT" / "SEG", "man_seg", tra, None, None)
+    masks = _shuffled_instances(tra)
+    perfect = score_result(_result(tmp_path / "a", masks), tmp_path / "01_GT", ["TRA"], errors=True)
+    assert perfect["TRA"] == 1.0 and perfect["AOGM"] == 0.0
+    assert all(perfect[f"AOGM_{e}"] == 0 for e in AOGM_ERRORS)
+    # 17 vertices (tracks 1, 2: 5 frames; 3: 3; 4, 5: 2), 12 plain links + 2 division links
+    assert perfect["AOGM_0"] == 10 * 17 + 1.5 * 14
+    masks[2][tra[2] == 2] = 0  # cell 2 missed at t = 2
+    hole = score_result(_result(tmp_path / "b", masks), tmp_path / "01_GT", ["DET", "TRA"], errors=True)
+    assert hole["AOGM_FN"] == 1 and hole["AOGM_FP"] == 0 and hole["AOGM_NS"] == 0
+    assert hole["AOGM"] == sum(w * hole[f"AOGM_{e}"] for e, w in AOGM_ERRORS.items())
+    assert hole["TRA"] == pytest.approx(1 - hole["AOGM"] / hole["AOGM_0"])
+    assert hole["DET"] < 1.0
+    empty = score_result(_result(tmp_path / "c", np.zeros_like(tra)), tmp_path / "01_GT", ["TRA"], errors=True)
+    assert empty["TRA"] == 0.0 and empty["AOGM_FN"] == 17 and empty["AOGM"] == empty["AOGM_0"] == perfect["AOGM_0"]
+    assert "AOGM" not in score_result(tmp_path / "a" / "01_RES", tmp_path / "01_GT", ["TRA"])  # only when asked
+    runs = [{"set": "real", "seed": 0, **perfect}, {"set": "synthetic", "seed": 0, **hole},
+            {"set": "synthetic", "seed": 1, **empty}]
+    table = "\n".join(error_table(runs))
+    assert "| real | 0.0 | 0.0 | 0.0 |" in table and "| synthetic | 0.0 | 9.0 |" in table  # FN (1 + 17) / 2
+    assert error_table([{"set": "real", "seed": 0, "TRA": 1.0}]) == []
+
+
+def _result(folder, masks):
+    from napari_bvdm.evaluate.scoring import write_res
+
+    tracks, lineage = track_instances(masks)
+    return write_res(folder / "01_RES", tracks, lineage)
+
+
 def test_tracker_without_divisions_gives_root_tracks():
     from napari_bvdm.evaluate.tracker import TrackerConfig
 

@@ -37,7 +37,7 @@ from .data import (
     window_images,
     write_gt_window,
 )
-from .scoring import METRICS, require_ctc_metrics, score_result, write_res
+from .scoring import AOGM_ERRORS, METRICS, require_ctc_metrics, score_result, write_res
 from .segnet import SegNetConfig, save_segnet, segment_frames
 from .tracker import TrackerConfig, track_instances
 from .train import TrainConfig, prepare_pool, train_segnet
@@ -50,6 +50,7 @@ __all__ = [
     "read_runs",
     "summarise",
     "summary_markdown",
+    "error_table",
     "plot_summary",
     "check_targets",
     "target_gaps",
@@ -188,8 +189,9 @@ def _write_text_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+ERROR_FIELDS = [*(f"AOGM_{e}" for e in AOGM_ERRORS), "AOGM", "AOGM_0"]
 RUN_FIELDS = ["set", "seed", *METRICS, "Valid", "n_tracks", "n_divisions", "train_s", "segment_s", "score_s",
-              "final_loss"]
+              "final_loss", *ERROR_FIELDS]
 
 
 def _write_runs(path: Path, runs: list[dict[str, Any]]) -> None:
@@ -319,9 +321,31 @@ def summary_markdown(
                          f"{'n/a' if math.isnan(d) else f'{d:+.4f}'} | {'n/a' if math.isnan(sd) else f'{sd:.4f}'} | "
                          f"{f'{w} of {nw}' if nw else 'n/a'} |")
         lines += ["", "A difference smaller than the pooled seed standard deviation is not a result."]
+    if runs is not None:
+        lines += error_table(runs)
     if skipped:
         lines += [""] + [f"- {k} skipped: {v}" for k, v in skipped.items()]
     return "\n".join(lines) + "\n"
+
+
+def error_table(runs: Sequence[dict[str, Any]]) -> list[str]:
+    """Markdown lines: per training set, the mean count of each AOGM error behind TRA over its seeds.
+
+    Empty when no run holds the counts (a ``runs.csv`` from before they were recorded, or no TRA).
+    """
+    keys = [f"AOGM_{e}" for e in AOGM_ERRORS]
+    rows = []
+    for name in dict.fromkeys(r["set"] for r in runs):
+        got = [r for r in runs if r["set"] == name and not math.isnan(r.get("AOGM", math.nan))]
+        if got:
+            rows.append(f"| {name} | " + " | ".join(f"{np.mean([r[k] for r in got]):.1f}" for k in keys)
+                        + f" | {np.mean([r['AOGM'] for r in got]):.1f} | {got[0]['AOGM_0']:.0f} | {len(got)} |")
+    if not rows:
+        return []
+    head = " | ".join(f"{e} (x{w:g})" for e, w in AOGM_ERRORS.items())
+    return ["", "Errors behind TRA (mean count per run; AOGM = weighted sum, TRA = 1 - AOGM / AOGM_0): FN missed "
+            "cells, FP extra detections, NS merged cells, ED/EA links to delete/add, EC wrong division links.", "",
+            f"| training set | {head} | AOGM | AOGM_0 | runs |", "|---|" + "---|" * (len(keys) + 3), *rows]
 
 
 def plot_summary(runs: Sequence[dict[str, Any]], metrics: Sequence[str], path: str | Path, title: str = "") -> Path:
@@ -468,7 +492,7 @@ def run_experiment(
                         {"set": name, "seed": seed, "train": tcfg.to_dict()})
         t2 = time.monotonic()
         yield Progress(0, 1, f"{name} seed {seed}: scoring with py-ctcmetrics", stage="score")
-        scores = score_result(run_dir / "01_RES", gt_dir, config.metrics)
+        scores = score_result(run_dir / "01_RES", gt_dir, config.metrics, errors=True)
         t3 = time.monotonic()
         row: dict[str, Any] = {"set": name, "seed": seed, **scores,
                                "n_tracks": len(lineage),

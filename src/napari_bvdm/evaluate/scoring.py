@@ -18,9 +18,13 @@ import numpy as np
 
 from .data import _atomic_dir, _commit_dir, write_ctc_labels
 
-__all__ = ["METRICS", "write_res", "score_result", "validate_result", "require_ctc_metrics"]
+__all__ = ["METRICS", "AOGM_ERRORS", "write_res", "score_result", "validate_result", "require_ctc_metrics"]
 
 METRICS = ("SEG", "DET", "TRA", "LNK")
+#: The graph operations behind TRA (Matula et al. 2015), with their AOGM weights: split vertices,
+#: false negative and false positive vertices, edges to delete, edges to add, edges with the wrong
+#: semantics (a division link where a plain one belongs, or the reverse).
+AOGM_ERRORS = {"NS": 5.0, "FN": 10.0, "FP": 1.0, "ED": 1.0, "EA": 1.5, "EC": 1.0}
 
 
 def require_ctc_metrics():
@@ -79,6 +83,7 @@ def score_result(
     *,
     threads: int = 1,
     quiet: bool = True,
+    errors: bool = False,
 ) -> dict[str, float]:
     """Score ``res_dir`` against ``gt_dir`` (a CTC ``NN_GT`` folder) with py-ctcmetrics.
 
@@ -87,6 +92,12 @@ def score_result(
     object at all (a network that found no cell) scores 0 on every measure: py-ctcmetrics 1.3.3
     cannot read an empty ``res_track.txt``, and the CTC measures of an empty result are 0 (every
     reference object missed).
+
+    With ``errors=True`` and TRA among the measures, the result also holds the counts behind TRA:
+    ``AOGM_NS``, ``AOGM_FN``, ``AOGM_FP``, ``AOGM_ED``, ``AOGM_EA``, ``AOGM_EC`` (see
+    :data:`AOGM_ERRORS`), plus ``AOGM`` (their weighted sum) and ``AOGM_0`` (the cost of building
+    the reference graph from nothing; TRA = 1 - AOGM / AOGM_0). They say where tracking loses:
+    missed cells (FN), extra detections (FP), merged cells (NS) or wrong links (ED, EA, EC).
     """
     require_ctc_metrics()
     from ctc_metrics import evaluate_sequence
@@ -108,6 +119,24 @@ def score_result(
             scores = evaluate_sequence(str(res_dir), str(gt_dir), metrics=metrics, threads=threads)
     out = {m: float(scores.get(m, math.nan)) if scores.get(m) is not None else math.nan for m in asked}
     out["Valid"] = float(scores.get("Valid", 1.0 if metrics else math.nan))
+    if errors and "TRA" in metrics:
+        if _is_empty(Path(res_dir)):
+            scores = _empty_result_errors(gt_dir)
+        for k in (*(f"AOGM_{e}" for e in AOGM_ERRORS), "AOGM", "AOGM_0"):
+            out[k] = float(scores.get(k, math.nan))
+    return out
+
+
+def _empty_result_errors(gt_dir: Path) -> dict[str, float]:
+    """The AOGM counts of an empty result: every reference vertex and edge missing."""
+    lines = [ln.split() for ln in (gt_dir / "TRA" / "man_track.txt").read_text().splitlines() if ln.strip()]
+    n_vertices = sum(int(e) - int(b) + 1 for _, b, e, _ in lines)
+    n_edges = sum(int(e) - int(b) for _, b, e, _ in lines)
+    begin = {int(lab): int(b) for lab, b, _, _ in lines}
+    n_edges += sum(1 for _, b, _, p in lines if int(p) > 0 and int(p) in begin)
+    out = {f"AOGM_{e}": 0.0 for e in AOGM_ERRORS}
+    out["AOGM_FN"], out["AOGM_EA"] = float(n_vertices), float(n_edges)
+    out["AOGM"] = out["AOGM_0"] = AOGM_ERRORS["FN"] * n_vertices + AOGM_ERRORS["EA"] * n_edges
     return out
 
 
