@@ -138,8 +138,9 @@ def predict_probs(model, image: np.ndarray, config: SegNetConfig, device="cpu") 
 def instances_from_probs(probs: np.ndarray, config: SegNetConfig) -> np.ndarray:
     """Watershed instances (uint16, labels 1..n) from ``(3, H, W)`` class probabilities."""
     from scipy import ndimage as ndi
-    from skimage.morphology import remove_small_objects
     from skimage.segmentation import relabel_sequential, watershed
+
+    from ..runtime.compat import remove_small_objects
 
     interior = probs[1]
     fg = (probs[1] + probs[2]) > 0.5

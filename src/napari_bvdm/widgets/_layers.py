@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..runtime.compat import remove_small_objects
 from ..runtime.progress import CancelToken, Job, Progress
 
 __all__ = [
@@ -199,7 +200,7 @@ def classical_segmentation(
             token.check()
         f = filters.gaussian(np.asarray(img[i], dtype=np.float32), sigma=sigma, preserve_range=True)
         thr = threshold if threshold is not None else (auto[method](f) if f.max() > f.min() else np.inf)
-        fg = _remove_small(f > thr, min_size)
+        fg = remove_small_objects(f > thr, min_size)
         if fg.any():
             dist = ndimage.distance_transform_edt(fg)
             peaks = peak_local_max(dist, min_distance=min_distance, labels=ndimage.label(fg)[0],
@@ -207,20 +208,10 @@ def classical_segmentation(
             markers = np.zeros(fg.shape, dtype=np.int32)
             markers[tuple(peaks.T)] = np.arange(1, len(peaks) + 1)
             seg = watershed(-dist, markers, mask=fg)
-            seg = _remove_small(seg, min_size)
+            seg = remove_small_objects(seg, min_size)
             out[i] = seg.astype(np.uint16)
         yield Progress(i + 1, t, f"segmenting frame {i + 1}/{t}", stage="segment")
     return out
-
-
-def _remove_small(arr: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop objects of fewer than ``min_size`` pixels (scikit-image's API changed in 0.26)."""
-    from skimage.morphology import remove_small_objects
-
-    try:
-        return remove_small_objects(arr, max_size=min_size - 1)
-    except TypeError:  # scikit-image < 0.26
-        return remove_small_objects(arr, min_size=min_size)
 
 
 def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, n: int = 8, sampler: str = "ddim",
