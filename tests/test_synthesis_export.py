@@ -138,7 +138,7 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
 
 def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     """`--halo` measures the real cells' halo on --real and records it with the run; without --real it is an
-    error that says so."""
+    error that says so. The same for `--faint-cells` (GOWT1's unannotated out-of-focus nuclei)."""
     from napari_bvdm.cli import main
     from napari_bvdm.texture.profile import halo_contrasts
 
@@ -146,16 +146,24 @@ def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     tifffile.imwrite(tmp_path / "labels.tif", labels)
     out = tmp_path / "halo"
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
-               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--halo", "--quiet"])
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--halo",
+               "--faint-cells", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert validate_ctc(out) == []
-    halo = json.loads((out / SYNTHESIS_JSON).read_text())["runs"][0]["synthesis"]["halo"]
+    rec = json.loads((out / SYNTHESIS_JSON).read_text())
+    run = rec["runs"][0]
+    assert run["synthesis"]["faint_cells"] and run["scene"]["faint"]["density"] > 0
+    assert rec["videos"]["01"]["faint_cells"] >= 0  # Poisson: a toy-sized frame may hold none
+    halo = run["synthesis"]["halo"]
     assert len(halo) == 4 and halo[0] > halo[3]
     img = tifffile.imread(out / "01" / "t001.tif").astype(float)
     got = np.nanmean(halo_contrasts(img, tifffile.imread(out / "01_GT" / "TRA" / "man_track001.tif"), 4), axis=0)
     assert abs(got[0] - halo[0]) < 0.05  # uint8 rounding and the toy's close cells allow a little
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
                str(flow_file), "-o", str(tmp_path / "x"), "--halo", "--quiet"])
+    assert rc == 2 and "--real" in capsys.readouterr().err
+    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
+               str(flow_file), "-o", str(tmp_path / "x"), "--faint-cells", "--quiet"])
     assert rc == 2 and "--real" in capsys.readouterr().err
 
 

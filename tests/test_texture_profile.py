@@ -310,6 +310,9 @@ def test_gui_generate_step_measures_the_halo_on_the_loaded_video(msc):
     assert synthesis_config(GenerateParams(), 3, state).halo == []
     with pytest.raises(ValueError, match="real video"):
         synthesis_config(GenerateParams(halo=True), 3, SimpleNamespace(video=None))
+    # the faint-cells box reaches the synthesis; the blobs themselves come with the scene fitted on the video
+    assert synthesis_config(GenerateParams(faint_cells=True), 3, state).faint_cells
+    assert not synthesis_config(GenerateParams(), 3, state).faint_cells
 
 
 def test_gui_statistics_of_the_real_video_are_computed_once_per_video():

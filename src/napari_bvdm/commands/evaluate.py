@@ -78,6 +78,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-rim-profile", action="store_true", default=None,
                    help="paint both synthetic sets from a flat silhouette, without holding the cells to the real "
                         "cells' rim profile (docs/texture.md)")
+    g.add_argument("--faint-cells", action="store_true",
+                   help="draw the faint blobs that the real labels leave out (out-of-focus cells) into both "
+                        "synthetic sets' backgrounds, unlabelled (docs/synthesis.md)")
     g.add_argument("--rim-distribution", action="store_true", default=None,
                    help="the diffusion painter matches the real cells' whole intensity distribution at every depth "
                         "inside the outline, not only its mean (dim parts of spread cells; docs/texture.md)")
@@ -146,6 +149,8 @@ def run(args: argparse.Namespace) -> int:
             gs["halo"] = True
         if args.rim_distribution:
             gs["rim_distribution"] = True
+        if args.faint_cells:
+            gs["faint_cells"] = True
         g = int(gs.get("downsample", 1))
         if cfg.downsample % g:
             raise InputError(f"--downsample {cfg.downsample} must be a multiple of --generate-downsample {g}")

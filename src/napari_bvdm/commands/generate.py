@@ -62,6 +62,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--halo", action="store_true",
                    help="hold every frame to the halo of the real cells of --real (intensity 1-4 px outside the "
                         "annotated outlines; needs SEG or TRA labels there): docs/texture.md")
+    p.add_argument("--faint-cells", action="store_true",
+                   help="draw the faint blobs that the labels of --real leave out (out-of-focus cells, a few per "
+                        "cent of a cell's contrast) into the background, unlabelled, so that networks trained on "
+                        "the set leave them out too (docs/synthesis.md)")
     p.add_argument("--no-rim-profile", action="store_true",
                    help="paint from a flat silhouette, without holding cells to the real cells' rim profile that "
                    "texture models now store when trained (older files have none; docs/texture.md)")
@@ -182,6 +186,8 @@ def run(args: argparse.Namespace) -> int:
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
     settings["seed"] = args.seed
+    if args.faint_cells:
+        settings["faint_cells"] = True
     cfg = SynthesisConfig.from_dict(settings)
     painter, texture_file = build_painter(args.texture, args)
     flow_path = args.flow or _default("flow.safetensors")
@@ -215,6 +221,9 @@ def run(args: argparse.Namespace) -> int:
             cfg = cfg.replace(halo=halo_from_video(real))
     elif args.halo:
         raise ConfigError("--halo is measured on the real cells: give --real VIDEO (with SEG or TRA labels)")
+    elif args.faint_cells and args.scene is None:
+        raise ConfigError("--faint-cells are measured beside the real cells: give --real VIDEO (with labels) "
+                          "or --scene JSON fitted on one")
     elif args.scene is not None:
         scene = SceneStats.load(args.scene)
     elif shape_model is not None:

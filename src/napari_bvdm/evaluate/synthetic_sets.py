@@ -73,6 +73,8 @@ class SyntheticSetsConfig(Config):
         independently, as in every evaluation before stop 18.
     density_scale : multiplies the fitted cell density of the simulated videos
         (``SimulationConfig.density_scale``): > 1 gives more cells close to or touching each other.
+    faint_cells : draw the faint blobs that the real labels leave out (out-of-focus nuclei) into both sets'
+        backgrounds, unlabelled (``SynthesisConfig.faint_cells``); off in every evaluation before stop 19.
     device : ``auto``, ``cpu``, ``cuda``...
     """
 
@@ -103,6 +105,7 @@ class SyntheticSetsConfig(Config):
     fixed_pattern: bool = True
     density_scale: float = 1.0
     brightness_follows_size: bool = True
+    faint_cells: bool = False
     device: str = "auto"
 
     def check(self) -> None:
@@ -240,7 +243,8 @@ def make_synthetic_sets(
             halo = halo_from_video(video, cfg.halo_distance)
         except InputError as e:
             warnings.warn(f"no halo: {e}", stacklevel=2)
-    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo, halo_neighbours=cfg.halo_neighbours)
+    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo, halo_neighbours=cfg.halo_neighbours,
+                                faint_cells=cfg.faint_cells)
     if "synthetic" in sets:
         yield Progress(3, 5, "texture model", stage="make-synthetic")
         if texture_model:

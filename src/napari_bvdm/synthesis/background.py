@@ -42,6 +42,10 @@ class SceneStats:
         interpolated grid (separable fixed pattern; empty = none), resampled to other output sizes.
     cell_brightness : mean and standard deviation of the cells' mean intensity.
     cell_area : median cell area in pixels (to warn about other pixel sizes).
+    faint : faint blobs in the background that the labels leave out (out-of-focus cells), measured
+        by :func:`~napari_bvdm.synthesis.faint.detect_faint`: ``density`` per million pixels,
+        ``areas`` and ``contrasts`` (normalised units) of the blobs found, ``frames`` measured; empty =
+        not measured (no labels, or statistics from before stop 19).
     normalisation : the :class:`Normalisation` as a dict (raw dtype included).
     """
 
@@ -56,6 +60,7 @@ class SceneStats:
     cell_area: float = 0.0
     normalisation: dict[str, Any] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0, "dtype": "uint16"})
     source: str = ""
+    faint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.level) and np.isfinite(self.noise) and self.noise >= 0):
@@ -82,7 +87,7 @@ class SceneStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneStats:
         known = {"level", "noise", "noise_corr", "noise_gain", "illumination", "row_profile", "col_profile",
-                 "cell_brightness", "cell_area", "normalisation", "source"}
+                 "cell_brightness", "cell_area", "normalisation", "source", "faint"}
         unknown = set(d) - known
         if unknown:
             raise InputError(f"scene statistics: unknown field(s) {sorted(unknown)}")
@@ -133,8 +138,13 @@ def fit_scene_stats(
     grid : the illumination grid has ``grid`` blocks along the longer side.
     margin : background pixels closer than this to a cell are left out.
     fixed_pattern : fit the row and column offsets of the background (``row_profile``, ``col_profile``).
+
+    With ``labels``, the faint blobs they leave out are measured too (``faint``, see
+    :mod:`~napari_bvdm.synthesis.faint`).
     """
     from skimage.filters import threshold_otsu
+
+    from .faint import detect_faint, summarise_faint
 
     t = image.shape[0]
     if normalisation is None:
@@ -148,6 +158,7 @@ def fit_scene_stats(
     row_sum, row_n = np.zeros(h), np.zeros(h)
     col_sum, col_n = np.zeros(w), np.zeros(w)
     st = ndi.generate_binary_structure(2, 1)
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
     for k, i in enumerate(idx):
         f = normalisation.forward(np.asarray(image[i]))
         if labels is not None:
@@ -193,6 +204,8 @@ def fit_scene_stats(
             cell_var.extend([(m, v) for m, v, k in zip(means, v_in, n_in, strict=True) if k >= 30 and m > 0])
             bright.extend(np.asarray(means).tolist())
             areas.extend(np.asarray(ndi.sum(np.ones_like(f), lab, ids)).tolist())
+            if labels is not None:
+                kept.append((f, lab))
     ill = np.nanmedian(illum, axis=0)
     if np.isnan(ill).all():
         raise InputError("no background block with enough pixels; cannot fit the slow illumination")
@@ -209,6 +222,15 @@ def fit_scene_stats(
         cm = np.asarray(cell_var, dtype=np.float64)
         # a sigma-1 local-mean residual keeps 0.76 of white-noise variance
         gain = float(max(np.median((cm[:, 1] / 0.76 - noise**2) / cm[:, 0]), 0.0))
+    faint: dict[str, Any] = {}
+    if kept and areas:
+        radius = float(np.sqrt(np.median(areas) / np.pi))
+        blobs, searched = [], 0.0
+        for f, lab in kept:
+            found, area = detect_faint(f, lab, radius)
+            blobs += found
+            searched += area
+        faint = summarise_faint(blobs, searched, len(kept), radius)
     return SceneStats(
         level=level,
         noise=noise,
@@ -221,6 +243,7 @@ def fit_scene_stats(
         cell_area=float(np.median(areas)) if areas else 0.0,
         normalisation=normalisation.to_dict(),
         source=source,
+        faint=faint,
     )
 
 

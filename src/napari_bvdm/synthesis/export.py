@@ -156,6 +156,7 @@ def export_dataset(
             "divisions": int(len(np.unique(result["lineage"][result["lineage"][:, 3] > 0, 3]))),
             "crop_size": int(result["crop_size"]),
             "painter_calls": int(result["painter_calls"]),
+            "faint_cells": int(result.get("faint_cells", 0)),
             "seconds": round(seconds, 2),
             "seconds_per_frame": round(seconds / max(n_frames, 1), 4),
             "warnings": result["warnings"],

@@ -34,6 +34,7 @@ from ..runtime.progress import CancelToken, Progress
 from ..runtime.seeding import numpy_rng, torch_generator
 from ..texture.profile import apply_halo
 from .background import SceneStats, add_shot_noise, generate_background, illumination_field
+from .faint import FaintLayer
 
 __all__ = ["SynthesisConfig", "SynthFrame", "Painter", "generate_video", "prepare_labels", "check_compatibility"]
 
@@ -92,6 +93,10 @@ class SynthesisConfig(Config):
         ``camera_noise_share`` (0.5 for diffusion painters, whose textures already carry the grain of the
         real crops they learnt from; 1 for painters without the attribute, e.g. the classical one).
     crop_size : cell crop size (``None`` = the painter's); grown to fit the largest mask.
+    faint_cells : draw the faint blobs that the real labels leave out (out-of-focus cells;
+        ``SceneStats.faint``, :mod:`~napari_bvdm.synthesis.faint`) into the background, unlabelled, so a
+        network trained on the synthetic frames learns to leave them out as the annotators did.
+    faint_step : their drift, standard deviation of the step per frame and axis in pixels.
     """
 
     tf0: int = 200
@@ -111,6 +116,8 @@ class SynthesisConfig(Config):
     shot_noise: bool = True
     noise_share: float | None = None
     crop_size: int | None = None
+    faint_cells: bool = False
+    faint_step: float = 0.5
     seed: int = 0
 
     def check(self) -> None:
@@ -125,6 +132,7 @@ class SynthesisConfig(Config):
                       "halo", "must be at most 16 finite numbers in (-2, 2)")
         self._require(self.noise_share is None or self.noise_share >= 0, "noise_share", "must be >= 0")
         self._require(self.crop_size is None or self.crop_size >= 16, "crop_size", "must be >= 16")
+        self._require(np.isfinite(self.faint_step) and self.faint_step >= 0, "faint_step", "must be >= 0")
 
 
 @dataclasses.dataclass
@@ -302,6 +310,14 @@ def generate_video(
     if empty:
         notes.append(f"{len(empty)} frame(s) hold no cell (e.g. t={empty[0]}): they are background only")
     notes += check_compatibility(painter, flow, scene, float(np.median(areas)) if areas else 0.0)
+    faint = None
+    if cfg.faint_cells:
+        if scene.faint:
+            faint = FaintLayer(scene.faint, (height, width), numpy_rng(cfg.seed, "video", video_index, "faint"),
+                               cfg.faint_step)
+        else:
+            notes.append("faint_cells: the scene statistics hold no faint-blob measure (fitted without labels, "
+                         "or before stop 19); none drawn")
     for n in notes:
         warnings.warn(n, stacklevel=2)
 
@@ -434,6 +450,8 @@ def generate_video(
         # --- scene assembly
         rng = numpy_rng(cfg.seed, "video", video_index, "background", t)
         canvas = generate_background(scene, (height, width), rng, illum)
+        if faint is not None:
+            canvas += faint.next_frame()
         for k, lab in enumerate(ids):
             y0, x0 = corners[k]
             dst, src = paste_window((height, width), y0, x0, size)
@@ -453,7 +471,8 @@ def generate_video(
         yield SynthFrame(t, image, out_lab)
         yield Progress(t + 1, n_frames, f"frame {t + 1}/{n_frames}",
                        metrics={"cells": float(len(ids))}, stage="generate")
-    return {"lineage": lineage, "crop_size": size, "warnings": notes, **stats}
+    return {"lineage": lineage, "crop_size": size, "warnings": notes, "faint_cells": len(faint) if faint else 0,
+            **stats}
 
 
 def _contrast(tex: np.ndarray, mask: np.ndarray) -> float:

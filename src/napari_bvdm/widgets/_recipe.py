@@ -44,6 +44,7 @@ class GenerateParams:
     rim_profile: bool = True  # hold cells to the real rim profile when the texture model carries one
     rim_distribution: bool = False  # and to the real cells' dim and bright parts (models trained since stop 18)
     halo: bool = False  # hold frames to the real cells' halo (measured on the loaded real video's labels)
+    faint_cells: bool = False  # draw the faint blobs the real labels leave out (out-of-focus cells), unlabelled
     preview_frames: int = 3
     extra: dict = field(default_factory=dict)
 
@@ -202,7 +203,8 @@ def synthesis_config(params: GenerateParams, seed: int, state: Any = None):
         from ..texture.profile import halo_from_video
 
         halo = derived(state, "halo", lambda: halo_from_video(video))
-    return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed, halo=halo)
+    return SynthesisConfig(tf0=params.tf0, tf_non0=params.tf_non0, seed=seed, halo=halo,
+                           faint_cells=params.faint_cells)
 
 
 def generate_job(state: Any, params: GenerateParams, *, frames: int | None = None,
