@@ -446,6 +446,11 @@ def test_faint_unannotated_cells_measured_and_drawn_like_the_real_ones(gowt1):
             found[on] += got
             searched[on] += area
     assert found[False] == []
+    from napari_bvdm.synthesis.faint import blob_shape
+
+    for area in (1.0, 10.0, 100.0, 1000.0):  # a region cut by the search mask does not become a bright point
+        sigma, amp = blob_shape(area, 0.01, 6.0)
+        assert sigma >= 6.0 / 2 / np.sqrt(2) - 1e-9 and 0.01 < amp < 0.05
     density = 1e6 * len(found[True]) / searched[True]
     assert drawn > 20 and 0.6 < density / faint["density"] < 1.6
     ratio = np.median([c for _, c in found[True]]) / np.median(faint["contrasts"])

@@ -112,10 +112,14 @@ def summarise_faint(blobs: list[tuple[float, float]], searched: float, frames: i
 
 def blob_shape(area: float, contrast: float, radius: float) -> tuple[float, float]:
     """(sigma, amplitude) of the Gaussian whose DoG response (sigma r/2 minus 3 r) has a half-maximum
-    region of ``area`` pixels holding ``contrast`` on average."""
+    region of ``area`` pixels holding ``contrast`` on average.
+
+    A region smaller than the filter's own response (cut by the search mask) gives a Gaussian no
+    narrower than half the filter's variance, so no blob becomes a bright point.
+    """
     ss, sl = (radius / 2.0) ** 2, (3.0 * radius) ** 2
     e2 = area / (2.0 * np.pi * np.log(2.0))
-    s2 = max(e2 - ss, 0.25)
+    s2 = max(e2 - ss, 0.5 * ss, 0.25)
     peak = contrast * 2.0 * np.log(2.0)
     gain = s2 * (1.0 / (s2 + ss) - 1.0 / (s2 + sl))
     return float(np.sqrt(s2)), float(peak / max(gain, 1e-6))
