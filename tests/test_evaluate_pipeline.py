@@ -412,6 +412,7 @@ def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):
 def test_summary_and_targets_from_runs():
     from napari_bvdm.evaluate.experiment import (
         check_targets,
+        paired_differences,
         paired_wins,
         summarise,
         summary_markdown,
@@ -430,10 +431,14 @@ def test_summary_and_targets_from_runs():
     assert d == pytest.approx(0.08) and psd == pytest.approx(0.01)
     md = summary_markdown(summ, targets=t, skipped={"x": "no data"}, runs=runs)
     assert "| real | 0.710 ± 0.010 (3)" in md and "+0.0800" in md and "x skipped: no data" in md
-    assert "| +0.0800 | 0.0100 | 3 of 3 |" in md
+    assert "| +0.0800 | 0.0100 | 3 of 3 | +0.0800 ± 0.0000 |" in md
     runs[6]["SEG"] = 0.5  # real+synthetic seed 0 below real seed 0
     assert paired_wins(runs)["real+synthetic SEG above real"] == (2, 3)
     assert paired_wins(runs[:3])["real+synthetic SEG above real"] == (0, 0)
+    d, se, n = paired_differences(runs)["real+synthetic SEG above real"]  # +0.05 twice, 0.5 - 0.70 once
+    assert n == 3 and d == pytest.approx((0.05 + 0.05 - 0.20) / 3)
+    assert se == pytest.approx(np.std([0.05, 0.05, -0.2], ddof=1) / np.sqrt(3))
+    assert math.isnan(paired_differences(runs[:3] + runs[6:7])["real+synthetic SEG above real"][1])  # one seed
     runs[3]["SEG"] = 0.66  # synthetic seed 0 more than 0.03 below real seed 0 (0.70)
     assert paired_wins(runs)["synthetic SEG within 0.03 of real"] == (2, 3)
     assert check_targets(summarise(runs[:3]))["synthetic SEG above classical"] is None

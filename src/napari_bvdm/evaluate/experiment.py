@@ -55,6 +55,7 @@ __all__ = [
     "check_targets",
     "target_gaps",
     "paired_wins",
+    "paired_differences",
 ]
 
 TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
@@ -289,6 +290,25 @@ def paired_wins(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     return out
 
 
+def paired_differences(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[float, float, int]]:
+    """Per target: mean paired difference (first - second set, same seed), its standard error, seeds.
+
+    Runs of one seed start from the same network weights and see the same patches in the same order
+    where the sets allow, so the paired difference removes the spread shared by both runs of a seed; a
+    mean paired difference of two or more standard errors is a result even when it is smaller than
+    the pooled seed standard deviation. The standard error is ``nan`` below two seeds.
+    """
+    score = {(r["set"], r["seed"], m): r.get(m, math.nan) for r in runs for m in METRICS}
+    out = {}
+    for name, (a, b, m) in _TARGET_PAIRS.items():
+        d = np.array([score[(a, sd, m)] - score[(b, sd, m)] for sd in dict.fromkeys(r["seed"] for r in runs)
+                      if (a, sd, m) in score and (b, sd, m) in score])
+        d = d[~np.isnan(d)]
+        se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else math.nan
+        out[name] = (float(d.mean()) if len(d) else math.nan, se, len(d))
+    return out
+
+
 def summary_markdown(
     summary: dict[str, dict[str, tuple]],
     metrics: Sequence[str] = METRICS,
@@ -312,15 +332,19 @@ def summary_markdown(
     if targets:
         gaps = target_gaps(summary)
         wins = paired_wins(runs) if runs is not None else {}
-        lines += ["", "| target | met (on the means) | difference | pooled seed std | met on seeds |",
-                  "|---|---|---|---|---|"]
+        paired = paired_differences(runs) if runs is not None else {}
+        lines += ["", "| target | met (on the means) | difference | pooled seed std | met on seeds | "
+                  "paired difference ± s.e. |", "|---|---|---|---|---|---|"]
         for k, v in targets.items():
             d, sd = gaps.get(k, (math.nan, math.nan))
             w, nw = wins.get(k, (0, 0))
+            pd, pse, _ = paired.get(k, (math.nan, math.nan, 0))
             lines.append(f"| {k} | {'n/a' if v is None else ('yes' if v else 'no')} | "
                          f"{'n/a' if math.isnan(d) else f'{d:+.4f}'} | {'n/a' if math.isnan(sd) else f'{sd:.4f}'} | "
-                         f"{f'{w} of {nw}' if nw else 'n/a'} |")
-        lines += ["", "A difference smaller than the pooled seed standard deviation is not a result."]
+                         f"{f'{w} of {nw}' if nw else 'n/a'} | "
+                         f"{'n/a' if math.isnan(pse) else f'{pd:+.4f} ± {pse:.4f}'} |")
+        lines += ["", "A difference smaller than the pooled seed standard deviation is not a result on its own; "
+                  "with paired seeds, a paired difference of two or more standard errors is."]
     if runs is not None:
         lines += error_table(runs)
     if skipped:
