@@ -80,7 +80,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "cells' rim profile (docs/texture.md)")
     g.add_argument("--faint-cells", action="store_true",
                    help="draw the faint blobs that the real labels leave out (out-of-focus cells) into both "
-                        "synthetic sets' backgrounds, unlabelled (docs/synthesis.md)")
+                        "synthetic sets' backgrounds, unlabelled; measured to hurt on GOWT1 (docs/synthesis.md)")
     g.add_argument("--rim-distribution", action="store_true", default=None,
                    help="the diffusion painter matches the real cells' whole intensity distribution at every depth "
                         "inside the outline, not only its mean (dim parts of spread cells; docs/texture.md)")

@@ -65,7 +65,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--faint-cells", action="store_true",
                    help="draw the faint blobs that the labels of --real leave out (out-of-focus cells, a few per "
                         "cent of a cell's contrast) into the background, unlabelled, so that networks trained on "
-                        "the set leave them out too (docs/synthesis.md)")
+                        "the set leave them out too; measured to hurt on GOWT1, whose faintest annotated cells are "
+                        "as dim (docs/synthesis.md)")
     p.add_argument("--no-rim-profile", action="store_true",
                    help="paint from a flat silhouette, without holding cells to the real cells' rim profile that "
                    "texture models now store when trained (older files have none; docs/texture.md)")
