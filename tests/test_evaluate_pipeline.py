@@ -346,8 +346,11 @@ def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
         assert float(r["Valid"]) == 1.0
         for m in ("SEG", "DET", "TRA", "LNK"):
             assert 0.0 <= float(r[m]) <= 1.0
+        aogm = float(r["AOGM"])  # the errors behind TRA are recorded with every run
+        assert float(r["TRA"]) == pytest.approx(1 - min(aogm, float(r["AOGM_0"])) / float(r["AOGM_0"]), abs=1e-5)
     for name in ("summary.csv", "summary.md", "scores.png", "config.json", "info.json"):
         assert (out / name).is_file()
+    assert "Errors behind TRA" in (out / "summary.md").read_text()
     assert sorted(p.name for p in (out / "runs" / "real-seed0" / "01_RES").iterdir())[-1] == "res_track.txt"
     # a second run into the same folder is refused; --resume with the same settings does nothing new
     assert main(argv) == 2
