@@ -117,7 +117,7 @@ def test_tra_error_counts_say_where_tracking_loses(tmp_path):
     assert perfect["AOGM_0"] == 10 * 17 + 1.5 * 14
     masks[2][tra[2] == 2] = 0  # cell 2 missed at t = 2
     hole = score_result(_result(tmp_path / "b", masks), tmp_path / "01_GT", ["DET", "TRA"], errors=True)
-    assert hole["AOGM_FN"] == 1 and hole["AOGM_FP"] == 0 and hole["AOGM_NS"] == 0
+    assert hole["AOGM_FN"] == 1 and hole["AOGM_FP"] == 0 and hole["AOGM_NS"] == 0 and hole["AOGM_EA"] == 2
     assert hole["AOGM"] == sum(w * hole[f"AOGM_{e}"] for e, w in AOGM_ERRORS.items())
     assert hole["TRA"] == pytest.approx(1 - hole["AOGM"] / hole["AOGM_0"])
     assert hole["DET"] < 1.0

@@ -153,7 +153,7 @@ def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     rec = json.loads((out / SYNTHESIS_JSON).read_text())
     run = rec["runs"][0]
     assert run["synthesis"]["faint_cells"] and run["scene"]["faint"]["density"] > 0
-    assert rec["videos"]["01"]["faint_cells"] >= 0  # Poisson: a toy-sized frame may hold none
+    assert isinstance(rec["videos"]["01"]["faint_cells"], int)  # how many were drawn (Poisson: may be none)
     halo = run["synthesis"]["halo"]
     assert len(halo) == 4 and halo[0] > halo[3]
     img = tifffile.imread(out / "01" / "t001.tif").astype(float)

@@ -488,3 +488,34 @@ def test_faint_unannotated_cells_measured_and_drawn_like_the_real_ones(gowt1):
         _run(labels, RecordingPainter(), _flow(), SynthesisConfig(faint_cells=True), lineage=lineage)
     with pytest.raises(ConfigError, match="faint_step"):
         SynthesisConfig(faint_step=-1.0)
+
+
+def test_faint_measure_edge_cases():
+    """The density counts every blob found (not only the 200 kept as samples); cells whose markers are a
+    third of their radius are not faint blobs; a mostly flat, quantised background gives none; malformed
+    statistics are refused."""
+    from napari_bvdm.synthesis.faint import detect_faint, summarise_faint
+
+    blobs = [(50.0, 0.01)] * 1000
+    f = summarise_faint(blobs, 1e6, 10, 5.0)
+    assert f["density"] == 1000.0 and len(f["areas"]) == 200 and f["radius"] == 5.0
+    assert summarise_faint([], 0.0, 3, 5.0) == {}
+
+    rng = np.random.default_rng(0)
+    img = 0.1 + 0.01 * rng.standard_normal((160, 160)).astype(np.float32)
+    markers = np.zeros((160, 160), np.int32)
+    yy, xx = np.mgrid[:160, :160]
+    for k, (cy, cx) in enumerate([(40, 40), (40, 120), (120, 40), (120, 120)], 1):
+        img[(yy - cy) ** 2 + (xx - cx) ** 2 <= 12**2] += 0.5  # cells of radius 12 ...
+        markers[(yy - cy) ** 2 + (xx - cx) ** 2 <= 4**2] = k  # ... marked by discs of radius 4
+    found, searched = detect_faint(img, markers, 4.0)
+    assert found == [] and searched > 0
+
+    sparse = np.where(rng.random((128, 128)) < 0.09, 1.0, 0.0).astype(np.float32)  # 9 % of pixels lit
+    assert detect_faint(sparse, np.zeros((128, 128), np.int32), 2.0)[0] == []  # no 3-px clusters of lit pixels
+    assert detect_faint(np.zeros((64, 64), np.float32), np.zeros((64, 64), np.int32), 3.0) == ([], 0.0)
+
+    with pytest.raises(InputError, match="faint"):
+        SceneStats(level=0, noise=0.1, faint={"density": 1.0, "areas": [1.0, 2.0], "contrasts": [0.1], "radius": 2})
+    with pytest.raises(InputError, match="faint"):
+        SceneStats(level=0, noise=0.1, faint={"density": float("nan"), "areas": [], "contrasts": [], "radius": 2})

@@ -74,6 +74,18 @@ class SceneStats:
             v = np.asarray(getattr(self, name), dtype=np.float64)
             if v.ndim != 1 or not np.isfinite(v).all():
                 raise InputError(f"scene statistics: {name} must be a list of finite numbers")
+        if self.faint:
+            f = self.faint
+            try:
+                areas = np.asarray(f.get("areas", []), dtype=np.float64)
+                contrasts = np.asarray(f.get("contrasts", []), dtype=np.float64)
+                numbers = np.asarray([f.get("density", 0.0), f.get("radius", 0.0)], dtype=np.float64)
+            except (TypeError, ValueError):
+                raise InputError("scene statistics: faint must hold numbers") from None
+            if (areas.shape != contrasts.shape or areas.ndim != 1 or not np.isfinite(areas).all()
+                    or not np.isfinite(contrasts).all() or not np.isfinite(numbers).all() or (numbers < 0).any()):
+                raise InputError("scene statistics: faint needs as many finite areas as contrasts and a "
+                                 "finite density and radius >= 0")
 
     @property
     def norm(self) -> Normalisation:

@@ -8,7 +8,8 @@ measures such blobs in the real training frames (density, size, contrast) and dr
 unlabelled and slowly drifting, into the background of synthetic frames.
 
 Detection: a difference of Gaussians (sigma r/2 minus 3 r, r = the median annotated cell radius, both
-normalised convolutions over background pixels only) on the background away from annotated cells; a
+normalised convolutions over background pixels only) on the background more than twice the label radius
+away from annotated cells (markers may be smaller than the cells they mark); a
 blob is a connected region above 4 robust standard deviations, at least a quarter of a cell's area,
 away from the frame border, and dimmer than half the annotated cells' median contrast (brighter
 unannotated blobs are more likely cells the annotation missed than cells it left out on purpose).
@@ -67,14 +68,18 @@ def detect_faint(frame: np.ndarray, labels: np.ndarray, radius: float, cell_cont
         fg = fg[:hb, :wb].reshape(hb // b, b, wb // b, b).any((1, 3))
         r /= b
     h, w = f.shape
-    near = ndi.distance_transform_edt(~fg) <= round(r) + 2 if fg.any() else fg
+    # markers (TRA) can be smaller than the cells they mark: keep out to twice the label radius
+    near = ndi.distance_transform_edt(~fg) <= 2 * round(r) + 2 if fg.any() else fg
     wgt = (~near).astype(np.float32)
     if wgt.sum() < 100:
         return [], 0.0
     large = _nconv(f, wgt, 3.0 * r)
     dog = _nconv(f, wgt, r / 2.0) - large
     bgv = dog[~near]
-    sd = 1.4826 * float(np.median(np.abs(bgv - np.median(bgv))))
+    # robust spread, but not below half the plain one (a quantised or mostly flat background has MAD 0)
+    sd = max(1.4826 * float(np.median(np.abs(bgv - np.median(bgv)))), 0.5 * float(bgv.std()))
+    if not np.isfinite(sd) or sd <= 0:
+        return [], 0.0
     if cell_contrast is None:
         cell_contrast = float(np.median(f[fg]) - np.median(large[~near])) if fg.any() else np.inf
     m = int(np.ceil(r))
@@ -83,7 +88,8 @@ def detect_faint(frame: np.ndarray, labels: np.ndarray, radius: float, cell_cont
     search = inner & ~near
     cand, n = ndi.label((dog > k * sd) & search)
     out: list[tuple[float, float]] = []
-    min_area, max_area = 0.25 * np.pi * r * r, 4.0 * np.pi * r * r  # a quarter of a cell .. four cells
+    # a quarter of a cell (at least 12 px: smaller clusters are pixel noise) .. four cells
+    min_area, max_area = max(0.25 * np.pi * r * r, 12.0), 4.0 * np.pi * r * r
     for i, sl in enumerate(ndi.find_objects(cand), 1):
         if sl is None or (cand[sl] == i).sum() < min_area:
             continue
@@ -112,10 +118,11 @@ def summarise_faint(blobs: list[tuple[float, float]], searched: float, frames: i
     if searched <= 0:
         return {}
     blobs = list(blobs)
+    n_found = len(blobs)
     if len(blobs) > _MAX_SAMPLES:
         rng = rng or np.random.default_rng(0)
         blobs = [blobs[i] for i in sorted(rng.choice(len(blobs), _MAX_SAMPLES, replace=False))]
-    return {"density": round(1e6 * len(blobs) / searched, 6) if blobs else 0.0,
+    return {"density": round(1e6 * n_found / searched, 6) if blobs else 0.0,
             "areas": [round(a, 2) for a, _ in blobs], "contrasts": [round(c, 6) for _, c in blobs],
             "frames": int(frames), "radius": round(float(radius), 4)}
 

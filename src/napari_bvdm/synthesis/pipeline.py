@@ -317,7 +317,7 @@ def generate_video(
                                cfg.faint_step)
         else:
             notes.append("faint_cells: the scene statistics hold no faint-blob measure (fitted without labels, "
-                         "or before stop 19); none drawn")
+                         "before stop 19, or no background to search); none drawn")
     for n in notes:
         warnings.warn(n, stacklevel=2)
 
