@@ -281,13 +281,18 @@ def paired_wins(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[int, int]]:
     Runs of one seed start from the same network weights, so the per-seed comparison removes the
     spread that comes from initialisation.
     """
+    return {name: (sum(_holds(name, x, y) for x, y in pairs), len(pairs))
+            for name, pairs in _seed_pairs(runs).items()}
+
+
+def _seed_pairs(runs: Sequence[dict[str, Any]]) -> dict[str, list[tuple[float, float]]]:
+    """Per target: the (first set, second set) scores of every seed both sets ran, NaN pairs left out."""
     score = {(r["set"], r["seed"], m): r.get(m, math.nan) for r in runs for m in METRICS}
     out = {}
     for name, (a, b, m) in _TARGET_PAIRS.items():
         pairs = [(score[(a, sd, m)], score[(b, sd, m)]) for sd in dict.fromkeys(r["seed"] for r in runs)
                  if (a, sd, m) in score and (b, sd, m) in score]
-        pairs = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
-        out[name] = (sum(_holds(name, x, y) for x, y in pairs), len(pairs))
+        out[name] = [(x, y) for x, y in pairs if not (math.isnan(x) or math.isnan(y))]
     return out
 
 
@@ -300,12 +305,9 @@ def paired_differences(runs: Sequence[dict[str, Any]]) -> dict[str, tuple[float,
     for 12 seeds) is a result even when it is smaller than the pooled seed standard deviation. The
     standard error is ``nan`` below two seeds.
     """
-    score = {(r["set"], r["seed"], m): r.get(m, math.nan) for r in runs for m in METRICS}
     out = {}
-    for name, (a, b, m) in _TARGET_PAIRS.items():
-        d = np.array([score[(a, sd, m)] - score[(b, sd, m)] for sd in dict.fromkeys(r["seed"] for r in runs)
-                      if (a, sd, m) in score and (b, sd, m) in score])
-        d = d[~np.isnan(d)]
+    for name, pairs in _seed_pairs(runs).items():
+        d = np.array([x - y for x, y in pairs])
         se = float(d.std(ddof=1) / np.sqrt(len(d))) if len(d) > 1 else math.nan
         out[name] = (float(d.mean()) if len(d) else math.nan, se, len(d))
     return out
