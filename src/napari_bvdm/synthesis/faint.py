@@ -86,18 +86,22 @@ def detect_faint(frame: np.ndarray, labels: np.ndarray, radius: float, cell_cont
     inner = np.zeros_like(fg)
     inner[m:h - m, m:w - m] = True
     search = inner & ~near
-    cand, n = ndi.label((dog > k * sd) & search)
+    cand, _ = ndi.label((dog > k * sd) & search)
     out: list[tuple[float, float]] = []
     # a quarter of a cell (at least 12 px: smaller clusters are pixel noise) .. four cells
     min_area, max_area = max(0.25 * np.pi * r * r, 12.0), 4.0 * np.pi * r * r
+    grow = int(round(r))
     for i, sl in enumerate(ndi.find_objects(cand), 1):
         if sl is None or (cand[sl] == i).sum() < min_area:
             continue
-        region = cand == i
-        peak = float(dog[region].max())
-        grown = ndi.binary_dilation(region, iterations=int(round(r))) & search
-        half = _component_at(grown & (dog > 0.5 * peak), region)
-        contrast = float(dog[half].mean())
+        # the region grows by ``grow`` px at most: work in its window (plus one px), not the frame
+        win = tuple(slice(max(s.start - grow - 1, 0), s.stop + grow + 1) for s in sl)
+        region = cand[win] == i
+        d = dog[win]
+        peak = float(d[region].max())
+        grown = ndi.binary_dilation(region, iterations=grow) & search[win]
+        half = _component_at(grown & (d > 0.5 * peak), region)
+        contrast = float(d[half].mean())
         if contrast >= 0.5 * cell_contrast or half.sum() > max_area:
             continue
         out.append((float(half.sum()) * b * b, contrast))
