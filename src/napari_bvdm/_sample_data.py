@@ -10,50 +10,35 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["make_demo_video", "demo_video"]
+__all__ = ["make_demo_video", "demo_video", "SAMPLE"]
 
-# 6 cells on 256 x 256 (GOWT1's own density would leave one or two cells in so small a field)
-DEMO = {"frames": 12, "height": 256, "width": 256, "cells": 6, "seed": 0, "sampler": "ddim", "ddim_steps": 10}
+#: the sample's settings on top of the defaults: a small field so that the menu answers quickly on a laptop
+#: (6 cells, since the bundled model's own density would leave one or two on 256 x 256; 10 passes per new cell)
+SAMPLE = {"shapes.frames": 12, "shapes.height": 256, "shapes.width": 256, "shapes.cells": 6, "texture.passes": 10}
 
 
-def demo_video(frames: int = DEMO["frames"], height: int = DEMO["height"], width: int = DEMO["width"],
-               cells: int | None = DEMO["cells"], seed: int = DEMO["seed"], cancel=None):
+def demo_video(frames: int = 12, height: int = 256, width: int = 256, cells: int | None = 6, seed: int = 0,
+               cancel=None):
     """Job generator: yields Progress / SynthFrame, returns ``(image, labels, masks, painter_name)``."""
     import numpy as np
 
-    from .flow import FlowModel
     from .runtime.progress import Progress
-    from .shapes import ShapeModel, SimulationConfig, simulate_masks
-    from .synthesis import SynthesisConfig, generate_video
-    from .texture.painter import ClassicalPainter, DiffusionPainter
-    from .widgets._recipe import scene_from_shape_model
+    from .synthesis import recipe
+    from .synthesis.config import CLASSICAL, GenerateConfig
 
-    shape = ShapeModel.default()
-    flow = FlowModel.load(_defaults() / "flow.safetensors")
-    texture_file = _defaults() / "texture.safetensors"
-    if texture_file.is_file():
-        from .texture.model import TextureModel
-
-        painter: Any = DiffusionPainter(TextureModel.load(texture_file), DEMO["sampler"],
-                                        ddim_steps=DEMO["ddim_steps"])
-        painter_name = "diffusion"
-    else:
-        painter = ClassicalPainter(normalisation=None, crop_size=96)
-        painter_name = "classical"
-    scene = scene_from_shape_model(shape, painter)
-    if painter_name == "classical":
-        painter.normalisation = scene.norm
-    masks = yield from simulate_masks(shape, SimulationConfig(frames=frames, height=height, width=width, cells=cells,
-                                                                       seed=seed),
-                                      cancel=cancel)
+    cfg = GenerateConfig().with_updates({**SAMPLE, "shapes.frames": frames, "shapes.height": height,
+                                         "shapes.width": width, "shapes.cells": cells, "seed": seed})
+    if not (_defaults() / "texture.safetensors").is_file():
+        cfg = cfg.with_updates({"texture.model": CLASSICAL})
+    ing = recipe.prepare(cfg)
     image = None
     labels = np.zeros((frames, height, width), np.uint16)
-    gen = generate_video(masks.labels, painter, flow, scene, SynthesisConfig(seed=seed), lineage=masks.lineage,
-                         brightness=masks.brightness, cancel=cancel)
+    gen = recipe.preview(cfg, ing, cancel=cancel)
     while True:
         try:
             item = next(gen)
-        except StopIteration:
+        except StopIteration as stop:
+            result = stop.value
             break
         if isinstance(item, Progress):
             yield item
@@ -62,7 +47,8 @@ def demo_video(frames: int = DEMO["frames"], height: int = DEMO["height"], width
             image = np.zeros((frames, height, width), item.image.dtype)
         image[item.t] = item.image
         labels[item.t] = item.labels
-    return image, labels, masks, painter_name
+    name = "classical" if cfg.texture.model == CLASSICAL else "diffusion"
+    return image, labels, result["masks"], name
 
 
 def _defaults():

@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         )
         # SUPPRESS: `bvdm --traceback COMMAND` is not overridden by the subcommand's own default
         p.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS,
-                       help="show the full traceback on errors")
+                       help=argparse.SUPPRESS)  # listed once, in `bvdm --help`
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser

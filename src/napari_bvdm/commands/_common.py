@@ -50,3 +50,38 @@ def apply_settings(args: argparse.Namespace, parser_defaults: dict[str, Any], se
     for key, value in settings.items():
         if getattr(args, key) == parser_defaults[key]:
             setattr(args, key, value)
+
+
+def add_config_argument(p: argparse.ArgumentParser, *, quiet: bool = True) -> None:
+    """``--config FILE`` (a JSON configuration, or a dataset's synthesis.json) and ``--quiet``."""
+    p.add_argument("--config", type=Path, default=None,
+                   help="JSON file with any other setting (docs/parameters.md), or a dataset's synthesis.json to "
+                        "make its videos again; options given on the command line win")
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def load_config(args: argparse.Namespace, cls: type, key: str = "config") -> Any:
+    """``cls`` from ``--config``: a plain configuration file, or a synthesis record (its ``run.config``, with
+    the output range of the videos it lists); defaults without ``--config``."""
+    path = getattr(args, "config", None)
+    if not path:
+        return cls()
+    from ..runtime.config import ConfigError, read_settings_file
+    from ..synthesis.export import RECORD_FORMAT, read_record
+
+    data = read_settings_file(path, "a JSON object (a configuration or a synthesis.json)")
+    if data.get("format") != RECORD_FORMAT:
+        if isinstance(data.get(key), dict):  # a run-settings file saved by the GUI holds the config as a section
+            data = data[key]
+        return cls.from_dict(data)
+    record = read_record(path)
+    run = record.get("run", {})
+    if run.get("source") not in ("generate", "gui") or key not in run:
+        raise ConfigError(f"{path} records videos made by `bvdm {run.get('source', '?')}`, not by `bvdm generate`: "
+                          "make them again with the command that made them")
+    cfg = cls.from_dict(run[key])
+    numbers = sorted(int(k) for k in record.get("videos", {}))
+    if numbers:
+        cfg = cfg.with_updates({"output.first_video": numbers[0], "output.videos": numbers[-1] - numbers[0] + 1})
+    return cfg

@@ -4,36 +4,58 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 NAME = "demo"
 HELP = "generate a small synthetic CTC dataset with the bundled default models, plus a preview GIF/PNG"
 DESCRIPTION = (
-    "Generate a small synthetic, fully annotated CTC dataset with the models bundled in the package (shape "
-    "model, texture DDPM and flow network trained on a real GOWT1 sequence), validate it, and write a "
-    "preview: preview.png (frames, top raw, bottom label outlines) and preview.gif (animated). Nothing "
-    "is downloaded; no GPU is needed."
+    "Generate a small synthetic, fully annotated CTC dataset with the default settings and the models "
+    "bundled in the package (shape model, texture DDPM and flow network trained on a real GOWT1 sequence), "
+    "validate it, and write a preview: preview.png (frames, top raw, bottom label outlines) and preview.gif "
+    "(animated). Nothing is downloaded; no GPU is needed. Same recipe and settings as `bvdm generate`."
 )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ._common import add_settings_argument
+    from ._common import add_config_argument
 
     p.add_argument("-o", "--out", type=Path, default=Path("bvdm-demo"), help="output folder")
-    p.add_argument("--videos", type=int, default=2, help="number of videos")
-    p.add_argument("--frames", type=int, default=30, help="frames per video")
-    p.add_argument("--size", type=int, nargs=2, metavar=("H", "W"), default=(256, 256), help="frame size")
-    p.add_argument("--cells", type=int, default=8,
-                   help="cells in the first frame (GOWT1's fitted density would give only 1-2 on 256 x 256)")
-    p.add_argument("--seed", type=int, default=0, help="seed: the same seed gives the same dataset")
-    p.add_argument("--sampler", choices=("ddpm", "ddim"), default="ddim",
-                   help="texture sampler (ddim: fewer network passes, the fast default for a CPU)")
-    p.add_argument("--texture", default=None,
-                   help="texture weights or 'classical' (default: the bundled DDPM)")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    add_settings_argument(p)
+    p.add_argument("--seed", type=int, default=None, help="the same seed gives the same dataset (default 0)")
+    p.add_argument("--device", default=None, help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier demo dataset in the output folder")
+    add_config_argument(p)
+
+
+def _check_replaceable(out: Path, overwrite: bool) -> None:
+    """Only an empty folder or a dataset that bvdm wrote (it has a readable synthesis record) is replaced."""
+    from ..io.video import InputError
+    from ..synthesis.export import SYNTHESIS_JSON, read_record
+
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise InputError(f"{out} is a file; choose another --out")
+    if not any(out.iterdir()):
+        return
+    if not overwrite:
+        raise FileExistsError(f"{out} exists; add --overwrite to replace it, or choose another --out")
+    if not (out / SYNTHESIS_JSON).is_file():
+        raise InputError(f"{out} is not a dataset written by napari-bvdm (no {SYNTHESIS_JSON}); it is left as it is: "
+                         "choose another --out")
+    read_record(out / SYNTHESIS_JSON)
+
+
+def _publish(tmp: Path, out: Path) -> None:
+    """Swap the new dataset in: the old one is moved aside first and removed only once the new one is in place."""
+    old = None
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
+        out.rename(old / out.name)
+    tmp.rename(out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,31 +63,29 @@ def run(args: argparse.Namespace) -> int:
     import tifffile
 
     from ..preview import write_preview
-    from . import generate
+    from ..runtime.progress import run_job
+    from ..synthesis import recipe
+    from ..synthesis.config import GenerateConfig
+    from ._common import load_config, progress_callback
 
     out: Path = args.out
-    if out.exists():
-        if not args.overwrite:
-            raise FileExistsError(f"{out} exists; pass --overwrite to replace it or choose another --out")
-        shutil.rmtree(out)
-    parser = argparse.ArgumentParser()
-    generate.add_arguments(parser)
-    gen_args = vars(parser.parse_args(["--output", str(out)]))  # generate's own defaults
-    gen_args.update(
-        output=out, videos=args.videos, frames=args.frames, size=tuple(args.size), cells=args.cells,
-        seed=args.seed, sampler=args.sampler, texture=args.texture, device=args.device,
-        settings=args.settings, quiet=args.quiet, overwrite=False,
-    )
+    cfg = load_config(args, GenerateConfig).with_updates({"seed": args.seed, "device": args.device})
+    _check_replaceable(out, args.overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    rc = generate.run(argparse.Namespace(**gen_args))
-    if rc:
-        return rc
-    seq = out / "01"
-    frames = [tifffile.imread(f) for f in sorted(seq.glob("t*.tif"))]
-    labels = [tifffile.imread(f) for f in sorted((out / "01_GT" / "TRA").glob("man_track*.tif"))]
-    paths = write_preview(frames, labels, out / "preview.png", out / "preview.gif")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-new-", dir=out.parent))
+    try:
+        run_job(recipe.generate(cfg, tmp / "data", recipe.prepare(cfg)), progress_callback(args))
+        data = tmp / "data"
+        frames = [tifffile.imread(f) for f in sorted((data / "01").glob("t*.tif"))]
+        labels = [tifffile.imread(f) for f in sorted((data / "01_GT" / "TRA").glob("man_track*.tif"))]
+        write_preview(frames, labels, data / "preview.png", data / "preview.gif")
+        _publish(data, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     n_cells = int(np.mean([len(np.unique(lab)) - 1 for lab in labels]))
-    print(f"demo: {args.videos} videos x {args.frames} frames of {args.size[0]}x{args.size[1]} "
-          f"(~{n_cells} cells per frame) in {time.perf_counter() - t0:.0f} s -> {out}")
-    print("preview: " + ", ".join(str(p) for p in paths))
+    s = cfg.shapes
+    print(f"demo: {cfg.output.videos} videos x {s.frames} frames of {s.height}x{s.width} (~{n_cells} cells per "
+          f"frame) in {time.perf_counter() - t0:.0f} s -> {out}")
+    print(f"preview: {out / 'preview.png'}, {out / 'preview.gif'}")
     return 0

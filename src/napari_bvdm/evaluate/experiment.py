@@ -2,7 +2,7 @@
 
 For each training set (``real`` = annotated frames of the first part of the real sequence,
 ``synthetic`` = our generated CTC data, ``real+synthetic`` = both (each patch drawn from either with equal
-probability, or pre-training on synthetic then fine-tuning on real: ``ExperimentConfig.mix``),
+probability, ``ExperimentConfig.real_share``),
 ``classical`` = data from the classical renderer) and each seed, the same segmentation network is
 trained with the same budget, applied to the held-out second part of the real sequence, linked by the
 overlap tracker and scored (SEG, DET, TRA, LNK) with py-ctcmetrics against the real ground truth.
@@ -29,7 +29,6 @@ from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
 from .data import (
-    Pair,
     find_sequences,
     load_sequence,
     split_frames,
@@ -39,6 +38,7 @@ from .data import (
 )
 from .scoring import AOGM_ERRORS, METRICS, require_ctc_metrics, score_result, write_res
 from .segnet import SegNetConfig, save_segnet, segment_frames
+from .synthetic_sets import SyntheticSetsConfig
 from .tracker import TrackerConfig, track_instances
 from .train import TrainConfig, prepare_pool, train_segnet
 
@@ -59,7 +59,6 @@ __all__ = [
 ]
 
 TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
-MIXES = ("sample", "pretrain")
 
 
 @dataclass
@@ -81,14 +80,9 @@ class ExperimentConfig(Config):
     crop : centre crop ``(h, w)`` of the test frames after downsampling (empty = whole frame).
     max_synthetic_frames : at most this many synthetic frames per set (evenly spread), for memory.
     metrics : measures to compute.
-    mix : how ``real+synthetic`` combines the pools: ``sample`` draws every patch
-        from the real pool with probability ``real_share``; ``pretrain`` trains on the synthetic pool for
-        the first ``1 - real_share`` of the steps, then on the real frames only (fine-tuning), under the
-        same learning-rate schedule and budget.
-    real_share : share of the training patches taken from the real frames in a mixed set.
-    mixed_outline_ignore : in ``real+synthetic`` only, pixels within this many pixels of a synthetic
-        cell's outline against the background are left out of the loss (0 = off): the synthetic cells then
-        teach where cells are and how touching cells split, the real frames where outlines run.
+    real_share : in ``real+synthetic``, every training patch comes from the real frames with this
+        probability, else from the synthetic ones.
+    generate : how ``bvdm evaluate --generate`` makes the synthetic sets from the training part.
     """
 
     real: str = ""
@@ -103,13 +97,12 @@ class ExperimentConfig(Config):
     crop: tuple[int, ...] = ()
     max_synthetic_frames: int = 200
     metrics: tuple[str, ...] = METRICS
-    mix: str = "sample"
     real_share: float = 0.5
-    mixed_outline_ignore: int = 0
     net: SegNetConfig = field(default_factory=SegNetConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     save_weights: bool = False
+    generate: SyntheticSetsConfig = field(default_factory=SyntheticSetsConfig)
 
     def check(self) -> None:
         bad = sorted(set(self.sets) - set(TRAINING_SETS))
@@ -123,9 +116,7 @@ class ExperimentConfig(Config):
         self._require(len(self.crop) in (0, 2) and all(c >= 16 for c in self.crop), "crop",
                       "must be empty or two sizes >= 16")
         self._require(self.max_synthetic_frames >= 1, "max_synthetic_frames", "must be >= 1")
-        self._require(self.mix in MIXES, "mix", f"must be one of {list(MIXES)}")
         self._require(0.0 < self.real_share < 1.0, "real_share", "must be in (0, 1) (0 or 1 = a single pool)")
-        self._require(0 <= self.mixed_outline_ignore <= 8, "mixed_outline_ignore", "must be in 0..8 pixels")
         badm = sorted(set(self.metrics) - set(METRICS))
         self._require(not badm and len(self.metrics) > 0, "metrics", f"use some of {list(METRICS)}")
 
@@ -156,32 +147,13 @@ def _load_synthetic(path: str, factor: int, max_frames: int, what: str) -> list:
     return pairs
 
 
-def outline_ignored(pair: Pair, width: int) -> Pair:
-    """``pair`` with the pixels within ``width`` of a cell/background outline marked as ignored.
-
-    Contacts between two cells stay in the loss (they teach how touching cells split).
-    """
-    from scipy import ndimage as ndi
-
-    fg = pair.instances > 0
-    if width <= 0 or not fg.any() or fg.all():
-        return pair
-    near_bg = fg & (ndi.distance_transform_edt(fg) <= width)
-    near_fg = ~fg & (ndi.distance_transform_edt(~fg) <= width)
-    band = near_bg | near_fg
-    ignore = band if pair.ignore is None else (band | pair.ignore)
-    return Pair(pair.image, pair.instances, pair.source, ignore)
-
-
-def _mixing(parts: Sequence[str], mix: str, real_share: float) -> dict[str, Any]:
-    """``weights`` or ``phases`` for :func:`train_segnet` of a (possibly mixed) training set."""
+def _mixing(parts: Sequence[str], real_share: float) -> dict[str, Any]:
+    """``weights`` for :func:`train_segnet` of a (possibly mixed) training set."""
     if len(parts) == 1:
         return {}
     if parts[0] != "real" or len(parts) != 2:
         raise InputError(f"a mixed training set is real+<one synthetic set>, not {'+'.join(parts)}")
-    if mix == "sample":
-        return {"weights": (real_share, 1.0 - real_share)}
-    return {"phases": [(1.0 - real_share, (0.0, 1.0)), (real_share, (1.0, 0.0))]}
+    return {"weights": (real_share, 1.0 - real_share)}
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
@@ -426,11 +398,39 @@ def run_experiment(
     finished so far (and ``resume=True`` continues from them with the same config).
     """
     require_ctc_metrics()
-    from ..runtime.device import resolve_device
-
     if not config.real:
         raise InputError("give the real CTC sequence with ground truth (e.g. Fluo-N2DH-GOWT1/01)")
     out = Path(out_dir)
+    runs = _start(config, out, resume)
+    data = yield from _prepare_data(config, out)
+    plan = [(s, seed) for s in config.sets if s not in data.skipped for seed in config.seeds]
+    done = {(r["set"], r["seed"]) for r in runs}
+    for k, (name, seed) in enumerate(plan):
+        if (name, seed) in done:
+            continue
+        if cancel is not None:
+            cancel.check()
+        yield Progress(k, len(plan), f"{name}, seed {seed}", stage="evaluate")
+        row = yield from _one_run(config, out, data, name, seed, cancel)
+        runs.append(row)
+        _write_runs(out / "runs.csv", runs)
+        yield Progress(k + 1, len(plan), f"{name} seed {seed}: " + ", ".join(
+            f"{m} {row[m]:.3f}" for m in config.metrics), {m: row[m] for m in config.metrics}, stage="evaluate")
+    summary = summarise(runs, config.metrics)
+    targets = check_targets(summary)
+    tf = data.info["test_frames"]
+    title = (f"train on synthetic, test on real: {Path(config.real).parent.name}/{Path(config.real).name}, "
+             f"test frames {tf[0]}-{tf[1]}, 1/{config.downsample} scale")
+    _write_summary_csv(out / "summary.csv", summary, config.metrics)
+    _write_text_atomic(out / "summary.md",
+                       summary_markdown(summary, config.metrics, targets, data.skipped, title, runs))
+    if runs:
+        plot_summary(runs, config.metrics, out / "scores.png", title)
+    return ExperimentResult(out, runs, summary, data.skipped, targets, data.info)
+
+
+def _start(config: ExperimentConfig, out: Path, resume: bool) -> list[dict[str, Any]]:
+    """The output folder with this config: the runs finished so far when resuming, else a new folder."""
     out.mkdir(parents=True, exist_ok=True)
     cfg_path = out / "config.json"
     runs: list[dict[str, Any]] = []
@@ -441,6 +441,23 @@ def run_experiment(
     elif (out / "runs.csv").exists():
         raise FileExistsError(f"{out} already holds results (runs.csv); choose a new folder or resume")
     _write_text_atomic(cfg_path, config.to_json() + "\n")
+    return runs
+
+
+@dataclass
+class _Data:
+    """The evaluation's data: training pools per set, the test window and its ground truth."""
+
+    pools: dict[str, list[Any]]
+    skipped: dict[str, str]
+    test: Any
+    gt_dir: Path
+    info: dict[str, Any]
+
+
+def _prepare_data(config: ExperimentConfig, out: Path):
+    """Job: real training pool, test window and ground truth, synthetic pools."""
+    from ..runtime.device import resolve_device
 
     yield Progress(0, 3, "reading the real sequence", stage="prepare")
     real = load_sequence(config.real)
@@ -451,32 +468,28 @@ def run_experiment(
     gt_dir = out / "gt" / "01_GT"
     gt_info = write_gt_window(real, test_frames, gt_dir, factor=f, crop=crop)
     test = window_images(real, test_frames, factor=f, crop=crop)
-    set_pools: dict[str, list[Any]] = {}  # training set name -> its pools, in name order
+    pools: dict[str, list[Any]] = {}  # training set name -> its pools, in name order
     skipped: dict[str, str] = {}
     real_pool = None
     if any("real" in s.split("+") for s in config.sets):
         real_pool = prepare_pool("real", training_pairs(real, train_frames, factor=f, label_source="auto"),
                                  config.net)
         if "real" in config.sets:
-            set_pools["real"] = [real_pool]
+            pools["real"] = [real_pool]
     yield Progress(1, 3, "reading synthetic data", stage="prepare")
     sf = config.synthetic_downsample or f
-    w = config.mixed_outline_ignore
     for key, path in (("synthetic", config.synthetic), ("classical", config.classical)):
         wanted = [s for s in config.sets if key in s.split("+")]
         if not wanted:
             continue
         if not path:
-            for s in wanted:
-                skipped[s] = f"no {key} data given"
+            skipped.update({s: f"no {key} data given" for s in wanted})
             continue
-        pairs = _load_synthetic(path, sf, config.max_synthetic_frames, key)
-        plain = prepare_pool(key, pairs, config.net) if key in wanted or not w else None
+        pool = prepare_pool(key, _load_synthetic(path, sf, config.max_synthetic_frames, key), config.net)
         if key in wanted:
-            set_pools[key] = [plain]
+            pools[key] = [pool]
         if f"real+{key}" in wanted:
-            part = prepare_pool(key, [outline_ignored(p, w) for p in pairs], config.net) if w else plain
-            set_pools[f"real+{key}"] = [real_pool, part]
+            pools[f"real+{key}"] = [real_pool, pool]
     del real
     info = {
         "real": config.real,
@@ -484,67 +497,50 @@ def run_experiment(
         "test_frames": [test_frames.start, test_frames.stop - 1],
         "test_shape": list(test.shape),
         "gt": gt_info,
-        "pool_sizes": {p.name: len(p.images) for parts in set_pools.values() for p in parts},
+        "pool_sizes": {p.name: len(p.images) for parts in pools.values() for p in parts},
         "device": str(resolve_device(config.train.device)),
     }
     _write_text_atomic(out / "info.json", json.dumps(info, indent=2) + "\n")
     yield Progress(3, 3, "data ready", stage="prepare")
+    return _Data(pools, skipped, test, gt_dir, info)
 
-    plan = [(s, seed) for s in config.sets if s not in skipped for seed in config.seeds]
-    done = {(r["set"], r["seed"]) for r in runs}
-    for k, (name, seed) in enumerate(plan):
-        if (name, seed) in done:
-            continue
-        if cancel is not None:
-            cancel.check()
-        yield Progress(k, len(plan), f"{name}, seed {seed}", stage="evaluate")
-        tcfg = config.train.replace(seed=seed)
-        t0 = time.monotonic()
-        losses: list[float] = []
-        gen = train_segnet(set_pools[name], config.net, tcfg, cancel=cancel,
-                           **_mixing(name.split("+"), config.mix, config.real_share))
-        try:
-            while True:
-                ev = next(gen)
-                losses.append(ev.metrics.get("loss", math.nan))
-                ev.message = f"{name} seed {seed}: {ev.message}"
-                yield ev
-        except StopIteration as stop:
-            model = stop.value
-        t1 = time.monotonic()
-        device = next(model.parameters()).device
-        masks = yield from segment_frames(model, test, config.net, device=device, cancel=cancel)
-        tracks, lineage = track_instances(masks, config.tracker)
-        run_dir = out / "runs" / f"{name}-seed{seed}"
-        write_res(run_dir / "01_RES", tracks, lineage)
-        if config.save_weights:
-            save_segnet(run_dir / "segnet.safetensors", model, config.net,
-                        {"set": name, "seed": seed, "train": tcfg.to_dict()})
-        t2 = time.monotonic()
-        yield Progress(0, 1, f"{name} seed {seed}: scoring with py-ctcmetrics", stage="score")
-        scores = score_result(run_dir / "01_RES", gt_dir, config.metrics, errors=True)
-        t3 = time.monotonic()
-        row: dict[str, Any] = {"set": name, "seed": seed, **scores,
-                               "n_tracks": len(lineage),
-                               "n_divisions": int(len(np.unique(lineage[lineage[:, 3] > 0, 3]))),
-                               "train_s": t1 - t0, "segment_s": t2 - t1, "score_s": t3 - t2,
-                               "final_loss": losses[-1] if losses else math.nan}
-        for m in METRICS:
-            row.setdefault(m, math.nan)
-        runs.append(row)
-        _write_runs(out / "runs.csv", runs)
-        yield Progress(k + 1, len(plan), f"{name} seed {seed}: " + ", ".join(
-            f"{m} {scores[m]:.3f}" for m in config.metrics), {m: scores[m] for m in config.metrics}, stage="evaluate")
 
-    summary = summarise(runs, config.metrics)
-    targets = check_targets(summary)
-    title = (f"train on synthetic, test on real: {Path(config.real).parent.name}/{Path(config.real).name}, "
-             f"test frames {test_frames.start}-{test_frames.stop - 1}, 1/{f} scale")
-    _write_summary_csv(out / "summary.csv", summary, config.metrics)
-    _write_text_atomic(out / "summary.md", summary_markdown(summary, config.metrics, targets, skipped, title, runs))
-    if runs:
-        plot_summary(runs, config.metrics, out / "scores.png", title)
-    return ExperimentResult(out, runs, summary, skipped, targets, info)
+def _one_run(config: ExperimentConfig, out: Path, data: _Data, name: str, seed: int, cancel):
+    """Job: train on one set with one seed, segment and track the test window, score; returns the row."""
+    tcfg = config.train.replace(seed=seed)
+    t0 = time.monotonic()
+    losses: list[float] = []
+    gen = train_segnet(data.pools[name], config.net, tcfg, cancel=cancel,
+                       **_mixing(name.split("+"), config.real_share))
+    try:
+        while True:
+            ev = next(gen)
+            losses.append(ev.metrics.get("loss", math.nan))
+            ev.message = f"{name} seed {seed}: {ev.message}"
+            yield ev
+    except StopIteration as stop:
+        model = stop.value
+    t1 = time.monotonic()
+    device = next(model.parameters()).device
+    masks = yield from segment_frames(model, data.test, config.net, device=device, cancel=cancel)
+    tracks, lineage = track_instances(masks, config.tracker)
+    run_dir = out / "runs" / f"{name}-seed{seed}"
+    write_res(run_dir / "01_RES", tracks, lineage)
+    if config.save_weights:
+        save_segnet(run_dir / "segnet.safetensors", model, config.net,
+                    {"set": name, "seed": seed, "train": tcfg.to_dict()})
+    t2 = time.monotonic()
+    yield Progress(0, 1, f"{name} seed {seed}: scoring with py-ctcmetrics", stage="score")
+    scores = score_result(run_dir / "01_RES", data.gt_dir, config.metrics, errors=True)
+    t3 = time.monotonic()
+    row: dict[str, Any] = {"set": name, "seed": seed, **scores,
+                           "n_tracks": len(lineage),
+                           "n_divisions": int(len(np.unique(lineage[lineage[:, 3] > 0, 3]))),
+                           "train_s": t1 - t0, "segment_s": t2 - t1, "score_s": t3 - t2,
+                           "final_loss": losses[-1] if losses else math.nan}
+    for m in METRICS:
+        row.setdefault(m, math.nan)
+    return row
 
 
 def _write_summary_csv(path: Path, summary: dict[str, dict[str, tuple]], metrics: Sequence[str]) -> None:

@@ -12,7 +12,7 @@ written with the same simulated mask videos (same seeds), so they differ only in
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -21,114 +21,78 @@ import numpy as np
 from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
-from ..texture import generation
+from ..synthesis.config import CLASSICAL, GenerateConfig
 
-__all__ = ["SyntheticSetsConfig", "make_synthetic_sets"]
+__all__ = ["SyntheticSetsConfig", "TextureTraining", "FlowTraining", "make_synthetic_sets"]
+
+
+@dataclass
+class TextureTraining(Config):
+    """The texture model trained on the training part when none is given (the bundled model's recipe).
+
+    steps : training steps; max_minutes : stop after this many minutes (0 = no limit; the weights record the
+    steps reached); width / batch_size : UNet width and batch (8 keeps a CPU run short); crop_size : side of
+    the cell crops (a multiple of 8; 96 fits MSC at 1/2 scale and GOWT1 at full scale, MSC at full scale needs
+    about 192); mask_channel, t_max, ema_decay : mask channel, t < 400, EMA 0.995 (docs/texture.md);
+    precision : ``auto`` (fp32 on a CPU), ``fp32`` or ``bf16``.
+    """
+
+    steps: int = 2000
+    max_minutes: float = 0.0
+    width: int = 8
+    batch_size: int = 8
+    crop_size: int = 96
+    mask_channel: bool = True
+    t_max: int = 400
+    ema_decay: float = 0.995
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+
+    def check(self) -> None:
+        self._require(self.steps >= 1, "steps", "must be >= 1")
+        self._require(0 <= self.max_minutes < 1e6, "max_minutes", "must be >= 0 (0 = no limit)")
+        self._require(1 <= self.width <= 256, "width", "must be in 1..256")
+        self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
+        self._require(32 <= self.crop_size <= 512 and self.crop_size % 8 == 0, "crop_size",
+                      "must be a multiple of 8 in 32..512")
+        self._require(1 <= self.t_max <= 1000, "t_max", "must be in 1..1000")
+
+
+@dataclass
+class FlowTraining(Config):
+    """The flow model trained on the training part when none is given: steps and batch size."""
+
+    steps: int = 300
+    batch_size: int = 8
+
+    def check(self) -> None:
+        self._require(self.steps >= 1, "steps", "must be >= 1")
+        self._require(self.batch_size >= 1, "batch_size", "must be >= 1")
 
 
 @dataclass
 class SyntheticSetsConfig(Config):
-    """How the synthetic training sets are made (recorded next to them).
+    """How the evaluation's synthetic training sets are made (recorded next to them).
 
     Attributes
     ----------
-    videos : synthetic videos per set.
     frames : frames per video (0 = as many as the training part).
     downsample : generate at ``1/downsample`` of the real scale (for cells too large for 96-px crops,
         e.g. MSC: 2); the evaluation then needs ``synthetic_downsample = downsample_eval / downsample``.
-    seed : base seed of mask simulation and synthesis.
-    texture_steps : texture-model training steps when no texture model is given.
-    texture_width, texture_batch_size : its UNet width (reference 16) and batch (8 keeps a CPU run short).
-    texture_crop_size : side of the texture model's cell crops (a multiple of 8; 96 fits MSC at 1/2 scale and
-        GOWT1 at full scale; cells larger than a crop are left out of the training, so MSC at full scale needs
-        about 192).
-    texture_max_minutes : stop the texture training after this many minutes (0 = no limit; a GPU run with
-        ``texture_steps`` set high trains as many steps as fit; the weights record the steps reached).
-    texture_mask_channel, texture_t_max, texture_ema_decay, texture_precision : the recipe of the bundled
-        model (mask channel, absolute units, t < 400, EMA 0.995; docs/texture.md); precision ``auto`` is
-        fp32 on a CPU, ``bf16`` is faster on CPUs with AVX512-BF16.
-    flow_steps, flow_batch_size : flow-model training when no flow model is given.
-    sampler, ddim_steps, ddim_eta : diffusion sampling (the ``bvdm generate`` default: DDIM 50, eta 0.5).
-    outlines : cell outlines of the simulated masks: ``model`` (radial contour PCA) or ``real`` (the real
-        outlines of the training part, kept in the shape model; for cells with protrusions, e.g. MSC).
-    rim_profile : hold both painters to the real cells' intensity profile across the rim, measured on the
-        training part's cell crops (:mod:`~napari_bvdm.texture.profile`: the diffusion painter's silhouette is
-        shaded with it and each batch's output matched to it; the classical painter's silhouette is shaded), so
-        the two sets still differ only in texture. False paints from flat silhouettes.
-    rim_distribution : with ``rim_profile``, the diffusion painter matches the real cells' whole intensity
-        distribution at every depth, not only its mean (``DiffusionPainterConfig.rim_distribution``: real MSC
-        cells hold large dim regions that mean matching leaves out).
-    halo : hold every synthetic frame (both sets) to the real frames' halo, the intensity 1 ..
-        ``halo_distance`` px outside the annotated outlines as a share of the cell's contrast
-        (:func:`~napari_bvdm.texture.profile.measure_halo` on the training part's annotated frames;
-        ``SynthesisConfig.halo``). Real MSC cells fade over about 4 px beyond their annotation
-        (0.23 / 0.13 / 0.08 / 0.05 at 1 / 2 / 3 / 4 px at 1/2 scale) where painted cells stop at the edge.
-    halo_distance : how far out the halo is measured and held (px).
-    halo_neighbours : with ``halo``, neighbouring cells' halos add up (``SynthesisConfig.halo_neighbours``).
-    fixed_pattern : paint the real background's row and column offsets (``SceneStats.row_profile``,
-        ``col_profile``: MSC's bright top rows and dark column) into every synthetic frame; False = the
-        smooth illumination grid only (every evaluation before stop 17).
-    brightness_follows_size : the simulated cells' brightness follows their size with the fitted correlation
-        (``SimulationConfig.brightness_follows_size``; MSC's larger, spread cells are dimmer); False = drawn
-        independently, as in every evaluation before stop 18.
-    density_scale : multiplies the fitted cell density of the simulated videos
-        (``SimulationConfig.density_scale``): > 1 gives more cells close to or touching each other.
-    faint_cells : draw the faint blobs that the real labels leave out (out-of-focus nuclei) into both sets'
-        backgrounds, unlabelled (``SynthesisConfig.faint_cells``); off in every evaluation before stop 19.
-    device : ``auto``, ``cpu``, ``cuda``...
+    synthesis : the recipe's settings (:class:`~napari_bvdm.synthesis.config.GenerateConfig`): seed, device,
+        videos per set (``output.videos``), outlines, crowding, sampler...; the frame size, shape model, scene
+        and halo come from the training part.
+    texture_training, flow_training : the models trained when none is given.
     """
 
-    videos: int = 2
     frames: int = 0
     downsample: int = 1
-    seed: int = 0
-    texture_steps: int = 2000
-    texture_width: int = 8
-    texture_batch_size: int = 8
-    texture_crop_size: int = 96
-    texture_max_minutes: float = 0.0
-    texture_mask_channel: bool = True
-    texture_t_max: int = 400
-    texture_ema_decay: float = 0.995
-    texture_precision: str = "auto"
-    flow_steps: int = 300
-    flow_batch_size: int = 8
-    sampler: str = generation.SAMPLER
-    ddim_steps: int = generation.DDIM_STEPS
-    ddim_eta: float = generation.DDIM_ETA
-    outlines: Literal["model", "real"] = "model"
-    rim_profile: bool = True
-    rim_distribution: bool = False
-    halo: bool = False
-    halo_distance: int = 4
-    halo_neighbours: bool = False
-    fixed_pattern: bool = True
-    density_scale: float = 1.0
-    brightness_follows_size: bool = True
-    faint_cells: bool = False
-    device: str = "auto"
+    synthesis: GenerateConfig = field(default_factory=GenerateConfig)
+    texture_training: TextureTraining = field(default_factory=TextureTraining)
+    flow_training: FlowTraining = field(default_factory=FlowTraining)
 
     def check(self) -> None:
-        self._require(1 <= self.videos <= 99, "videos", "must be in 1..99")
         self._require(self.frames >= 0, "frames", "must be >= 0 (0 = length of the training part)")
         self._require(1 <= self.downsample <= 8, "downsample", "must be in 1..8")
-        self._require(1 <= self.halo_distance <= 16, "halo_distance", "must be in 1..16")
-        self._require(0 < self.density_scale <= 10, "density_scale", "must be in (0, 10]")
-        self._require(self.texture_steps >= 1, "texture_steps", "must be >= 1")
-        self._require(1 <= self.texture_width <= 256, "texture_width", "must be in 1..256")
-        self._require(self.texture_batch_size >= 1, "texture_batch_size", "must be >= 1")
-        self._require(32 <= self.texture_crop_size <= 512 and self.texture_crop_size % 8 == 0, "texture_crop_size",
-                      "must be a multiple of 8 in 32..512")
-        self._require(0 <= self.texture_max_minutes < 1e6, "texture_max_minutes", "must be >= 0 (0 = no limit)")
-        self._require(self.flow_steps >= 1, "flow_steps", "must be >= 1")
-        self._require(self.flow_batch_size >= 1, "flow_batch_size", "must be >= 1")
-        self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be ddpm or ddim")
-        self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
-        self._require(0 <= self.ddim_eta <= 1, "ddim_eta", "must be in [0, 1]")
-        self._require(1 <= self.texture_t_max <= 1000, "texture_t_max", "must be in 1..1000")
-        self._require(self.texture_precision in ("auto", "fp32", "bf16"), "texture_precision",
-                      "must be auto, fp32 or bf16")
-        self._require(self.outlines in ("model", "real"), "outlines", "must be model or real")
 
 
 def _downsample_video(video, factor: int) -> None:
@@ -166,23 +130,11 @@ def make_synthetic_sets(
         ``max_frames`` frames (0 = all) is used, the same training part as the experiment's.
     texture_model, flow_model : weights files; trained on the training part (briefly) when ``None``.
     """
-    from ..flow.model import FlowModel
-    from ..flow.train import FlowTrainConfig, train_flow
-    from ..io.readers import read_video
     from ..shapes.fit import fit_shape_model
     from ..shapes.model import MAX_OUTLINES, FitConfig
-    from ..shapes.simulate import SimulationConfig, simulate_masks
+    from ..synthesis import recipe
     from ..synthesis.background import fit_scene_stats
-    from ..synthesis.export import export_dataset
-    from ..synthesis.pipeline import SynthesisConfig
     from ..texture.crops import extract_crops
-    from ..texture.model import TextureModel, TextureModelConfig
-    from ..texture.painter import ClassicalPainter, DiffusionPainter
-    from ..texture.profile import RimProfile, halo_from_video
-    from ..texture.train import TrainConfig as TextureTrainConfig
-    from ..texture.train import train_texture
-    from ..texture.unet import UNetConfig
-    from .data import split_frames
 
     cfg = config or SyntheticSetsConfig()
     bad = sorted(set(sets) - {"synthetic", "classical"})
@@ -191,87 +143,99 @@ def make_synthetic_sets(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     yield Progress(0, 5, "reading the training part of the real sequence", stage="make-synthetic")
+    video = _training_part(real, split, max_frames, cfg.downsample)
+    _, height, width = video.shape
+    gen = cfg.synthesis.with_updates({"shapes.frames": cfg.frames or video.n_frames, "shapes.height": height,
+                                      "shapes.width": width, "scene.real": str(real)})
+    yield Progress(1, 5, "fitting the shape and motion model", stage="make-synthetic")
+    fit_cfg = FitConfig(keep_outlines=MAX_OUTLINES if gen.shapes.outlines == "real" else 0)
+    shape_model = yield from fit_shape_model(video, fit_cfg, cancel=cancel)
+    shape_model.save(out / "shape_model.json")
+    scene = fit_scene_stats(video.image, video.labels.get("TRA"), source=str(real))
+    crops = extract_crops(video.image, video.labels.get("SEG", video.labels.get("TRA")), tracks=video.labels.get("TRA"),
+                          frames=video.seg_frames if "SEG" in video.labels else None, normalisation=scene.norm,
+                          crop_size=cfg.texture_training.crop_size)
+    profile = _profile(crops)  # the same for both painters (a loaded texture model's own may come from other data)
+    yield Progress(2, 5, "flow model", stage="make-synthetic")
+    flow, flow_path = yield from _flow(video, out, cfg, flow_model, cancel)
+    written: dict[str, Path] = {}
+    models = {"shapes": out / "shape_model.json", "flow": flow_path}
+    if "synthetic" in sets:
+        yield Progress(3, 5, "texture model", stage="make-synthetic")
+        tex, tex_path = yield from _texture(crops, out, cfg, texture_model, cancel)
+        ing = recipe.prepare(gen, shape_model=shape_model, texture_model=tex, flow_model=flow, real_video=video,
+                             scene=scene, profile=profile)
+        ing.files = {**models, "texture": tex_path}
+        written["synthetic"] = yield from recipe.generate(gen, out / "synthetic", ing, overwrite=True,
+                                                          source="evaluate", cancel=cancel)
+    if "classical" in sets:
+        yield Progress(4, 5, "classical renderer", stage="make-synthetic")
+        gc = gen.with_updates({"texture.model": CLASSICAL})
+        ing = recipe.prepare(gc, shape_model=shape_model, flow_model=flow, real_video=video, scene=scene,
+                             crops=crops, profile=profile)
+        ing.files = dict(models)
+        written["classical"] = yield from recipe.generate(gc, out / "classical", ing, overwrite=True,
+                                                          source="evaluate", cancel=cancel)
+    cfg.save(out / "synthetic_sets.json")
+    yield Progress(5, 5, "synthetic training sets written", stage="make-synthetic")
+    return written
+
+
+def _training_part(real: str | Path, split: float, max_frames: int, downsample: int):
+    """The first ``split`` of the real sequence (its first ``max_frames``), in memory, downsampled."""
+    from ..io.readers import read_video
+    from .data import split_frames
+
     full = read_video(real, lazy=True, check=False)
     n_real = min(max_frames, full.n_frames) if max_frames else full.n_frames
     train_range, _ = split_frames(n_real, split)
     video = full.frames(0, train_range.stop)
     video.image = np.asarray(video.image)
     video.labels = {k: np.asarray(v) for k, v in video.labels.items()}
-    if cfg.downsample > 1:
-        _downsample_video(video, cfg.downsample)
-    n_frames = cfg.frames or video.n_frames
-    _, height, width = video.shape
+    if downsample > 1:
+        _downsample_video(video, downsample)
+    return video
 
-    yield Progress(1, 5, "fitting the shape and motion model", stage="make-synthetic")
-    fit_cfg = FitConfig(keep_outlines=MAX_OUTLINES if cfg.outlines == "real" else 0)
-    shape_model = yield from fit_shape_model(video, fit_cfg, cancel=cancel)
-    shape_model.save(out / "shape_model.json")
-    full_masks = video.labels.get("SEG", video.labels.get("TRA"))
-    shape_frames = video.seg_frames if "SEG" in video.labels else None
-    scene = fit_scene_stats(video.image, video.labels.get("TRA"), fixed_pattern=cfg.fixed_pattern, source=str(real))
-    crops = extract_crops(video.image, full_masks, tracks=video.labels.get("TRA"), frames=shape_frames,
-                          normalisation=scene.norm, crop_size=cfg.texture_crop_size)
-    profile = None  # the same for both painters (a loaded texture model's own may come from other data)
-    if cfg.rim_profile:
-        try:
-            profile = RimProfile.from_crops(crops)
-        except InputError as e:
-            warnings.warn(f"no rim profile, painting from flat silhouettes: {e}", stacklevel=2)
 
-    yield Progress(2, 5, "flow model", stage="make-synthetic")
+def _profile(crops):
+    from ..texture.profile import RimProfile
+
+    try:
+        return RimProfile.from_crops(crops)
+    except InputError as e:
+        warnings.warn(f"no rim profile, painting from flat silhouettes: {e}", stacklevel=3)
+        return None
+
+
+def _flow(video, out: Path, cfg: SyntheticSetsConfig, flow_model: str | Path | None, cancel):
+    from ..flow.model import FlowModel
+    from ..flow.train import FlowTrainConfig, train_flow
+
     if flow_model:
-        flow = FlowModel.load(flow_model)
-        flow_path = Path(flow_model)
-    else:
-        flow_path = out / "flow.safetensors"
-        flow = yield from train_flow(video.labels["TRA"], flow_path,
-                                     FlowTrainConfig(steps=cfg.flow_steps, batch_size=cfg.flow_batch_size,
-                                                     device=cfg.device, seed=cfg.seed),
-                                     cancel=cancel, resume=False)
+        return FlowModel.load(flow_model), Path(flow_model)
+    path = out / "flow.safetensors"
+    ft = cfg.flow_training
+    flow = yield from train_flow(video.labels["TRA"], path,
+                                 FlowTrainConfig(steps=ft.steps, batch_size=ft.batch_size,
+                                                 device=cfg.synthesis.device, seed=cfg.synthesis.seed),
+                                 cancel=cancel, resume=False)
+    return flow, path
 
-    def masks(number: int, seed: int):
-        return simulate_masks(shape_model, SimulationConfig(frames=n_frames, height=height, width=width,
-                                                            seed=seed, outlines=cfg.outlines,
-                                                            density_scale=cfg.density_scale,
-                                                            brightness_follows_size=cfg.brightness_follows_size),
-                              cancel=cancel)
 
-    written: dict[str, Path] = {}
-    halo: list[float] = []
-    if cfg.halo:
-        try:
-            halo = halo_from_video(video, cfg.halo_distance)
-        except InputError as e:
-            warnings.warn(f"no halo: {e}", stacklevel=2)
-    synth_cfg = SynthesisConfig(seed=cfg.seed, halo=halo, halo_neighbours=cfg.halo_neighbours,
-                                faint_cells=cfg.faint_cells)
-    if "synthetic" in sets:
-        yield Progress(3, 5, "texture model", stage="make-synthetic")
-        if texture_model:
-            tex = TextureModel.load(texture_model)
-            tex_path = Path(texture_model)
-        else:
-            tex_path = out / "texture.safetensors"
-            mcfg = TextureModelConfig(unet=UNetConfig(width=cfg.texture_width, mask_channel=cfg.texture_mask_channel),
-                                      crop_size=crops.crop_size)
-            tcfg = TextureTrainConfig(steps=cfg.texture_steps, batch_size=cfg.texture_batch_size, device=cfg.device,
-                                      seed=cfg.seed, t_max=cfg.texture_t_max, ema_decay=cfg.texture_ema_decay,
-                                      precision=cfg.texture_precision, max_seconds=60 * cfg.texture_max_minutes)
-            tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
-            tex.save(tex_path)
-        painter = DiffusionPainter(tex, sampler=cfg.sampler, ddim_steps=cfg.ddim_steps, ddim_eta=cfg.ddim_eta,
-                                   device=cfg.device, rim_profile=cfg.rim_profile, profile=profile,
-                                   rim_distribution=cfg.rim_distribution)
-        written["synthetic"] = yield from export_dataset(
-            out / "synthetic", masks, painter, flow, scene, synth_cfg, n_videos=cfg.videos,
-            model_files={"texture": tex_path, "flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
-            overwrite=True, cancel=cancel)
-    if "classical" in sets:
-        yield Progress(4, 5, "classical renderer", stage="make-synthetic")
-        written["classical"] = yield from export_dataset(
-            out / "classical", masks, ClassicalPainter.from_crops(crops, profile), flow, scene, synth_cfg,
-            n_videos=cfg.videos, model_files={"flow": flow_path}, parameters={"evaluate": cfg.to_dict()},
-            overwrite=True, cancel=cancel)
-    cfg.save(out / "synthetic_sets.json")
-    yield Progress(5, 5, "synthetic training sets written", stage="make-synthetic")
-    return written
+def _texture(crops, out: Path, cfg: SyntheticSetsConfig, texture_model: str | Path | None, cancel):
+    from ..texture.model import TextureModel, TextureModelConfig
+    from ..texture.train import TrainConfig as TextureTrainConfig
+    from ..texture.train import train_texture
+    from ..texture.unet import UNetConfig
+
+    if texture_model:
+        return TextureModel.load(texture_model), Path(texture_model)
+    path = out / "texture.safetensors"
+    tt = cfg.texture_training
+    mcfg = TextureModelConfig(unet=UNetConfig(width=tt.width, mask_channel=tt.mask_channel), crop_size=crops.crop_size)
+    tcfg = TextureTrainConfig(steps=tt.steps, batch_size=tt.batch_size, device=cfg.synthesis.device,
+                              seed=cfg.synthesis.seed, t_max=tt.t_max, ema_decay=tt.ema_decay, precision=tt.precision,
+                              max_seconds=60 * tt.max_minutes)
+    tex = yield from train_texture(crops, mcfg, tcfg, cancel=cancel)
+    tex.save(path)
+    return tex, path

@@ -42,10 +42,6 @@ class SceneStats:
         interpolated grid (separable fixed pattern; empty = none), resampled to other output sizes.
     cell_brightness : mean and standard deviation of the cells' mean intensity.
     cell_area : median cell area in pixels (to warn about other pixel sizes).
-    faint : faint blobs in the background that the labels leave out (out-of-focus cells), measured
-        by :func:`~napari_bvdm.synthesis.faint.detect_faint`: ``density`` per million pixels,
-        ``areas`` and ``contrasts`` (normalised units) of the blobs found, ``frames`` measured; empty =
-        not measured (no labels, or statistics from before stop 19).
     normalisation : the :class:`Normalisation` as a dict (raw dtype included).
     """
 
@@ -60,7 +56,6 @@ class SceneStats:
     cell_area: float = 0.0
     normalisation: dict[str, Any] = field(default_factory=lambda: {"offset": 0.0, "scale": 1.0, "dtype": "uint16"})
     source: str = ""
-    faint: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not (np.isfinite(self.level) and np.isfinite(self.noise) and self.noise >= 0):
@@ -74,18 +69,6 @@ class SceneStats:
             v = np.asarray(getattr(self, name), dtype=np.float64)
             if v.ndim != 1 or not np.isfinite(v).all():
                 raise InputError(f"scene statistics: {name} must be a list of finite numbers")
-        if self.faint:
-            f = self.faint
-            try:
-                areas = np.asarray(f.get("areas", []), dtype=np.float64)
-                contrasts = np.asarray(f.get("contrasts", []), dtype=np.float64)
-                numbers = np.asarray([f.get("density", 0.0), f.get("radius", 0.0)], dtype=np.float64)
-            except (TypeError, ValueError):
-                raise InputError("scene statistics: faint must hold numbers") from None
-            if (areas.shape != contrasts.shape or areas.ndim != 1 or not np.isfinite(areas).all()
-                    or not np.isfinite(contrasts).all() or not np.isfinite(numbers).all() or (numbers < 0).any()):
-                raise InputError("scene statistics: faint needs as many finite areas as contrasts and a "
-                                 "finite density and radius >= 0")
 
     @property
     def norm(self) -> Normalisation:
@@ -99,7 +82,8 @@ class SceneStats:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SceneStats:
         known = {"level", "noise", "noise_corr", "noise_gain", "illumination", "row_profile", "col_profile",
-                 "cell_brightness", "cell_area", "normalisation", "source", "faint"}
+                 "cell_brightness", "cell_area", "normalisation", "source"}
+        d = {k: v for k, v in d.items() if k != "faint"}  # a measure of earlier versions, no longer used
         unknown = set(d) - known
         if unknown:
             raise InputError(f"scene statistics: unknown field(s) {sorted(unknown)}")
@@ -151,12 +135,8 @@ def fit_scene_stats(
     margin : background pixels closer than this to a cell are left out.
     fixed_pattern : fit the row and column offsets of the background (``row_profile``, ``col_profile``).
 
-    With ``labels``, the faint blobs they leave out are measured too (``faint``, see
-    :mod:`~napari_bvdm.synthesis.faint`).
     """
     from skimage.filters import threshold_otsu
-
-    from .faint import detect_faint, summarise_faint
 
     t = image.shape[0]
     if normalisation is None:
@@ -165,59 +145,24 @@ def fit_scene_stats(
     h, w = image.shape[1:]
     gy = max(1, int(round(grid * h / max(h, w))))
     gx = max(1, int(round(grid * w / max(h, w))))
+    acc = _SceneSums(h, w)
     illum = np.zeros((len(idx), gy, gx))
-    noise_res, bright, areas, corr_num, corr_den, cell_var = [], [], [], 0.0, 0.0, []
-    row_sum, row_n = np.zeros(h), np.zeros(h)
-    col_sum, col_n = np.zeros(w), np.zeros(w)
-    st = ndi.generate_binary_structure(2, 1)
-    kept: list[tuple[np.ndarray, np.ndarray]] = []
     for k, i in enumerate(idx):
         f = normalisation.forward(np.asarray(image[i]))
-        if labels is not None:
-            lab = np.asarray(labels[i])
-        else:
-            lab, _ = ndi.label(f > threshold_otsu(f))
+        lab = np.asarray(labels[i]) if labels is not None else ndi.label(f > threshold_otsu(f))[0]
         fg = lab > 0
         bg = ~ndi.binary_dilation(fg, iterations=margin) if fg.any() else np.ones_like(fg)
         if bg.sum() < 100:
             raise InputError(f"frame {i} has almost no background (cells cover it); cannot fit background statistics")
-        # slow illumination: block medians of background pixels (NaN blocks filled from neighbours)
-        for yy in range(gy):
-            for xx in range(gx):
-                sl = (slice(yy * h // gy, (yy + 1) * h // gy), slice(xx * w // gx, (xx + 1) * w // gx))
-                v = f[sl][bg[sl]]
-                illum[k, yy, xx] = np.median(v) if v.size > 50 else np.nan
-        if fixed_pattern and not np.isnan(illum[k]).all():  # background around this frame's grid, per row/column
-            own = np.where(np.isnan(illum[k]), np.nanmedian(illum[k]), illum[k])
-            dev = np.where(bg, f - _grid_field(own, (h, w)), 0.0)
-            row_sum += dev.sum(1)
-            row_n += bg.sum(1)
-            col_sum += dev.sum(0)
-            col_n += bg.sum(0)
-        # noise: residual around a local background mean (normalised convolution, cells excluded)
-        wgt = ndi.gaussian_filter(bg.astype(np.float32), 4)
-        smooth = ndi.gaussian_filter(np.where(bg, f, 0).astype(np.float32), 4) / np.maximum(wgt, 1e-3)
-        r = np.where(bg, f - smooth, 0)
-        noise_res.append(r[bg])
-        both = bg[:, 1:] & bg[:, :-1]
-        corr_num += float((r[:, 1:] * r[:, :-1])[both].sum())
-        corr_den += float((r[:, 1:] ** 2)[both].sum())
+        illum[k] = _block_medians(f, bg, gy, gx)
+        if fixed_pattern and not np.isnan(illum[k]).all():
+            acc.add_pattern(f, bg, illum[k])
+        acc.add_noise(f, bg)
         if fg.any():
-            ids = np.unique(lab[fg])
-            means = ndi.mean(f, lab, ids)
-            # pixel noise inside cells: residual around a sigma-1 local mean, per cell (mean, variance)
-            inner = ndi.binary_erosion(fg, st, iterations=2)
-            fw = ndi.gaussian_filter(inner.astype(np.float32), 1.0)
-            local = ndi.gaussian_filter(np.where(inner, f, 0).astype(np.float32), 1.0) / np.maximum(fw, 1e-3)
-            res_c = np.where(inner, f - local, 0.0)
-            lab_in = np.where(inner, lab, 0)
-            n_in = ndi.sum(inner, lab_in, ids)
-            v_in = ndi.sum(res_c**2, lab_in, ids) / np.maximum(n_in, 1)
-            cell_var.extend([(m, v) for m, v, k in zip(means, v_in, n_in, strict=True) if k >= 30 and m > 0])
-            bright.extend(np.asarray(means).tolist())
-            areas.extend(np.asarray(ndi.sum(np.ones_like(f), lab, ids)).tolist())
-            if labels is not None:
-                kept.append((f, lab))
+            acc.add_cells(f, lab, fg)
+    noise_res, bright, areas, cell_var = acc.noise_res, acc.bright, acc.areas, acc.cell_var
+    corr_num, corr_den = acc.corr_num, acc.corr_den
+    row_sum, row_n, col_sum, col_n = acc.row_sum, acc.row_n, acc.col_sum, acc.col_n
     ill = np.nanmedian(illum, axis=0)
     if np.isnan(ill).all():
         raise InputError("no background block with enough pixels; cannot fit the slow illumination")
@@ -234,15 +179,6 @@ def fit_scene_stats(
         cm = np.asarray(cell_var, dtype=np.float64)
         # a sigma-1 local-mean residual keeps 0.76 of white-noise variance
         gain = float(max(np.median((cm[:, 1] / 0.76 - noise**2) / cm[:, 0]), 0.0))
-    faint: dict[str, Any] = {}
-    if kept and areas:
-        radius = float(np.sqrt(np.median(areas) / np.pi))
-        blobs, searched = [], 0.0
-        for f, lab in kept:
-            found, area = detect_faint(f, lab, radius)
-            blobs += found
-            searched += area
-        faint = summarise_faint(blobs, searched, len(kept), radius)
     return SceneStats(
         level=level,
         noise=noise,
@@ -255,9 +191,69 @@ def fit_scene_stats(
         cell_area=float(np.median(areas)) if areas else 0.0,
         normalisation=normalisation.to_dict(),
         source=source,
-        faint=faint,
     )
 
+
+
+def _block_medians(f: np.ndarray, bg: np.ndarray, gy: int, gx: int) -> np.ndarray:
+    """Slow illumination: block medians of the background pixels (NaN where a block has too few)."""
+    h, w = f.shape
+    out = np.full((gy, gx), np.nan)
+    for yy in range(gy):
+        for xx in range(gx):
+            sl = (slice(yy * h // gy, (yy + 1) * h // gy), slice(xx * w // gx, (xx + 1) * w // gx))
+            v = f[sl][bg[sl]]
+            if v.size > 50:
+                out[yy, xx] = np.median(v)
+    return out
+
+
+class _SceneSums:
+    """Running sums of :func:`fit_scene_stats` over the fitted frames."""
+
+    def __init__(self, h: int, w: int) -> None:
+        self.noise_res: list[np.ndarray] = []
+        self.bright: list[float] = []
+        self.areas: list[float] = []
+        self.cell_var: list[tuple[float, float]] = []
+        self.corr_num = self.corr_den = 0.0
+        self.row_sum, self.row_n = np.zeros(h), np.zeros(h)
+        self.col_sum, self.col_n = np.zeros(w), np.zeros(w)
+
+    def add_pattern(self, f: np.ndarray, bg: np.ndarray, illum: np.ndarray) -> None:
+        """Background around this frame's grid, per row and column (the fixed pattern)."""
+        own = np.where(np.isnan(illum), np.nanmedian(illum), illum)
+        dev = np.where(bg, f - _grid_field(own, f.shape), 0.0)
+        self.row_sum += dev.sum(1)
+        self.row_n += bg.sum(1)
+        self.col_sum += dev.sum(0)
+        self.col_n += bg.sum(0)
+
+    def add_noise(self, f: np.ndarray, bg: np.ndarray) -> None:
+        """Residual around a local background mean (normalised convolution, cells excluded)."""
+        wgt = ndi.gaussian_filter(bg.astype(np.float32), 4)
+        smooth = ndi.gaussian_filter(np.where(bg, f, 0).astype(np.float32), 4) / np.maximum(wgt, 1e-3)
+        r = np.where(bg, f - smooth, 0)
+        self.noise_res.append(r[bg])
+        both = bg[:, 1:] & bg[:, :-1]
+        self.corr_num += float((r[:, 1:] * r[:, :-1])[both].sum())
+        self.corr_den += float((r[:, 1:] ** 2)[both].sum())
+
+    def add_cells(self, f: np.ndarray, lab: np.ndarray, fg: np.ndarray) -> None:
+        """Cell brightness and area; pixel noise inside cells around a sigma-1 local mean (mean, variance)."""
+        st = ndi.generate_binary_structure(2, 1)
+        ids = np.unique(lab[fg])
+        means = ndi.mean(f, lab, ids)
+        inner = ndi.binary_erosion(fg, st, iterations=2)
+        fw = ndi.gaussian_filter(inner.astype(np.float32), 1.0)
+        local = ndi.gaussian_filter(np.where(inner, f, 0).astype(np.float32), 1.0) / np.maximum(fw, 1e-3)
+        res_c = np.where(inner, f - local, 0.0)
+        lab_in = np.where(inner, lab, 0)
+        n_in = ndi.sum(inner, lab_in, ids)
+        v_in = ndi.sum(res_c**2, lab_in, ids) / np.maximum(n_in, 1)
+        self.cell_var.extend([(m, v) for m, v, k in zip(means, v_in, n_in, strict=True) if k >= 30 and m > 0])
+        self.bright.extend(np.asarray(means).tolist())
+        self.areas.extend(np.asarray(ndi.sum(np.ones_like(f), lab, ids)).tolist())
 
 def _lag1(sigma: float) -> float:
     """Lag-1 autocorrelation of white noise after ``scipy.ndimage.gaussian_filter`` with ``sigma``."""

@@ -1,19 +1,24 @@
 """Masks -> video: textured cells carried from frame to frame by the flow model, on a fitted background.
 
-For every frame, all cells go through the painter in (at most) two batched calls:
+:func:`generate_video` is the frame-by-frame engine behind :mod:`~napari_bvdm.synthesis.recipe`. Each frame
+goes through named steps around a :class:`_VideoState`:
 
-- cells in the first frame of their track: ``painter.paint(masks, brightness, steps=tf0)`` (SDEdit from
-  the silhouette);
-- all other cells: the previous texture is warped with the predicted mask-to-mask flow, masked, and
-  refreshed with ``painter.paint(masks, brightness, init=warped, steps=tf_non0)``. Daughters start from
-  their mother's last texture warped onto their own first mask (texture inheritance).
+- **cut** (:func:`_cut_cells`): one crop per cell, centred on it;
+- **sort** (:func:`_sort_cells`): a cell continues its track, inherits its mother's last texture (a
+  daughter's first frame: *division*), or starts afresh;
+- **first frame** (:func:`_paint_new`): new cells are painted in one batch,
+  ``painter.paint(masks, brightness, steps=tf0)`` (SDEdit from the silhouette);
+- **warp** (:func:`_warp_cells`): the flow model predicts each continuing cell's mask-to-mask displacement,
+  composed with the earlier ones into one displacement from a keyframe texture (no drift: the keyframe is
+  resampled once per frame, re-anchored every ``reanchor_every`` frames);
+- **refresh** (:func:`_refresh_cells`): the warped textures are refreshed in one batch,
+  ``painter.paint(masks, brightness, init=warped, steps=tf_non0)``, then held to their track's contrast and
+  brightness (:func:`_keep_tracks`);
+- **scene** (:func:`_compose_scene`): background with the real camera's pattern, cells pasted, camera noise,
+  blended edges and the real cells' halo.
 
-Warping does not drift: with ``warp="compose"`` (default) flows are composed into one displacement from
-a keyframe texture, which is resampled once per frame (re-anchored every ``reanchor_every`` frames);
-``warp="sequential"`` is the reference behaviour (re-warp the last texture every frame).
-
-The generator streams: it yields one :class:`SynthFrame` ``(t, image, labels)`` per frame (plus
-:class:`~napari_bvdm.runtime.progress.Progress` events) and keeps only per-track crop state, so a long
+It streams: one :class:`SynthFrame` ``(t, image, labels)`` per frame (plus
+:class:`~napari_bvdm.runtime.progress.Progress` events); only per-track crop state is kept, so a long
 video never sits in memory.
 """
 
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 from typing import Any, Literal, NamedTuple, Protocol
 
 import numpy as np
@@ -34,7 +39,6 @@ from ..runtime.progress import CancelToken, Progress
 from ..runtime.seeding import numpy_rng, torch_generator
 from ..texture.profile import apply_halo
 from .background import SceneStats, add_shot_noise, generate_background, illumination_field
-from .faint import FaintLayer
 
 __all__ = ["SynthesisConfig", "SynthFrame", "Painter", "generate_video", "prepare_labels", "check_compatibility"]
 
@@ -58,81 +62,48 @@ class SynthFrame(NamedTuple):
 
 @dataclasses.dataclass
 class SynthesisConfig(Config):
-    """Parameters of :func:`generate_video` (all recorded in synthesis.json).
+    """Settings of the engine :func:`generate_video`, filled by the recipe from a ``GenerateConfig``.
 
-    tf0 / tf_non0 : painter steps for a track's first frame / for the refresh of later frames. The
-        refresh is stronger than the reference's 10 (measured, docs/synthesis.md): at 100 the texture of
-        real GOWT1 cells changes from frame to frame as much as ours (relative MAD at texture scale 1.01 x
-        real; 10 gave 0.69 x, too still), and fine detail is redrawn every frame, so composed warps of
-        fast-changing outlines no longer leave stretched, streaky textures.
-    daughter_steps : refresh steps for a daughter's first frame (``None`` = ``tf_non0``).
-    temporal : ``"flow"`` (warp + refresh) or ``"independent"`` (every frame painted afresh with
-        ``tf0``; a baseline without temporal consistency).
-    warp : ``"compose"`` (compose flows from a keyframe, no drift) or ``"sequential"`` (reference).
-    interpolation : ``"bilinear"`` or ``"nearest"`` (reference) texture resampling.
+    tf0 / tf_non0 : painter strengths for a track's first frame / for the refresh of later frames (the
+        config's ``texture.first_strength`` / ``texture.refresh_strength``; 0 = no refresh).
+    temporal : ``"flow"`` (warp + refresh) or ``"independent"`` (every frame painted afresh with ``tf0``:
+        the baseline without temporal consistency that benchmarks compare with).
+    warp : ``"compose"`` (flows composed from a keyframe, bilinear resampling, no drift) or ``"reference"``
+        (the method paper's schedule: the last texture re-warped every frame with nearest-neighbour
+        resampling, one cell at a time; a benchmark baseline).
     reanchor_every : with ``compose``, the refreshed texture becomes the new keyframe every N frames.
-    flow_residual : share of the predicted flow's non-affine part kept inside each cell (1 = the flow as
-        predicted; 0 = its least-squares affine fit over the cell's mask: the texture moves, turns,
-        stretches and shears as a whole, outline changes are left to the mask cut and hole filling).
-    edge_sigma : Gaussian sigma of the 2-px edge blending band (0 = off).
-    halo : the real frames' halo to hold every frame to: mean intensity at 1, 2, ... px outside the outlines
-        as a share of the nearest cell's contrast over its local background
-        (:func:`~napari_bvdm.texture.profile.measure_halo`); empty = off. Applied as an offset per ring
-        pixel after the edge blending (:func:`~napari_bvdm.texture.profile.apply_halo`).
-    halo_neighbours : with ``halo``, the halo light of neighbouring cells adds up (the gap between two close
-        cells gets both cells' halo, as in real frames) instead of each background pixel taking only its
-        nearest cell's.
-    batch_cells : ``False`` paints and warps one cell at a time (the reference schedule).
-    match_brightness : rescale each cell to its target mean brightness after painting.
-    match_contrast : keep each track's texture contrast (std inside the mask) at its first frame's value:
-        long chains of warps slowly flatten textures (interpolation, accumulated deformation), which
-        this undoes; daughters inherit their mother's target.
-    shot_noise : add fresh signal-dependent camera noise to the cells in every frame (fitted
-        ``SceneStats.noise_gain``), as real frames have.
-    noise_share : share of that fitted noise variance to add; ``None`` = the painter's
-        ``camera_noise_share`` (0.5 for diffusion painters, whose textures already carry the grain of the
-        real crops they learnt from; 1 for painters without the attribute, e.g. the classical one).
+    halo : the real frames' halo to hold every frame to (mean intensity at 1, 2, ... px outside the outlines
+        as a share of the nearest cell's contrast, :func:`~napari_bvdm.texture.profile.measure_halo`);
+        empty = none.
     crop_size : cell crop size (``None`` = the painter's); grown to fit the largest mask.
-    faint_cells : draw the faint blobs that the real labels leave out (out-of-focus cells;
-        ``SceneStats.faint``, :mod:`~napari_bvdm.synthesis.faint`) into the background, unlabelled, so a
-        network trained on the synthetic frames learns to leave them out as the annotators did.
-    faint_step : their drift, standard deviation of the step per frame and axis in pixels.
+    seed : with ``video_index`` it selects every random stream.
     """
 
     tf0: int = 200
     tf_non0: int = 100
-    daughter_steps: int | None = None
     temporal: Literal["flow", "independent"] = "flow"
-    warp: Literal["compose", "sequential"] = "compose"
-    interpolation: Literal["bilinear", "nearest"] = "bilinear"
+    warp: Literal["compose", "reference"] = "compose"
     reanchor_every: int = 20
-    flow_residual: float = 1.0
-    edge_sigma: float = 1.0
     halo: list[float] = dataclasses.field(default_factory=list)
-    halo_neighbours: bool = False
-    batch_cells: bool = True
-    match_brightness: bool = True
-    match_contrast: bool = True
-    shot_noise: bool = True
-    noise_share: float | None = None
     crop_size: int | None = None
-    faint_cells: bool = False
-    faint_step: float = 0.5
     seed: int = 0
 
     def check(self) -> None:
         self._require(self.tf0 >= 1, "tf0", "must be >= 1")
         self._require(self.tf_non0 >= 0, "tf_non0", "must be >= 0")
-        self._require(self.daughter_steps is None or self.daughter_steps >= 0, "daughter_steps", "must be >= 0")
         self._require(self.reanchor_every >= 1, "reanchor_every", "must be >= 1")
-        self._require(0.0 <= self.flow_residual <= 1.0, "flow_residual", "must be in [0, 1]")
-        self._require(self.edge_sigma >= 0, "edge_sigma", "must be >= 0")
         h = np.asarray(self.halo, dtype=float)
         self._require(h.ndim == 1 and h.size <= 16 and bool(np.isfinite(h).all()) and bool((np.abs(h) < 2).all()),
                       "halo", "must be at most 16 finite numbers in (-2, 2)")
-        self._require(self.noise_share is None or self.noise_share >= 0, "noise_share", "must be >= 0")
         self._require(self.crop_size is None or self.crop_size >= 16, "crop_size", "must be >= 16")
-        self._require(np.isfinite(self.faint_step) and self.faint_step >= 0, "faint_step", "must be >= 0")
+
+    @property
+    def one_cell_at_a_time(self) -> bool:
+        return self.warp == "reference"
+
+
+#: Gaussian sigma of the 2-px band (1 px in, 1 px out) blended at every cell outline
+EDGE_SIGMA = 1.0
 
 
 @dataclasses.dataclass
@@ -144,28 +115,6 @@ class _Track:
     tex: np.ndarray  # last texture crop (s, s)
     since_anchor: int = 0
     contrast: float = 0.0  # target std / mean inside the mask (first frame of the track or its mother)
-
-
-def affine_blend(flow: Any, masks: np.ndarray, keep: float) -> Any:
-    """Replace each displacement field ``flow[b]`` (torch (2, h, w)) by its least-squares affine fit over
-    ``masks[b]`` plus ``keep`` times the rest (fields over masks of fewer than 6 pixels stay as they are)."""
-    import torch
-
-    from ..flow.net import identity_grid
-
-    _, _, h, w = flow.shape
-    grid = identity_grid(h, w, flow.device, flow.dtype).reshape(2, -1).T  # (hw, 2): y, x
-    basis = torch.cat([grid, torch.ones(h * w, 1, dtype=flow.dtype, device=flow.device)], 1)  # (hw, 3)
-    out = flow.clone()
-    for b in range(flow.shape[0]):
-        sel = torch.from_numpy(np.asarray(masks[b], bool).ravel())
-        if int(sel.sum()) < 6:
-            continue
-        target = flow[b].reshape(2, -1).T  # (hw, 2)
-        coef = torch.linalg.lstsq(basis[sel], target[sel]).solution  # (3, 2)
-        aff = (basis @ coef).T.reshape(2, h, w)
-        out[b] = aff + keep * (flow[b] - aff)
-    return out
 
 
 def prepare_labels(labels: Any, lineage: np.ndarray | None = None) -> tuple[Any, np.ndarray]:
@@ -240,6 +189,267 @@ def _brightness_lookup(brightness: dict[int, np.ndarray] | None, lineage: np.nda
     return get
 
 
+@dataclasses.dataclass
+class _VideoState:
+    """What the engine carries from frame to frame of one video."""
+
+    cfg: SynthesisConfig
+    painter: Any
+    flow: Any
+    scene: SceneStats
+    labels: Any
+    lineage: np.ndarray
+    video_index: int
+    size: int
+    notes: list[str]
+    get_brightness: Callable[[int, int], float]
+    illumination: np.ndarray
+    to_scene: tuple[float, float]
+    noise_share: float
+    device: Any
+    parents: dict[int, int]
+    children: dict[int, list[int]]
+    starts: dict[int, int]
+    tracks: dict[int, _Track] = dataclasses.field(default_factory=dict)
+    stats: dict[str, int] = dataclasses.field(
+        default_factory=lambda: {"painter_calls": 0, "cells_painted": 0, "flow_calls": 0})
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.labels.shape)  # type: ignore[return-value]
+
+    def chunks(self, n: int) -> list[slice]:
+        """Batches of cells: all at once, or one at a time for the reference schedule."""
+        return [slice(i, i + 1) for i in range(n)] if self.cfg.one_cell_at_a_time else [slice(None)]
+
+    def paint(self, masks: np.ndarray, bright: np.ndarray, init: np.ndarray | None, steps: int, gen: Any):
+        out = []
+        for sl in self.chunks(len(masks)):
+            out.append(np.asarray(self.painter.paint(masks[sl], bright[sl], init=None if init is None else init[sl],
+                                                     steps=steps, generator=gen), dtype=np.float32))
+            self.stats["painter_calls"] += 1
+        self.stats["cells_painted"] += len(masks)
+        return np.concatenate(out)
+
+    def predict(self, prev: np.ndarray, cur: np.ndarray):
+        import torch
+
+        out = []
+        for sl in self.chunks(len(prev)):
+            p = torch.from_numpy(prev[sl].astype(np.float32))[:, None].to(self.device)
+            c = torch.from_numpy(cur[sl].astype(np.float32))[:, None].to(self.device)
+            out.append(self.flow.predict_torch(p, c).float().cpu())
+            self.stats["flow_calls"] += 1
+        return torch.cat(out)
+
+
+def _crop_size(labels: Any, painter: Any, flow: Any, cfg: SynthesisConfig) -> tuple[int, list[str], list[float]]:
+    """The painter's crop size grown to hold the largest cell (one pass over bounding boxes), with notes."""
+    n_frames = int(labels.shape[0])
+    base = int(cfg.crop_size or getattr(painter, "crop_size", 96))
+    extent, areas, empty = 0, [], []
+    for t in range(n_frames):
+        fr = np.asarray(labels[t])
+        obs = objects(fr)
+        if not obs:
+            empty.append(t)
+        for sl in obs.values():
+            extent = max(extent, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        if t % max(1, n_frames // 10) == 0 and obs:
+            areas.extend(np.bincount(fr.ravel())[list(obs)].tolist())
+    multiple = int(getattr(flow, "multiple", 16)) if flow is not None else 16
+    size = needed_crop(extent, base, multiple)
+    notes: list[str] = []
+    if size != base:
+        notes.append(f"largest cell spans {extent} px: crops grown from {base} to {size} px")
+    if empty:
+        notes.append(f"{len(empty)} frame(s) hold no cell (e.g. t={empty[0]}): they are background only")
+    return size, notes, areas
+
+
+def _setup(labels: Any, painter: Any, flow: Any, scene: SceneStats, cfg: SynthesisConfig, lineage: np.ndarray | None,
+           brightness: dict[int, np.ndarray] | None, video_index: int) -> _VideoState:
+    import torch
+
+    if cfg.temporal == "flow" and flow is None:
+        raise InputError("a flow model is needed for temporal='flow' (or use temporal='independent')")
+    labels, lineage = prepare_labels(labels, lineage)
+    n_frames, height, width = (int(s) for s in labels.shape)
+    size, notes, areas = _crop_size(labels, painter, flow, cfg)
+    notes += check_compatibility(painter, flow, scene, float(np.median(areas)) if areas else 0.0)
+    for n in notes:
+        warnings.warn(n, stacklevel=3)
+    norm = scene.norm
+    pn = getattr(painter, "normalisation", None)  # painter units -> scene units (usually the same)
+    to_scene = (1.0, 0.0)
+    if pn is not None and (abs(pn.offset - norm.offset) > 1e-9 or abs(pn.scale - norm.scale) > 1e-9):
+        to_scene = (pn.scale / norm.scale, (pn.offset - norm.offset) / norm.scale)
+    parents = {int(r[0]): int(r[3]) for r in lineage}
+    children: dict[int, list[int]] = {}
+    for c, p in parents.items():
+        if p:
+            children.setdefault(p, []).append(c)
+    rng_b = numpy_rng(cfg.seed, "video", video_index, "brightness")
+    return _VideoState(
+        cfg, painter, flow, scene, labels, lineage, video_index, size, notes,
+        _brightness_lookup(brightness, lineage, scene, rng_b, n_frames), illumination_field(scene, (height, width)),
+        to_scene, float(getattr(painter, "camera_noise_share", 1.0)), getattr(flow, "device", torch.device("cpu")),
+        parents, children, {int(r[0]): int(r[1]) for r in lineage})
+
+
+def _cut_cells(v: _VideoState, frame_lab: np.ndarray, t: int):
+    """Step *cut*: ``(ids, masks (n, s, s), corners, brightness)`` of the cells of one frame."""
+    obs = objects(frame_lab)
+    ids = sorted(obs)
+    masks = np.zeros((len(ids), v.size, v.size), bool)
+    corners = []
+    for k, lab in enumerate(ids):
+        y0, x0 = crop_window(obs[lab], v.size)
+        corners.append((y0, x0))
+        masks[k] = crop_centred(frame_lab, y0, x0, v.size) == lab
+    bright = np.array([v.get_brightness(lab, t) for lab in ids], dtype=np.float32)
+    return ids, masks, corners, bright
+
+
+def _sort_cells(v: _VideoState, ids: list[int]) -> tuple[list[tuple[int, _Track]], list[int]]:
+    """Step *sort*: cells that continue a track (a daughter continues from its mother: *division*) and new ones."""
+    cont, first = [], []
+    for k, lab in enumerate(ids):
+        if v.cfg.temporal == "independent":
+            first.append(k)
+        elif lab in v.tracks:
+            cont.append((k, v.tracks[lab]))
+        elif v.parents.get(lab, 0) in v.tracks:
+            cont.append((k, _inherit(v.tracks[v.parents[lab]])))
+        else:
+            first.append(k)
+    return cont, first
+
+
+def _inherit(mother: _Track) -> _Track:
+    """Division: a daughter's first texture is its mother's last one, warped onto the daughter's mask."""
+    return _Track(mother.tex, mother.mask.astype(np.float32), None, mother.mask, mother.tex, 0, mother.contrast)
+
+
+def _paint_new(v: _VideoState, tex: np.ndarray, first: list[int], masks: np.ndarray, bright: np.ndarray,
+               gen: Any) -> None:
+    """Step *first frame*: new cells painted from their silhouettes in one batch."""
+    if first:
+        fk = np.array(first)
+        tex[fk] = v.paint(masks[fk], bright[fk], None, v.cfg.tf0, gen)
+
+
+def _warp_cells(v: _VideoState, cont: list[tuple[int, _Track]], masks: np.ndarray, bright: np.ndarray):
+    """Step *warp*: each continuing cell's keyframe texture resampled onto its current mask.
+
+    Returns the warped textures (holes filled) and the displacements from the keyframes."""
+    import torch
+
+    from ..flow.net import compose, warp
+
+    ck = np.array([k for k, _ in cont])
+    u = v.predict(np.stack([st.mask for _, st in cont]), masks[ck])
+    if v.cfg.warp == "compose":
+        anchors = torch.from_numpy(np.stack([st.anchor for _, st in cont]))[:, None]
+        amasks = torch.from_numpy(np.stack([st.anchor_mask for _, st in cont]).astype(np.float32))[:, None]
+        disp = torch.stack([u[i] if st.disp is None else compose(st.disp[None], u[i:i + 1])[0]
+                            for i, (_, st) in enumerate(cont)])
+        mode = "bilinear"
+    else:  # the reference: the last texture is the keyframe, re-warped every frame
+        anchors = torch.from_numpy(np.stack([st.tex for _, st in cont]))[:, None]
+        amasks = torch.from_numpy(np.stack([st.mask for _, st in cont]).astype(np.float32))[:, None]
+        disp, mode = u, "nearest"
+    warped = warp(anchors, disp, mode=mode)[:, 0].numpy()
+    valid = warp(amasks, disp, mode="bilinear")[:, 0].numpy() > 0.5
+    init = np.zeros((len(ck), v.size, v.size), np.float32)
+    for i, k in enumerate(ck):
+        init[i] = _fill_holes(warped[i], valid[i], masks[k], bright[k])
+    return init, disp
+
+
+def _refresh_cells(v: _VideoState, tex: np.ndarray, cont: list[tuple[int, _Track]], init: np.ndarray,
+                   masks: np.ndarray, bright: np.ndarray, gen: Any) -> None:
+    """Step *refresh*: the warped textures re-noised to ``tf_non0`` and denoised in one batch."""
+    ck = np.array([k for k, _ in cont])
+    if v.cfg.tf_non0 > 0:
+        tex[ck] = v.paint(masks[ck], bright[ck], init, int(v.cfg.tf_non0), gen)
+    else:
+        tex[ck] = init
+
+
+def _keep_tracks(v: _VideoState, t: int, ids: list[int], masks: np.ndarray, bright: np.ndarray, tex: np.ndarray,
+                 cont: list[tuple[int, _Track]], disp: Any) -> None:
+    """Hold each cell to its track's contrast and target brightness; update the per-track state."""
+    new: dict[int, _Track] = {}
+    for i, (k, st) in enumerate(cont):
+        lab = ids[k]
+        since = st.since_anchor + 1 if lab in v.tracks else 1
+        if v.cfg.warp == "compose" and since < v.cfg.reanchor_every:
+            new[lab] = _Track(st.anchor, st.anchor_mask, disp[i], masks[k], tex[k], since, st.contrast)
+        else:
+            new[lab] = _Track(None, None, None, masks[k], tex[k], 0, st.contrast)  # re-anchored below
+    for k, lab in enumerate(ids):
+        m = masks[k]
+        st = new.get(lab)
+        if st is not None and st.contrast > 0 and m.sum() > 8:
+            mu, sd = float(tex[k][m].mean()), float(tex[k][m].std())
+            if mu > 1e-6 and sd > 1e-9:
+                gain = float(np.clip(st.contrast * mu / sd, 0.5, 2.0))
+                tex[k][m] = mu + (tex[k][m] - mu) * gain
+        cur = float(tex[k][m].mean()) if m.any() else 0.0
+        if cur > 1e-6 and bright[k] > 0:
+            tex[k] *= float(np.clip(bright[k] / cur, 0.5, 2.0))
+        tex[k][~m] = 0.0
+        if st is None or st.anchor is None:
+            c = st.contrast if st is not None else _contrast(tex[k], m)
+            new[lab] = _Track(tex[k].copy(), m.astype(np.float32), None, m, tex[k].copy(), 0, c)
+        else:
+            st.tex, st.mask = tex[k].copy(), m
+    for lab, st in v.tracks.items():  # finished tracks whose daughters have not started yet
+        if lab not in new and any(v.starts.get(c, -1) > t for c in v.children.get(lab, [])):
+            new[lab] = st
+    v.tracks = new
+
+
+def _compose_scene(v: _VideoState, t: int, frame_lab: np.ndarray, ids: list[int], corners: list[tuple[int, int]],
+                   tex: np.ndarray) -> np.ndarray:
+    """Step *scene*: background, cells pasted, camera noise, blended edges, halo; raw units."""
+    _, height, width = v.shape
+    rng = numpy_rng(v.cfg.seed, "video", v.video_index, "background", t)
+    canvas = generate_background(v.scene, (height, width), rng, v.illumination)
+    for k, lab in enumerate(ids):
+        y0, x0 = corners[k]
+        dst, src = paste_window((height, width), y0, x0, v.size)
+        own = frame_lab[dst] == lab
+        canvas[dst][own] = tex[k][src][own] * v.to_scene[0] + v.to_scene[1]
+    if ids:
+        fg = frame_lab > 0
+        add_shot_noise(v.scene, canvas, fg, rng, share=v.noise_share)
+        edges = (fg & ~ndi.binary_erosion(fg)) | (ndi.binary_dilation(fg) & ~fg)  # 1 px in + 1 px out
+        blurred = ndi.gaussian_filter(canvas, EDGE_SIGMA)
+        canvas[edges] = blurred[edges]
+        if v.cfg.halo:
+            canvas = apply_halo(canvas, frame_lab, v.cfg.halo)
+    return v.scene.norm.inverse(canvas)
+
+
+def _frame(v: _VideoState, t: int) -> SynthFrame:
+    """One frame through every step."""
+    frame_lab = np.asarray(v.labels[t])
+    ids, masks, corners, bright = _cut_cells(v, frame_lab, t)
+    tex = np.zeros((len(ids), v.size, v.size), np.float32)
+    gen = torch_generator(v.cfg.seed, "video", v.video_index, "paint", t)
+    cont, first = _sort_cells(v, ids)
+    _paint_new(v, tex, first, masks, bright, gen)
+    disp = None
+    if cont:
+        init, disp = _warp_cells(v, cont, masks, bright)
+        _refresh_cells(v, tex, cont, init, masks, bright, gen)
+    _keep_tracks(v, t, ids, masks, bright, tex, cont, disp)
+    image = _compose_scene(v, t, frame_lab, ids, corners, tex)
+    return SynthFrame(t, image, frame_lab.astype(np.uint16, copy=True))
+
+
 def generate_video(
     labels: Any,
     painter: Painter,
@@ -265,215 +475,25 @@ def generate_video(
     lineage : (N, 4) ``L B E P``; daughters inherit their parent's texture.
     brightness : per-track per-frame target brightness (normalised), e.g. ``MaskVideo.brightness``;
         missing tracks draw a constant from ``scene.cell_brightness``.
-    video_index : index in a dataset; with ``config.seed`` it selects the random streams, so one
-        (seed, video_index) reproduces the video exactly.
+    video_index : with ``config.seed`` it selects the random streams, so one (seed, video_index)
+        reproduces the video exactly.
     cancel : checked before every frame (raises :class:`~napari_bvdm.runtime.progress.Cancelled`).
 
     Returns
     -------
-    dict with ``lineage``, ``crop_size``, ``warnings``, ``painter_calls``, ``cells_painted``.
+    dict with ``lineage``, ``crop_size``, ``warnings``, ``painter_calls``, ``cells_painted``, ``flow_calls``.
     """
-    import torch
-
-    from ..flow.net import compose, warp
-
-    cfg = config or SynthesisConfig()
-    if cfg.temporal == "flow" and flow is None:
-        raise InputError("a flow model is needed for temporal='flow' (or use temporal='independent')")
-    labels, lineage = prepare_labels(labels, lineage)
-    n_frames, height, width = (int(s) for s in labels.shape)
-    norm = scene.norm
-    parents = {int(r[0]): int(r[3]) for r in lineage}
-    children: dict[int, list[int]] = {}
-    starts = {int(r[0]): int(r[1]) for r in lineage}
-    for c, p in parents.items():
-        if p:
-            children.setdefault(p, []).append(c)
-
-    # crop size: the painter's, grown to hold the largest cell (one pass over bounding boxes)
-    base = int(cfg.crop_size or getattr(painter, "crop_size", 96))
-    extent, areas, empty = 0, [], []
-    for t in range(n_frames):
-        fr = np.asarray(labels[t])
-        obs = objects(fr)
-        if not obs:
-            empty.append(t)
-        for sl in obs.values():
-            extent = max(extent, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
-        if t % max(1, n_frames // 10) == 0 and obs:
-            areas.extend(np.bincount(fr.ravel())[list(obs)].tolist())
-    multiple = int(getattr(flow, "multiple", 16)) if flow is not None else 16
-    size = needed_crop(extent, base, multiple)
-    notes: list[str] = []
-    if size != base:
-        notes.append(f"largest cell spans {extent} px: crops grown from {base} to {size} px")
-    if empty:
-        notes.append(f"{len(empty)} frame(s) hold no cell (e.g. t={empty[0]}): they are background only")
-    notes += check_compatibility(painter, flow, scene, float(np.median(areas)) if areas else 0.0)
-    faint = None
-    if cfg.faint_cells:
-        if scene.faint:
-            faint = FaintLayer(scene.faint, (height, width), numpy_rng(cfg.seed, "video", video_index, "faint"),
-                               cfg.faint_step)
-        else:
-            notes.append("faint_cells: the scene statistics hold no faint-blob measure (fitted without labels, "
-                         "before stop 19, or no background to search); none drawn")
-    for n in notes:
-        warnings.warn(n, stacklevel=2)
-
-    # painter units -> scene units (identical in the usual case where both come from one real video)
-    pn = getattr(painter, "normalisation", None)
-    to_scene = (1.0, 0.0)
-    if pn is not None and (abs(pn.offset - norm.offset) > 1e-9 or abs(pn.scale - norm.scale) > 1e-9):
-        to_scene = (pn.scale / norm.scale, (pn.offset - norm.offset) / norm.scale)
-    rng_b = numpy_rng(cfg.seed, "video", video_index, "brightness")
-    get_b = _brightness_lookup(brightness, lineage, scene, rng_b, n_frames)
-    illum = illumination_field(scene, (height, width))
-    device = getattr(flow, "device", torch.device("cpu"))
-    noise_share = cfg.noise_share if cfg.noise_share is not None else float(getattr(painter, "camera_noise_share", 1.0))
-    mode = cfg.interpolation
-    states: dict[int, _Track] = {}
-    stats = {"painter_calls": 0, "cells_painted": 0, "flow_calls": 0}
-
-    def paint(masks, bright, init, steps, gen):
-        out = []
-        chunks = range(len(masks)) if not cfg.batch_cells else [slice(None)]
-        for sl in chunks:
-            sl = slice(sl, sl + 1) if isinstance(sl, int) else sl
-            out.append(np.asarray(painter.paint(masks[sl], bright[sl], init=None if init is None else init[sl],
-                                                steps=steps, generator=gen), dtype=np.float32))
-            stats["painter_calls"] += 1
-        stats["cells_painted"] += len(masks)
-        return np.concatenate(out)
-
-    def predict(prev, cur):
-        out = []
-        chunks = range(len(prev)) if not cfg.batch_cells else [slice(None)]
-        for sl in chunks:
-            sl = slice(sl, sl + 1) if isinstance(sl, int) else sl
-            p = torch.from_numpy(prev[sl].astype(np.float32))[:, None].to(device)
-            c = torch.from_numpy(cur[sl].astype(np.float32))[:, None].to(device)
-            out.append(flow.predict_torch(p, c).float().cpu())
-            stats["flow_calls"] += 1
-        u = torch.cat(out)
-        return u if cfg.flow_residual >= 1.0 else affine_blend(u, cur, cfg.flow_residual)
-
+    v = _setup(labels, painter, flow, scene, config or SynthesisConfig(), lineage, brightness, video_index)
+    n_frames = v.shape[0]
     for t in range(n_frames):
         if cancel is not None:
             cancel.check()
-        frame_lab = np.asarray(labels[t])
-        obs = objects(frame_lab)
-        ids = sorted(obs)
-        masks = np.zeros((len(ids), size, size), bool)
-        corners = []
-        for k, lab in enumerate(ids):
-            y0, x0 = crop_window(obs[lab], size)
-            corners.append((y0, x0))
-            masks[k] = crop_centred(frame_lab, y0, x0, size) == lab
-        bright = np.array([get_b(lab, t) for lab in ids], dtype=np.float32)
-        tex = np.zeros((len(ids), size, size), np.float32)
-        gen = torch_generator(cfg.seed, "video", video_index, "paint", t)
-        # --- which cells continue, which inherit, which start afresh
-        cont, first = [], []
-        for k, lab in enumerate(ids):
-            if cfg.temporal == "independent":
-                first.append(k)
-            elif lab in states:
-                cont.append((k, states[lab]))
-            elif parents.get(lab, 0) in states:
-                st = states[parents[lab]]
-                cont.append((k, _Track(st.tex, st.mask.astype(np.float32), None, st.mask, st.tex, 0, st.contrast)))
-            else:
-                first.append(k)
-        if first:
-            fk = np.array(first)
-            tex[fk] = paint(masks[fk], bright[fk], None, cfg.tf0, gen)
-        new_states: dict[int, _Track] = {}
-        if cont:
-            ck = np.array([k for k, _ in cont])
-            prev_m = np.stack([st.mask for _, st in cont])
-            u = predict(prev_m, masks[ck])
-            anchors = torch.from_numpy(np.stack([st.anchor for _, st in cont]))[:, None]
-            amasks = torch.from_numpy(np.stack([st.anchor_mask for _, st in cont]).astype(np.float32))[:, None]
-            if cfg.warp == "compose":
-                disp = torch.stack([u[i] if st.disp is None else compose(st.disp[None], u[i:i + 1])[0]
-                                    for i, (_, st) in enumerate(cont)])
-            else:  # sequential: the last texture is the keyframe
-                anchors = torch.from_numpy(np.stack([st.tex for _, st in cont]))[:, None]
-                amasks = torch.from_numpy(np.stack([st.mask for _, st in cont]).astype(np.float32))[:, None]
-                disp = u
-            warped = warp(anchors, disp, mode=mode)[:, 0].numpy()
-            valid = warp(amasks, disp, mode="bilinear")[:, 0].numpy() > 0.5
-            init = np.zeros((len(ck), size, size), np.float32)
-            for i, k in enumerate(ck):
-                init[i] = _fill_holes(warped[i], valid[i], masks[k], bright[k])
-            steps = np.array([cfg.daughter_steps if (cfg.daughter_steps is not None and ids[k] not in states)
-                              else cfg.tf_non0 for k in ck])
-            for s_val in np.unique(steps):
-                sel = np.flatnonzero(steps == s_val)
-                if s_val > 0:
-                    tex[ck[sel]] = paint(masks[ck[sel]], bright[ck[sel]], init[sel], int(s_val), gen)
-                else:
-                    tex[ck[sel]] = init[sel]
-            for i, (k, st) in enumerate(cont):
-                lab = ids[k]
-                since = st.since_anchor + 1 if lab in states else 1
-                if cfg.warp == "compose" and since < cfg.reanchor_every:
-                    new_states[lab] = _Track(st.anchor, st.anchor_mask, disp[i], masks[k], tex[k], since, st.contrast)
-                else:
-                    new_states[lab] = _Track(None, None, None, masks[k], tex[k], 0, st.contrast)  # re-anchor below
-        for k, lab in enumerate(ids):
-            m = masks[k]
-            st = new_states.get(lab)
-            if cfg.match_contrast and st is not None and st.contrast > 0 and m.sum() > 8:
-                mu = float(tex[k][m].mean())
-                sd = float(tex[k][m].std())
-                if mu > 1e-6 and sd > 1e-9:
-                    gain = float(np.clip(st.contrast * mu / sd, 0.5, 2.0))
-                    tex[k][m] = mu + (tex[k][m] - mu) * gain
-            if cfg.match_brightness:
-                cur = float(tex[k][m].mean()) if m.any() else 0.0
-                if cur > 1e-6 and bright[k] > 0:
-                    tex[k] *= float(np.clip(bright[k] / cur, 0.5, 2.0))
-            tex[k][~m] = 0.0
-            if st is None or st.anchor is None:
-                c = st.contrast if st is not None else _contrast(tex[k], m)
-                new_states[lab] = _Track(tex[k].copy(), m.astype(np.float32), None, m, tex[k].copy(), 0, c)
-            else:
-                st.tex, st.mask = tex[k].copy(), m
-        # keep finished tracks whose daughters have not started yet
-        for lab, st in states.items():
-            if lab not in new_states and any(starts.get(c, -1) > t for c in children.get(lab, [])):
-                new_states[lab] = st
-        states = new_states
-
-        # --- scene assembly
-        rng = numpy_rng(cfg.seed, "video", video_index, "background", t)
-        canvas = generate_background(scene, (height, width), rng, illum)
-        if faint is not None:
-            canvas += faint.next_frame()
-        for k, lab in enumerate(ids):
-            y0, x0 = corners[k]
-            dst, src = paste_window((height, width), y0, x0, size)
-            own = frame_lab[dst] == lab
-            canvas[dst][own] = tex[k][src][own] * to_scene[0] + to_scene[1]
-        if cfg.shot_noise and ids:
-            add_shot_noise(scene, canvas, frame_lab > 0, rng, share=noise_share)
-        if cfg.edge_sigma > 0 and ids:
-            fg = frame_lab > 0
-            edges = (fg & ~ndi.binary_erosion(fg)) | (ndi.binary_dilation(fg) & ~fg)  # 1 px in + 1 px out
-            blurred = ndi.gaussian_filter(canvas, cfg.edge_sigma)
-            canvas[edges] = blurred[edges]
-        if cfg.halo and ids:
-            canvas = apply_halo(canvas, frame_lab, cfg.halo, neighbours=cfg.halo_neighbours)
-        image = norm.inverse(canvas)
-        out_lab = frame_lab.astype(np.uint16, copy=True)
-        yield SynthFrame(t, image, out_lab)
+        frame = _frame(v, t)
+        yield frame
         yield Progress(t + 1, n_frames, f"frame {t + 1}/{n_frames}",
-                       metrics={"cells": float(len(ids))}, stage="generate")
-    return {"lineage": lineage, "crop_size": size, "warnings": notes, "faint_cells": len(faint) if faint else 0,
-            **stats}
-
+                       metrics={"cells": float(len(np.unique(frame.labels)) - (frame.labels == 0).any())},
+                       stage="generate")
+    return {"lineage": v.lineage, "crop_size": v.size, "warnings": v.notes, **v.stats}
 
 def _contrast(tex: np.ndarray, mask: np.ndarray) -> float:
     """std / mean of a texture inside its mask (0 when undefined)."""

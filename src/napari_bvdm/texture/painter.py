@@ -16,7 +16,6 @@ zero beyond ``margin`` px outside the mask (the scene adds background and noise)
 from __future__ import annotations
 
 import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -128,9 +127,6 @@ class DiffusionPainterConfig(Config):
         the silhouette is shaded with it instead of a flat grey, and each batch's output (first paints and
         refreshes) gets one gain per depth that brings its mean profile to it. Models saved before the profile
         existed have none and paint as before.
-    rim_distribution : with ``rim_profile``, match each depth's whole intensity distribution (the profile's
-        ``quantiles``: dim and bright parts as in the real cells), not only its mean; a profile measured before
-        stop 18 has none and is matched on the mean (with a warning).
     edge_sigma : blur of the 2-px contour (reference 1).
     batch_size : cells per network batch.
     precision : "fp32" or "bf16" (autocast; bf16 is faster on CPUs with AVX512_BF16 and on GPUs).
@@ -145,7 +141,6 @@ class DiffusionPainterConfig(Config):
     refresh_passes: int | None = 8
     silhouette: float | None = None
     rim_profile: bool = True
-    rim_distribution: bool = False
     edge_sigma: float = 1.0
     batch_size: int = 64
     precision: str = "fp32"
@@ -181,7 +176,6 @@ class DiffusionPainter:
 
             model.to(resolve_device(self.config.device))
         self.passes = 0  # network evaluations per cell, summed over calls (for speed reports)
-        self._warned = False
 
     @property
     def crop_size(self) -> int:
@@ -253,12 +247,7 @@ class DiffusionPainter:
         self.passes += n_eval * B
         profile = self.profile
         if profile is not None:  # refreshes too: warping and re-noising drift back to the model's own rim
-            distribution = cfg.rim_distribution and bool(profile.quantiles)
-            if cfg.rim_distribution and not distribution and not self._warned:
-                warnings.warn("the rim profile holds no intensity distribution (measured before stop 18): "
-                              "matching its mean only", stacklevel=2)
-                self._warned = True
-            out = profile.match(out, masks, distribution=distribution)
+            out = profile.match(out, masks)
         return finish(out, masks, b, edge_sigma=cfg.edge_sigma)
 
 

@@ -9,12 +9,6 @@ rounded up; deeper pixels share one last value), averaged over cells. :meth:`Rim
 a start image's relative grey (mean 1 inside each mask); :meth:`RimProfile.match` brings a painted batch's mean
 profile to it with one gain per depth.
 
-The mean is not the whole story: real MSC cells hold large dim regions (at 1/2 scale 34 % of their annotated
-pixels are below 0.2 of the cell's contrast over the background, against 16 % for cells painted with the mean
-profile alone), and a network trained on uniformly bright cells calls those regions background.
-:attr:`RimProfile.quantiles` keeps the whole distribution of the relative intensity at every depth (at the
-probabilities :data:`PROBS`), and ``match(..., distribution=True)`` maps a painted batch's values at every
-depth onto it, monotonically (the texture's brightest pixel stays the brightest).
 """
 
 from __future__ import annotations
@@ -24,7 +18,6 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.stats import rankdata
 
 from ..io.video import InputError
 from ..runtime.config import Config
@@ -32,11 +25,6 @@ from ..runtime.config import Config
 MIN_CELLS = 8
 """Fewest cells a profile is fitted on."""
 
-PROBS = tuple(round(float(p), 4) for p in np.linspace(0.02, 0.98, 25))
-"""Probabilities at which :attr:`RimProfile.quantiles` holds the relative intensity at each depth."""
-
-MIN_MATCH_PIXELS = 64
-"""Fewest pixels of one depth in a painted batch for its distribution to be matched (else left as it is)."""
 
 
 def _depth(mask: np.ndarray, max_distance: int) -> np.ndarray:
@@ -80,30 +68,6 @@ def _mean_profile(images: np.ndarray, masks: np.ndarray, max_distance: int, min_
     return values, used
 
 
-def _relative_by_depth(images: np.ndarray, masks: np.ndarray, max_distance: int,
-                       depths: list[np.ndarray | None] | None = None) -> list[list[np.ndarray]]:
-    """Per depth (1 .. ``max_distance + 1``), the relative intensity of every pixel at that depth, one array
-    per usable cell (:func:`_relative_cells`)."""
-    per: list[list[np.ndarray]] = [[] for _ in range(max_distance + 1)]
-    for _, rel, depth, _ in _relative_cells(images, masks, max_distance, depths):
-        for k in np.unique(depth):
-            per[k].append(rel[depth == k])
-    return per
-
-
-def _quantile_rows(per: list[list[np.ndarray]], min_cells: int) -> list[list[float]]:
-    """Quantiles at :data:`PROBS` of the pooled values of each depth; a depth with fewer than ``min_cells``
-    cells repeats the row before (a flat 1 for the first)."""
-    rows: list[list[float]] = []
-    for cells in per:
-        if len(cells) >= min_cells:
-            q = np.quantile(np.concatenate(cells), PROBS)
-            rows.append([round(float(v), 5) for v in np.maximum.accumulate(q)])
-        else:
-            rows.append(rows[-1] if rows else [1.0] * len(PROBS))
-    return rows
-
-
 def measure_profile(images: np.ndarray, masks: np.ndarray, max_distance: int = 12) -> np.ndarray:
     """The mean relative profile of ``images`` inside ``masks`` (B, h, w) at depth 1 .. ``max_distance`` (and
     deeper), like :meth:`RimProfile.fit` but for any number of cells; a depth that no cell reaches takes the
@@ -120,25 +84,16 @@ class RimProfile(Config):
     values : relative intensity at depth ``1 .. len(values) - 1`` px; the last value holds for every deeper
         pixel. A flat silhouette is all ones.
     cells : how many cells it was measured on (0 = not measured).
-    quantiles : per depth (as ``values``), the relative intensity at the probabilities :data:`PROBS`, pooled
-        over the cells' pixels; empty for a profile measured before stop 18 (then only the mean is matched).
     """
 
     values: list[float] = field(default_factory=lambda: [1.0, 1.0])
     cells: int = 0
-    quantiles: list[list[float]] = field(default_factory=list)
 
     def check(self) -> None:
         v = np.asarray(self.values, dtype=float)
         self._require(v.ndim == 1 and 2 <= v.size <= 257, "values", "must hold 2 to 257 numbers")
         self._require(bool(np.isfinite(v).all()) and bool((v > 0).all()), "values", "must be finite and > 0")
         self._require(self.cells >= 0, "cells", "must be >= 0")
-        if self.quantiles:
-            q = np.asarray(self.quantiles, dtype=float)
-            self._require(q.shape == (v.size, len(PROBS)), "quantiles",
-                          f"must hold one row of {len(PROBS)} numbers per depth ({v.size} rows)")
-            self._require(bool(np.isfinite(q).all()) and bool((np.diff(q, axis=1) >= 0).all()), "quantiles",
-                          "must be finite and non-decreasing along each row")
 
     @property
     def max_distance(self) -> int:
@@ -162,8 +117,12 @@ class RimProfile(Config):
         if used < MIN_CELLS:
             raise InputError(f"a rim profile needs at least {MIN_CELLS} cells with a positive mean; got {used}")
         values = np.maximum(values, 1e-3)
-        quantiles = _quantile_rows(_relative_by_depth(images, masks, max_distance, depths), MIN_CELLS)
-        return cls(values=[round(float(v), 5) for v in values], cells=used, quantiles=quantiles)
+        return cls(values=[round(float(v), 5) for v in values], cells=used)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None, *, strict: bool = True) -> RimProfile:
+        """As :meth:`Config.from_dict`; the per-depth quantiles that earlier versions stored are dropped."""
+        return super().from_dict({k: v for k, v in (data or {}).items() if k != "quantiles"}, strict=strict)
 
     @classmethod
     def from_crops(cls, crops: Any, max_distance: int = 12) -> RimProfile:
@@ -193,28 +152,16 @@ class RimProfile(Config):
         """:func:`measure_profile` of ``images`` / ``masks`` at this profile's depths."""
         return measure_profile(images, masks, self.max_distance)
 
-    def match(self, images: np.ndarray, masks: np.ndarray, max_gain: float = 2.0, rounds: int = 3,
-              distribution: bool = False) -> np.ndarray:
+    def match(self, images: np.ndarray, masks: np.ndarray, max_gain: float = 2.0, rounds: int = 3) -> np.ndarray:
         """``images`` (B, h, w) with every depth's mean over the cells brought to this profile.
 
         One gain per depth for the whole batch (``target / measured``, clipped to ``[1/max_gain, max_gain]``;
         ``rounds`` passes, as a gain moves each cell's own mean a little), so the cells keep their own variations
         around the mean rim; pixels outside the masks are left unchanged.
-
-        ``distribution=True`` (needs :attr:`quantiles`) first maps, at every depth, the batch's pooled relative
-        intensities onto the real quantiles (each value's rank in the batch, ties sharing their mean rank, gives
-        the real value at that probability; beyond the outer probabilities values are shifted, not squeezed;
-        depths with fewer than :data:`MIN_MATCH_PIXELS` pixels in the batch keep their values), then matches
-        the means as above.
         """
         out = np.array(images, np.float32, copy=True)
         m = np.asarray(masks) > 0
         depth = [_depth(mi, self.max_distance) if mi.any() else None for mi in m]
-        if distribution:
-            if not self.quantiles:
-                raise InputError("this rim profile holds no intensity distribution (measured before stop 18); "
-                                 "measure it again (RimProfile.from_crops) or match the mean only")
-            self._match_distribution(out, m, depth)
         target = np.asarray(self.values)
         for _ in range(rounds):
             measured = _mean_profile(out, m, self.max_distance, 1, depth)[0]
@@ -224,34 +171,6 @@ class RimProfile(Config):
                 if d is not None:
                     out[i] *= table[np.where(m[i], d, 0)]
         return out
-
-    def _match_distribution(self, out: np.ndarray, m: np.ndarray, depth: list[np.ndarray | None]) -> None:
-        """In place: each depth's pooled relative intensities mapped onto :attr:`quantiles` (see :meth:`match`)."""
-        found = list(_relative_cells(out, m, self.max_distance, depth))
-        if not found:
-            return
-        cells = [i for i, _, _, _ in found]
-        rel = {i: r for i, r, _, _ in found}
-        dep = {i: d for i, _, d, _ in found}
-        means = {i: mean for i, _, _, mean in found}
-        target = np.asarray(self.quantiles, dtype=np.float64)
-        probs = np.asarray(PROBS)
-        for k in range(target.shape[0]):
-            vals = [rel[i][dep[i] == k] for i in cells]
-            pooled = np.concatenate(vals)
-            if pooled.size < MIN_MATCH_PIXELS:
-                continue
-            # each value's rank (ties share their mean rank: a flat batch stays flat) -> the target's quantile
-            p = (rankdata(pooled, method="average") - 0.5) / pooled.size
-            mapped = np.interp(p, probs, target[k])
-            src = np.quantile(pooled, probs[[0, -1]])  # beyond the outer probabilities: shifted, not squeezed
-            lo, hi = p < probs[0], p > probs[-1]
-            mapped[lo] = target[k][0] + (pooled[lo] - src[0])
-            mapped[hi] = target[k][-1] + (pooled[hi] - src[1])
-            for i, part in zip(cells, np.split(mapped, np.cumsum([v.size for v in vals])[:-1]), strict=True):
-                rel[i][dep[i] == k] = part
-        for i in cells:
-            out[i][m[i]] = rel[i] * means[i]
 
 
 # --- outside the outline: the halo of the real frames ----------------------------------------------------
@@ -319,16 +238,10 @@ def measure_halo(images: np.ndarray, labels: np.ndarray, max_distance: int = 3) 
     return (np.nanmean(allc, axis=0) if used else np.full(max_distance, np.nan)), used
 
 
-def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any, *, neighbours: bool = False) -> np.ndarray:
+def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any) -> np.ndarray:
     """Bring the mean halo of a scene frame to ``target`` (contrast shares at 1 .. len(target) px outside the
     outlines): every ring pixel moves by ``(target - measured) * contrast`` of its nearest cell, an offset,
-    so the noise of the background stays as it was. Returns a new array.
-
-    With ``neighbours`` the halo light of cells adds up: a pixel within ``len(target)`` px of further cells
-    also gains ``target[d - 1] * contrast`` of each of them (d: its distance to that cell), so the gap
-    between two close cells is brighter than one cell's halo, as in real frames (MSC 01 at 1/2 scale:
-    background 1 px from one cell and at most 4 px from a second one 0.40 of the contrast, 1 px from a lone
-    cell 0.19)."""
+    so the noise of the background stays as it was. Returns a new array."""
     target = np.asarray(target, np.float64)
     out = np.array(canvas, np.float32, copy=True)
     labels = np.asarray(labels)
@@ -345,27 +258,7 @@ def apply_halo(canvas: np.ndarray, labels: np.ndarray, target: Any, *, neighbour
             continue
         sel = d == k
         out[sel] += ((target[k - 1] - float(np.nanmean(col))) * lut[nearest[sel]]).astype(np.float32)
-    if neighbours:
-        _add_neighbour_halo(out, labels, nearest, lut, target)
     return out
-
-
-def _add_neighbour_halo(out: np.ndarray, labels: np.ndarray, nearest: np.ndarray, contrast: np.ndarray,
-                        target: np.ndarray) -> None:
-    """Add each cell's halo to the background pixels near it that belong to another (nearer) cell."""
-    reach = target.size
-    h, w = labels.shape
-    table = np.concatenate([[0.0], target])
-    for cell, obj in enumerate(ndi.find_objects(labels), start=1):
-        if obj is None or contrast[cell] <= 0:
-            continue
-        y0, y1 = max(obj[0].start - reach, 0), min(obj[0].stop + reach, h)
-        x0, x1 = max(obj[1].start - reach, 0), min(obj[1].stop + reach, w)
-        lab = labels[y0:y1, x0:x1]
-        d = np.ceil(ndi.distance_transform_edt(lab != cell) - 1e-6).astype(np.int64)
-        sel = (lab == 0) & (d >= 1) & (d <= reach) & (nearest[y0:y1, x0:x1] != cell)
-        if sel.any():
-            out[y0:y1, x0:x1][sel] += (table[d[sel]] * contrast[cell]).astype(np.float32)
 
 
 def halo_from_video(video: Any, max_distance: int = 4) -> list[float]:

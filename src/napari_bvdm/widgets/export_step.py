@@ -85,6 +85,10 @@ class ExportWidget(StepWidget):
         self.settings.set("export", "folder", str(path))
 
     def generate_params(self) -> GenerateParams:
+        """The settings of the run to export: the last generated or previewed video's, else the Generate step's."""
+        generated = self.state.generated
+        if isinstance(generated, dict) and generated.get("params"):
+            return GenerateParams.from_dict(generated["params"])
         return GenerateParams.from_dict(self.settings.section("generate"))
 
     def run_buttons(self) -> list[QWidget]:

@@ -65,8 +65,8 @@ class GenerateWidget(StepWidget):
     def _apply_model_defaults(self, *_a: Any) -> None:
         # sensible defaults from the fitted models: the painter's steps come with the texture model
         model = self.state.texture_model
-        if model is not None and "tf0" not in self.settings.section("generate"):
-            self.form.set_values({"tf0": min(200, int(model.config.T))})
+        if model is not None and "first_strength" not in self.settings.section("generate"):
+            self.form.set_values({"first_strength": min(200, int(model.config.T))})
 
     def _apply_video_defaults(self, video: Any) -> None:
         # until the user sets them, frames and canvas follow the real video (capped for a quick first run)

@@ -72,10 +72,9 @@ def run_settings(steps: dict[str, StepWidget], device: str) -> dict[str, Any]:
         if key in steps:
             out[key] = steps[key].params()
     if "generate" in steps:
-        from ._recipe import GenerateParams, synthesis_config
+        from ._recipe import GenerateParams
 
-        params = GenerateParams.from_dict({**out["generate"], "halo": False})  # the halo: measured at run time
-        out["synthesis"] = synthesis_config(params, params.seed).to_dict()  # `bvdm generate --settings`
+        out["config"] = GenerateParams.from_dict(out["generate"]).to_config().to_dict()  # `bvdm generate --config`
     out["gui"] = gui
     return out
 
