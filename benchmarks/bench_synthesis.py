@@ -150,11 +150,10 @@ def part_consistency(args, flow, fast, scene, out):
     n = args.frames
     img, lab = load_gowt1(n)
     rng = range(n - 1)
-    sn = {"shot_noise": not args.no_shot_noise, "noise_share": args.noise_share}
     rf = {"tf_non0": args.tf_non0} if args.tf_non0 else {}
-    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **sn, **rf))
-    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="sequential", **sn, **rf))
-    ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent", **sn))
+    ours, t_ours, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, **rf))
+    seq, t_seq, _, _ = run_video(lab, fast, flow, scene, SynthesisConfig(seed=1, warp="reference", **rf))
+    ind, t_ind, _, _ = run_video(lab, fast, None, scene, SynthesisConfig(seed=1, temporal="independent"))
     videos = {"real": img, "ours": ours, "sequential": seq, "independent": ind}
     r = {(k, s): temporal_consistency(v, lab, flow, rng, smooth=s) for k, v in videos.items() for s in (0.0, 2.0)}
     tex = {k: texture_summary(v, lab, range(n)) for k, v in videos.items()}
@@ -180,8 +179,7 @@ def part_drift(args, flow, fast, scene, out):
     n = img.shape[0]
     runs = {}
     for name, cfg in (("ours (compose, bilinear)", SynthesisConfig(seed=2)),
-                      ("reference warp (sequential, nearest)", SynthesisConfig(seed=2, warp="sequential",
-                                                                                interpolation="nearest"))):
+                      ("reference warp (sequential, nearest)", SynthesisConfig(seed=2, warp="reference"))):
         v, t, _, _ = run_video(lab, fast, flow, scene, cfg)
         runs[name] = (v, t)
     ids0 = set(np.unique(lab[1])) & set(np.unique(lab[n - 1])) - {0}
@@ -324,8 +322,7 @@ def part_reference(args, flow, fast, ref, scene, out):
     mv = shape_masks(512, 20, n, seed=4)
     ref.passes = fast.passes = 0  # DiffusionPainter counts network passes per cell
     v_ref, t_ref, i_ref, _ = run_video(mv.labels, ref, flow, scene,
-                                   SynthesisConfig(seed=4, batch_cells=False, warp="sequential",
-                                                   interpolation="nearest", tf0=200, tf_non0=10),
+                                   SynthesisConfig(seed=4, warp="reference", tf0=200, tf_non0=10),
                                    lineage=mv.lineage, brightness=mv.brightness)
     v_our, t_our, i_our, _ = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=4), lineage=mv.lineage,
                                    brightness=mv.brightness)
@@ -383,9 +380,6 @@ def main() -> None:
     ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
     ap.add_argument("--refresh-passes", type=int, default=None, help="DDIM passes per refresh at most")
     ap.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default: config)")
-    ap.add_argument("--no-shot-noise", action="store_true", help="consistency part: no added camera noise")
-    ap.add_argument("--noise-share", type=float, default=None,
-                    help="consistency part: share of the fitted camera-noise variance added (default: the painter's)")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")

@@ -1,4 +1,4 @@
-"""Realism of later frames on simulated masks: composed warps (default) vs sequential warps.
+"""Realism of later frames on simulated masks: composed warps (default) vs the reference's sequential warps.
 
 Generates one video per warp mode with the bundled models (same seed, same simulated masks), takes per-cell
 crops from frames >= --from-frame, and compares them with real GOWT1 crops: classifier two-sample test
@@ -27,15 +27,17 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--extra", default="", help="more `bvdm generate` arguments for every mode ('--refresh-passes 8')")
-    ap.add_argument("--modes", default="compose,sequential",
-                    help="comma list: compose, sequential, compose-rN (compose with --flow-residual N) and "
-                         "compose-tN (compose with --tf-non0 N)")
+    ap.add_argument("--modes", default="compose,reference",
+                    help="comma list: compose, reference (sequential nearest-neighbour warps, one cell at a time) "
+                         "and compose-tN (compose with refresh strength N)")
     args = ap.parse_args()
     import tifffile
     import torch
 
-    from napari_bvdm.cli import main as bvdm
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.synthesis import recipe
+    from napari_bvdm.synthesis.config import GenerateConfig
+    from napari_bvdm.synthesis.export import export_dataset
     from napari_bvdm.texture.crops import extract_crops, load_ctc_crops
     from napari_bvdm.texture.realism import c2st_accuracy, histogram_distance, spectrum_distance
 
@@ -47,15 +49,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for mode in args.modes.split(","):
             out = Path(tmp) / mode
-            extra = ["--flow-residual", mode.split("-r")[1]] if "-r" in mode else []
-            extra += ["--tf-non0", mode.split("-t")[1]] if "-t" in mode else []
-            extra += args.extra.split()
-            rc = bvdm(["generate", "-o", str(out), "--videos", str(args.videos), "--frames", str(args.frames),
-                       "--size", "256", "256", "--cells", str(args.cells), "--sampler", "ddim",
-                       "--warp", mode.split("-")[0], "--seed", "0", "--quiet", "--threads", str(args.threads),
-                       *extra])
-            if rc:
-                return rc
+            cfg = GenerateConfig().with_updates({
+                "shapes.frames": args.frames, "shapes.height": 256, "shapes.width": 256, "shapes.cells": args.cells,
+                "output.videos": args.videos, "texture.refresh_strength": int(mode.split("-t")[1]) if "-t" in mode
+                else None})
+            ing = recipe.prepare(cfg)
+            engine = recipe.engine_config(cfg, ing.halo).replace(warp=mode.split("-")[0])
+            run_job(export_dataset(out, recipe.mask_source(cfg, ing), ing.painter, ing.flow, ing.scene, engine,
+                                   n_videos=args.videos))
             imgs, masks = [], []
             for seq in sorted(p for p in out.iterdir() if p.is_dir() and p.name.isdigit()):
                 fr = np.stack([tifffile.imread(f) for f in sorted(seq.glob("t*.tif"))])

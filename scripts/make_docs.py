@@ -1,4 +1,5 @@
-"""Regenerate docs/cli.md (from ``bvdm --help``) and docs/api.md (from the core modules' docstrings).
+"""Regenerate docs/cli.md (from ``bvdm --help``), docs/api.md (from the core modules' docstrings) and the
+GenerateConfig tables of docs/parameters.md (from the config's field docs).
 
 Usage: .venv/bin/python scripts/make_docs.py
 """
@@ -74,12 +75,27 @@ def api_doc() -> str:
     return "\n".join(out)
 
 
+BEGIN = "<!-- generated from the field docs of napari_bvdm.synthesis.config by scripts/make_docs.py: do not edit -->"
+END = "<!-- end generated -->"
+
+
+def parameters_doc(text: str) -> str:
+    """``text`` (docs/parameters.md) with the block between the markers replaced by the config reference."""
+    from napari_bvdm.synthesis.config import markdown_reference
+
+    head, rest = text.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{markdown_reference()}\n{END}{tail}"
+
+
 def main() -> int:
     os.environ["COLUMNS"] = "100"  # argparse wraps help text to the terminal: fix the width for stable output
     sys.path.insert(0, str(ROOT / "src"))
     (ROOT / "docs" / "cli.md").write_text(cli_doc())
     (ROOT / "docs" / "api.md").write_text(api_doc())
-    print("wrote docs/cli.md and docs/api.md")
+    params = ROOT / "docs" / "parameters.md"
+    params.write_text(parameters_doc(params.read_text()))
+    print("wrote docs/cli.md, docs/api.md and the generated part of docs/parameters.md")
     return 0
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 
 import numpy as np
@@ -10,11 +11,23 @@ from napari_bvdm.cli import _command_modules, build_parser, main
 from napari_bvdm.io.ctc_writer import export_ctc
 
 
-def test_every_subcommand_takes_settings():
+def test_every_subcommand_takes_settings_or_a_config():
     parser = build_parser()
     subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
     for mod in _command_modules():
-        assert any("--settings" in a.option_strings for a in subs[mod.NAME]._actions), mod.NAME
+        opts = {o for a in subs[mod.NAME]._actions for o in a.option_strings}
+        assert "--settings" in opts or "--config" in opts, mod.NAME
+
+
+def test_generate_and_evaluate_keep_few_options():
+    """At most 15 options besides --help and --config, each explained in plain words."""
+    parser = build_parser()
+    subs = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+    for name in ("generate", "evaluate"):
+        shown = [a for a in subs[name]._actions if a.help != argparse.SUPPRESS
+                 and not {"-h", "--config"} & set(a.option_strings)]
+        assert len(shown) <= 15, (name, [a.option_strings for a in shown])
+        assert all(a.help for a in shown)
 
 
 def _broken(tmp_path):
@@ -50,25 +63,24 @@ def test_inspect_reads_its_settings_section(tmp_path, capsys):
     assert "rule 7" in capsys.readouterr().out.lower()
 
 
-def test_generate_reads_the_gui_generate_section(tmp_path):
-    """A run-settings file saved by the GUI drives `bvdm generate`: painter, frames, size, cells and seed
-    from its `generate` section, refresh strength from `synthesis`; the command line still wins."""
+def test_generate_reads_the_config_section_of_a_gui_settings_file(tmp_path):
+    """A run-settings file saved by the GUI holds the run's configuration (`config`): `bvdm generate --config`
+    takes it; the command line still wins."""
     import tifffile
 
+    from napari_bvdm.widgets._recipe import GenerateParams
+
+    params = GenerateParams(painter="classical", frames=3, height=64, width=80, cells=2, seed=5,
+                            refresh_strength=30)
     settings = tmp_path / "run.json"
-    settings.write_text(json.dumps({
-        "generate": {"painter": "classical", "frames": 3, "height": 64, "width": 80, "cells": 2, "seed": 5,
-                     "sampler": "ddim", "ddim_steps": 2, "preview_frames": 2},
-        "synthesis": {"tf_non0": 30},
-    }))
+    settings.write_text(json.dumps({"generate": params.to_dict(), "config": params.to_config().to_dict()}))
     out = tmp_path / "ds"
-    assert main(["generate", "-o", str(out), "--settings", str(settings), "--quiet", "--threads", "1"]) == 0
+    assert main(["generate", "-o", str(out), "--config", str(settings), "--videos", "1", "--quiet"]) == 0
     frames = sorted((out / "01").glob("t*.tif"))
     assert len(frames) == 3 and tifffile.imread(frames[0]).shape == (64, 80)
-    record = json.loads((out / "synthesis.json").read_text())
-    text = json.dumps(record)
-    assert '"tf_non0": 30' in text and '"seed": 5' in text and "classical" in text
+    run = json.loads((out / "synthesis.json").read_text())["run"]
+    assert run["engine"]["tf_non0"] == 30 and run["config"]["seed"] == 5 and run["painter"] == "ClassicalPainter"
     out2 = tmp_path / "ds2"
-    assert main(["generate", "-o", str(out2), "--settings", str(settings), "--quiet", "--threads", "1",
+    assert main(["generate", "-o", str(out2), "--config", str(settings), "--videos", "1", "--quiet",
                  "--frames", "2"]) == 0
     assert len(list((out2 / "01").glob("t*.tif"))) == 2

@@ -299,43 +299,27 @@ def test_phases_train_on_one_pool_then_the_other():
         run_job(train_segnet([annotated, blank], net, cfg, phases=[(1, (0, 0))]))
     with pytest.raises(InputError, match="2 non-negative"):
         run_job(train_segnet([annotated, blank], net, cfg, weights=(1, 1, 1)))
-    # how bvdm evaluate turns --mix / --real-share into weights or phases
-    assert _mixing(["real"], "pretrain", 0.5) == {}
-    assert _mixing(["real", "synthetic"], "sample", 0.7) == {"weights": (0.7, pytest.approx(0.3))}
-    assert _mixing(["real", "synthetic"], "pretrain", 0.25) == {"phases": [(0.75, (0.0, 1.0)), (0.25, (1.0, 0.0))]}
-    with pytest.raises(ConfigError, match="mix"):
-        ExperimentConfig(real="x", mix="shuffle")
+    # how bvdm evaluate turns real_share into the weights of a mixed set
+    assert _mixing(["real"], 0.5) == {}
+    assert _mixing(["real", "synthetic"], 0.7) == {"weights": (0.7, pytest.approx(0.3))}
     with pytest.raises(ConfigError, match="real_share"):
         ExperimentConfig(real="x", real_share=1.0)
-
-
-def test_outline_ignored_keeps_cell_contacts():
-    from napari_bvdm.evaluate.data import Pair
-    from napari_bvdm.evaluate.experiment import outline_ignored
-    from napari_bvdm.evaluate.segnet import make_targets
-
-    lab = np.zeros((40, 60), np.int32)
-    lab[10:30, 10:30] = 1
-    lab[10:30, 30:50] = 2  # touches cell 1 along x = 29 | 30
-    pair = outline_ignored(Pair(np.zeros(lab.shape), lab), 1)
-    ign = pair.ignore
-    assert ign[10, 20] and ign[9, 20] and ign[20, 10] and ign[20, 9]  # outline against background, both sides
-    assert not ign[20, 29] and not ign[20, 30] and not ign[20, 20] and not ign[0, 0]  # contact, interior, far bg
-    t = make_targets(pair.instances, pair.ignore)
-    assert t[20, 29] == 2 and t[20, 20] == 1 and t[0, 0] == 0 and t[10, 20] == -1
-    assert outline_ignored(pair, 0) is pair
 
 
 def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     """`bvdm evaluate` on 16 GOWT1 frames at 1/8 scale with SIM+ standing in for synthetic data."""
     pytest.importorskip("ctc_metrics")
+    import json
+
     from napari_bvdm.cli import main
 
     out = tmp_path / "eval"
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(json.dumps({"train": {"batch_size": 4, "patch_size": 48}, "net": {"base_channels": 4},
+                               "max_frames": 16, "max_synthetic_frames": 6}))
     argv = ["evaluate", "--real", str(gowt1 / "01"), "--synthetic", str(simplus / "01"), "-o", str(out),
-            "--sets", "real", "synthetic", "--seeds", "0", "--steps", "30", "--batch-size", "4",
-            "--patch-size", "48", "--base-channels", "4", "--max-frames", "16", "--downsample", "8",
-            "--synthetic-downsample", "4", "--max-synthetic-frames", "6", "--device", "cpu", "--quiet"]
+            "--sets", "real", "synthetic", "--seeds", "0", "--steps", "30", "--downsample", "8",
+            "--synthetic-downsample", "4", "--device", "cpu", "--config", str(cfg), "--quiet"]
     assert main(argv) == 0
     text = capsys.readouterr().out
     assert "| real |" in text and "| synthetic |" in text
@@ -360,27 +344,29 @@ def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
 
 
 def test_bvdm_evaluate_mixed_set_options(gowt1, simplus, tmp_path, capsys):
-    """real+synthetic with pre-training and the outline band left out: recorded in config.json, valid result."""
+    """real+synthetic with a given real share: recorded in config.json, valid result; bad settings are named."""
     pytest.importorskip("ctc_metrics")
     import json
 
     from napari_bvdm.cli import main
 
     out = tmp_path / "mixed"
+    cfg = tmp_path / "mixed.json"
+    settings = {"train": {"batch_size": 2, "patch_size": 48}, "net": {"base_channels": 4}, "max_frames": 16,
+                "max_synthetic_frames": 4, "real_share": 0.4}
+    cfg.write_text(json.dumps(settings))
     argv = ["evaluate", "--real", str(gowt1 / "01"), "--synthetic", str(simplus / "01"), "-o", str(out),
-            "--sets", "real+synthetic", "--seeds", "1", "--steps", "10", "--batch-size", "2",
-            "--patch-size", "48", "--base-channels", "4", "--max-frames", "16", "--downsample", "8",
-            "--synthetic-downsample", "4", "--max-synthetic-frames", "4", "--device", "cpu", "--quiet",
-            "--mix", "pretrain", "--real-share", "0.4", "--mixed-outline-ignore", "1"]
+            "--sets", "real+synthetic", "--seeds", "1", "--steps", "10", "--downsample", "8",
+            "--synthetic-downsample", "4", "--device", "cpu", "--quiet", "--config", str(cfg)]
     assert main(argv) == 0
-    cfg = json.loads((out / "config.json").read_text())
-    assert (cfg["mix"], cfg["real_share"], cfg["mixed_outline_ignore"]) == ("pretrain", 0.4, 1)
+    assert json.loads((out / "config.json").read_text())["real_share"] == 0.4
     assert json.loads((out / "info.json").read_text())["pool_sizes"] == {"real": 4, "synthetic": 4}  # SEG 2, 5-7
     with (out / "runs.csv").open() as f:
         (row,) = list(csv.DictReader(f))
     assert row["set"] == "real+synthetic" and float(row["Valid"]) == 1.0 and 0.0 <= float(row["TRA"]) <= 1.0
-    assert main([*argv[:-2], "--mixed-outline-ignore", "9"]) == 2  # out of range: a clear error, nothing run
-    assert "mixed_outline_ignore" in capsys.readouterr().err
+    cfg.write_text(json.dumps({**settings, "mix": "pretrain"}))  # a retired setting: a clear error, nothing run
+    assert main([*argv[:2], str(gowt1 / "01"), "-o", str(tmp_path / "bad"), "--config", str(cfg)]) == 2
+    assert "mix" in capsys.readouterr().err and not (tmp_path / "bad").exists()
 
 
 def test_downsampled_training_video_keeps_valid_lineage(gowt1):
@@ -398,17 +384,22 @@ def test_downsampled_training_video_keeps_valid_lineage(gowt1):
         assert p == 0 or v.lineage[v.lineage[:, 0] == p][0, 2] < b
     with pytest.raises(ConfigError, match="downsample"):
         SyntheticSetsConfig(downsample=0)
-    with pytest.raises(ConfigError, match="texture_max_minutes"):
-        SyntheticSetsConfig(texture_max_minutes=float("nan"))
+    from napari_bvdm.evaluate.synthetic_sets import TextureTraining
+
+    with pytest.raises(ConfigError, match="max_minutes"):
+        TextureTraining(max_minutes=float("nan"))
 
 
 def test_bvdm_evaluate_generate_rejects_incompatible_scales(tmp_path, capsys):
+    import json
+
     from napari_bvdm.cli import main
 
-    argv = ["evaluate", "--real", str(tmp_path), "--generate", "--downsample", "3", "--generate-downsample", "2",
-            "-o", str(tmp_path / "out")]
+    (tmp_path / "cfg.json").write_text(json.dumps({"generate": {"downsample": 2}}))
+    argv = ["evaluate", "--real", str(tmp_path), "--generate", "--downsample", "3", "--config",
+            str(tmp_path / "cfg.json"), "-o", str(tmp_path / "out")]
     assert main(argv) == 2
-    assert "multiple of --generate-downsample" in capsys.readouterr().err
+    assert "multiple of the generation's downsample" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 
 

@@ -74,7 +74,7 @@ def test_settings_persist_between_sessions(make_napari_viewer_proxy, qtbot, tmp_
 
 def test_run_settings_file_round_trip_and_cli_sections(make_napari_viewer_proxy, qtbot, tmp_path):
     from napari_bvdm.flow.train import FlowTrainConfig
-    from napari_bvdm.synthesis import SynthesisConfig
+    from napari_bvdm.synthesis.config import GenerateConfig
     from napari_bvdm.texture.model import TextureModelConfig
     from napari_bvdm.texture.train import TrainConfig
     from napari_bvdm.widgets import WorkflowWidget
@@ -85,14 +85,15 @@ def test_run_settings_file_round_trip_and_cli_sections(make_napari_viewer_proxy,
     s["texture"].train_form.set_values({"steps": 77, "batch_size": 8})
     s["texture"].unet_form.set_values({"width": 8})
     s["flow"].train_form.set_values({"steps": 55})
-    s["generate"].form.set_values({"frames": 9, "tf_non0": 4, "seed": 5})
+    s["generate"].form.set_values({"frames": 9, "refresh_strength": 4, "seed": 5})
     path = wf.save_settings(str(tmp_path / "run.json"))
     data = json.loads(open(path).read())
     # the sections are exactly what the subcommands read with --settings (strict configs: no unknown keys)
     assert TrainConfig.from_dict(data["texture"]["train"]).steps == 77
     assert TextureModelConfig.from_dict(data["texture"]["model"]).unet.width == 8
     assert FlowTrainConfig.from_dict(data["train_flow"]).steps == 55
-    assert SynthesisConfig.from_dict(data["synthesis"]).tf_non0 == 4
+    cfg = GenerateConfig.from_dict(data["config"])  # `bvdm generate --config`
+    assert (cfg.texture.refresh_strength, cfg.shapes.frames, cfg.seed) == (4, 9, 5)
     from napari_bvdm.shapes import FitConfig, SimulationConfig
 
     FitConfig.from_dict(data["fit_shapes"])  # `bvdm fit-shapes --settings`

@@ -288,7 +288,8 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     # 5. generate: preview side by side in a napari grid
     gen = s["generate"]
     gen.form.set_values({"frames": 3, "height": 256, "width": 256, "cells": 4, "seed": 3, "painter": "diffusion",
-                         "sampler": "ddim", "ddim_steps": 2, "tf0": 20, "tf_non0": 2, "preview_frames": 2})
+                         "sampler": "ddim", "passes": 2, "first_strength": 20, "refresh_strength": 2,
+                         "preview_frames": 2})
     assert gen.preview_btn.isEnabled(), gen.status_text
     gen.preview()
     assert wait_job(qtbot, gen, 60_000).status == "done", gen.runner.last_outcome

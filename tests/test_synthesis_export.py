@@ -63,13 +63,14 @@ def test_export_writes_valid_ctc_and_a_complete_record(tmp_path, flow_file):
     track = (out / "01_GT" / "TRA" / "man_track.txt").read_text().split("\n")
     assert track[:4] == ["1 0 3 0", "2 0 5 0", "3 4 5 1", "4 4 5 1"]
     rec = json.loads((out / SYNTHESIS_JSON).read_text())
-    assert rec["videos"]["01"]["seed"] == video_seed(5, 1) and rec["videos"]["02"]["seed"] == video_seed(5, 2)
-    assert rec["videos"]["02"]["run"] == 0 and len(rec["runs"]) == 1
+    assert rec["version"] == 2 and sorted(rec["videos"]) == ["01", "02"]
+    assert "seed" not in json.dumps(rec["videos"]) and "seed" not in rec["run"]["engine"]  # video n: seed + n - 1
+    assert video_seed(5, 2) == 6
     mask = os.umask(0)
     os.umask(mask)
     assert (out / SYNTHESIS_JSON).stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
-    run = rec["runs"][0]
-    assert run["synthesis"]["tf0"] == 200 and run["scene"]["noise"] == SCENE.noise
+    run = rec["run"]
+    assert run["engine"]["tf0"] == 200 and run["scene"]["noise"] == SCENE.noise
     assert len(run["models"]["flow"]["sha256"]) == 64
     # images differ between videos (different seeds), labels are the given masks
     a = tifffile.imread(out / "01" / "t003.tif")
@@ -127,9 +128,9 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
     assert rc == 0, capsys.readouterr().err
     assert validate_ctc(out) == []
     rec = json.loads((out / SYNTHESIS_JSON).read_text())
-    assert rec["runs"][0]["scene"]["normalisation"]["dtype"] == "uint8"
+    assert rec["run"]["scene"]["normalisation"]["dtype"] == "uint8"
     assert tifffile.imread(out / "01" / "t000.tif").dtype == np.uint8  # GOWT1's raw type
-    assert "labels" in rec["runs"][0]["models"]
+    assert "labels" in rec["run"]["models"]
     # a wrong flow file is a one-line user error
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
                str(tmp_path / "labels.tif"), "--real", str(gowt1 / "01"), "-o", str(tmp_path / "x"), "--quiet"])
@@ -137,8 +138,8 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
 
 
 def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
-    """`--halo` measures the real cells' halo on --real and records it with the run; without --real it is an
-    error that says so. The same for `--faint-cells` (GOWT1's unannotated out-of-focus nuclei)."""
+    """A real video with labels (--real) gives the frames the real cells' halo, recorded with the run;
+    without labels there (or without --real) there is none."""
     from napari_bvdm.cli import main
     from napari_bvdm.texture.profile import halo_contrasts
 
@@ -146,30 +147,22 @@ def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     tifffile.imwrite(tmp_path / "labels.tif", labels)
     out = tmp_path / "halo"
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
-               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--halo",
-               "--faint-cells", "--quiet"])
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert validate_ctc(out) == []
-    rec = json.loads((out / SYNTHESIS_JSON).read_text())
-    run = rec["runs"][0]
-    assert run["synthesis"]["faint_cells"] and run["scene"]["faint"]["density"] > 0
-    assert isinstance(rec["videos"]["01"]["faint_cells"], int)  # how many were drawn (Poisson: may be none)
-    halo = run["synthesis"]["halo"]
+    run = json.loads((out / SYNTHESIS_JSON).read_text())["run"]
+    halo = run["engine"]["halo"]
     assert len(halo) == 4 and halo[0] > halo[3]
     img = tifffile.imread(out / "01" / "t001.tif").astype(float)
     got = np.nanmean(halo_contrasts(img, tifffile.imread(out / "01_GT" / "TRA" / "man_track001.tif"), 4), axis=0)
     assert abs(got[0] - halo[0]) < 0.05  # uint8 rounding and the toy's close cells allow a little
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
-               str(flow_file), "-o", str(tmp_path / "x"), "--halo", "--quiet"])
-    assert rc == 2 and "--real" in capsys.readouterr().err
-    rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
-               str(flow_file), "-o", str(tmp_path / "x"), "--faint-cells", "--quiet"])
-    assert rc == 2 and "--real" in capsys.readouterr().err
+               str(flow_file), "-o", str(tmp_path / "x"), "--quiet"])
+    assert rc == 2 and "real video" in capsys.readouterr().err  # a label video needs a scene to paint on
 
 
-def test_cli_generate_records_the_painter_and_matches_the_real_distribution(tmp_path, flow_file, gowt1, capsys):
-    """`--rim-distribution` reaches the diffusion painter and the record keeps the painter's settings; a model
-    whose profile holds the real distribution paints with it."""
+def test_cli_generate_records_the_painter_settings(tmp_path, flow_file, gowt1, capsys):
+    """Settings from --config reach the diffusion painter, and the record keeps the painter's settings."""
     from napari_bvdm.cli import main
     from napari_bvdm.texture.crops import load_ctc_crops
     from napari_bvdm.texture.model import TextureModel, TextureModelConfig
@@ -183,20 +176,24 @@ def test_cli_generate_records_the_painter_and_matches_the_real_distribution(tmp_
     tex_file = tex.save(tmp_path / "tex.safetensors")
     labels, _ = _toy_labels(5)
     tifffile.imwrite(tmp_path / "labels.tif", labels)
+    (tmp_path / "cfg.json").write_text(json.dumps({"texture": {"passes": 2, "refresh_strength": 20}}))
     out = tmp_path / "dist"
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", str(tex_file), "--flow",
-               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1", "--rim-distribution",
-               "--sampler", "ddim",
-               "--ddim-steps", "2", "--tf-non0", "20", "--device", "cpu", "--quiet"])
+               str(flow_file), "--real", str(gowt1 / "01"), "-o", str(out), "--videos", "1",
+               "--config", str(tmp_path / "cfg.json"), "--device", "cpu", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     assert validate_ctc(out) == []
-    run = json.loads((out / SYNTHESIS_JSON).read_text())["runs"][0]
-    assert run["painter"] == "DiffusionPainter" and run["painter_config"]["rim_distribution"] is True
-    assert run["painter_config"]["ddim_steps"] == 2
+    run = json.loads((out / SYNTHESIS_JSON).read_text())["run"]
+    assert run["painter"] == "DiffusionPainter" and run["painter_config"]["ddim_steps"] == 2
+    assert run["painter_config"]["rim_profile"] is True and run["engine"]["tf_non0"] == 20
+    assert run["config"]["texture"]["passes"] == 2 and run["config"]["output"]["videos"] == 1
     rc = main(["generate", "--labels", str(tmp_path / "labels.tif"), "--texture", "classical", "--flow",
                str(flow_file), "--real", str(gowt1 / "01"), "-o", str(tmp_path / "cl"), "--videos", "1", "--quiet"])
     assert rc == 0
-    assert "high_rel_std" in json.loads((tmp_path / "cl" / SYNTHESIS_JSON).read_text())["runs"][0]["painter_config"]
+    assert "high_rel_std" in json.loads((tmp_path / "cl" / SYNTHESIS_JSON).read_text())["run"]["painter_config"]
+    (tmp_path / "bad.json").write_text(json.dumps({"texture": {"passes": 2, "halo": True}}))
+    rc = main(["generate", "-o", str(tmp_path / "y"), "--config", str(tmp_path / "bad.json"), "--quiet"])
+    assert rc == 2 and "halo" in capsys.readouterr().err  # an unknown setting is named
 
 
 def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
@@ -221,21 +218,62 @@ def test_export_passes_py_ctcmetrics(tmp_path, flow_file):
 
 def test_cli_generate_with_bundled_shape_and_flow_models(tmp_path, capsys):
     from napari_bvdm.cli import main
-    from napari_bvdm.commands.generate import DEFAULTS
+    from napari_bvdm.synthesis.recipe import DEFAULTS
 
     if not (DEFAULTS / "shape_model.json").is_file() or not (DEFAULTS / "flow.safetensors").is_file():
         pytest.skip("bundled models not present")
     out = tmp_path / "ds"
     for first in (1, 2):  # two "processes" filling one dataset by seed range
         rc = main(["generate", "--texture", "classical", "-o", str(out), "--frames", "5", "--size", "192", "256",
-                   "--cells", "3", "--first-video", str(first), "--seed", "11", "--quiet"])
+                   "--cells", "3", "--first-video", str(first), "--videos", "1", "--seed", "11", "--quiet"])
         assert rc == 0, capsys.readouterr().err
     assert validate_ctc(out) == []
     rec = json.loads((out / SYNTHESIS_JSON).read_text())
-    assert [rec["videos"][s]["seed"] for s in ("01", "02")] == [11, 12]
-    assert rec["runs"][0]["parameters"]["simulation"]["height"] == 192
-    assert {"flow", "shapes"} <= set(rec["runs"][0]["models"])
+    assert sorted(rec["videos"]) == ["01", "02"] and rec["run"]["config"]["seed"] == 11
+    assert rec["run"]["config"]["shapes"]["height"] == 192
+    assert {"flow", "shapes"} <= set(rec["run"]["models"])
     img = tifffile.imread(out / "02" / "t004.tif")
     lab = tifffile.imread(out / "02_GT" / "TRA" / "man_track004.tif")
     assert img.shape == lab.shape == (192, 256) and lab.max() > 0
     assert img[lab > 0].mean() > img[lab == 0].mean() + 10  # cells visible on the background
+
+
+def test_generate_config_of_a_record_reproduces_the_videos_exactly(tmp_path, capsys):
+    """`bvdm generate --config DATASET/synthesis.json -o NEW` makes the recorded videos again, bit for bit;
+    the record names its seed once."""
+    from napari_bvdm.cli import main
+
+    cfg = tmp_path / "small.json"
+    cfg.write_text(json.dumps({"seed": 7, "shapes": {"frames": 3, "height": 128, "width": 128, "cells": 3},
+                               "texture": {"passes": 2}, "output": {"videos": 2}}))
+    first, again = tmp_path / "first", tmp_path / "again"
+    assert main(["generate", "--config", str(cfg), "-o", str(first), "--device", "cpu", "--quiet"]) == 0
+    text = (first / SYNTHESIS_JSON).read_text()
+    assert text.count('"seed"') == 1
+    assert main(["generate", "--config", str(first / SYNTHESIS_JSON), "-o", str(again), "--quiet"]) == 0, \
+        capsys.readouterr().err
+    files = sorted(p.relative_to(first) for p in first.rglob("*.tif"))
+    assert len(files) == 2 * 3 * 3  # two videos, three frames, image + SEG + TRA
+    for f in files:
+        assert np.array_equal(tifffile.imread(first / f), tifffile.imread(again / f)), f
+    # the same dataset takes more videos of the same settings, and refuses others
+    assert main(["generate", "--config", str(cfg), "-o", str(first), "--first-video", "3", "--videos", "1",
+                 "--device", "cpu", "--quiet"]) == 0
+    rc = main(["generate", "--config", str(cfg), "-o", str(first), "--first-video", "4", "--videos", "1",
+               "--seed", "8", "--quiet"])
+    assert rc == 2 and "other settings" in capsys.readouterr().err
+
+
+def test_old_and_damaged_records_give_clear_errors(tmp_path, flow_file):
+    """A synthesis.json of the earlier format, or a damaged one, is refused and left untouched."""
+    from napari_bvdm.io.video import InputError
+
+    for text, match in (('{"format": "napari-bvdm synthesis record", "version": 1, "runs": [], "videos": {}}',
+                         "another version"), ("{not json", "damaged")):
+        out = tmp_path / match.replace(" ", "_")
+        out.mkdir()
+        (out / SYNTHESIS_JSON).write_text(text)
+        with pytest.raises(InputError, match=match):
+            run_job(_export(out, flow_file, n_videos=1))
+        assert (out / SYNTHESIS_JSON).read_text() == text
+        assert _sequences(out) == [SYNTHESIS_JSON]

@@ -34,17 +34,14 @@ def test_default_model_paints_held_out_gowt1_masks_with_mask_fidelity():
 
 
 def test_generate_uses_the_measured_default_painter():
-    """`bvdm generate` without sampler options paints with DDIM 50, eta 0.5 (docs/texture.md: beats the
-    classical renderer on every realism measure with Otsu mask fidelity >= 0.85)."""
-    import argparse
+    """The default configuration paints with DDIM 50, eta 0.5 (docs/texture.md: beats the classical renderer
+    on every realism measure with Otsu mask fidelity >= 0.85), on the bundled texture model."""
+    from napari_bvdm.synthesis.config import GenerateConfig
+    from napari_bvdm.synthesis.recipe import build_painter
 
-    from napari_bvdm.commands.generate import build_painter
-
-    args = argparse.Namespace(sampler=None, ddim_steps=None, ddim_eta=None, tf0=None, tf_non0=None, precision=None,
-                              device="auto")
-    p, path = build_painter(None, args)
+    cfg = GenerateConfig()
+    p, path = build_painter(cfg)
     assert path == DEFAULT_WEIGHTS
     assert (p.config.sampler, p.config.ddim_steps, p.config.ddim_eta) == ("ddim", 50, 0.5)
     assert p.model.mask_conditioned and p.model.config.cell_level is None
-    args.sampler = "ddpm"
-    assert build_painter(None, args)[0].config.sampler == "ddpm"
+    assert build_painter(cfg.with_updates({"texture.sampler": "ddpm"}))[0].config.sampler == "ddpm"

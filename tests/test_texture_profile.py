@@ -20,7 +20,7 @@ from napari_bvdm.texture.crops import load_ctc_crops
 from napari_bvdm.texture.model import TextureModel, TextureModelConfig
 from napari_bvdm.texture.normalisation import Normalisation
 from napari_bvdm.texture.painter import ClassicalPainter, DiffusionPainter
-from napari_bvdm.texture.profile import PROBS, RimProfile
+from napari_bvdm.texture.profile import RimProfile
 from napari_bvdm.texture.unet import UNetConfig
 
 TINY = TextureModelConfig(unet=UNetConfig(width=4, depth=3, t_channels=16), crop_size=96)
@@ -120,49 +120,6 @@ def test_match_brings_a_batch_to_the_profile(crops):
     assert r2.std() < 2e-3
 
 
-def _relative_quantiles(images, masks, k, probs=(0.1, 0.5, 0.9)):
-    """Quantiles of the relative intensity (pixel / its cell's mean) of every pixel at depth ``k``, pooled."""
-    vals = []
-    for img, m in zip(images, masks, strict=True):
-        if not m.any() or img[m].mean() <= 0:  # empty or black crops have no relative intensity
-            continue
-        d = np.minimum(np.ceil(ndi.distance_transform_edt(m) - 1e-6), 13)
-        vals.append(img[m & (d == k)] / img[m].mean())
-    return np.quantile(np.concatenate(vals), probs)
-
-
-def test_distribution_match_gives_a_batch_the_real_dim_and_bright_parts(crops):
-    prof = RimProfile.from_crops(crops)
-    q = np.asarray(prof.quantiles)
-    assert q.shape == (13, len(PROBS)) and np.all(np.diff(q, axis=1) >= 0)
-    # each row holds the real cells' pooled relative intensities at that depth
-    np.testing.assert_allclose(q[0][[2, 12, 22]], _relative_quantiles(crops.images, crops.masks, 1,
-                                                                       [PROBS[2], PROBS[12], PROBS[22]]), rtol=1e-3)
-    masks = crops.masks[:40]
-    rng = np.random.default_rng(0)
-    painted = (masks * (1 + 0.05 * rng.standard_normal(masks.shape))).astype(np.float32)  # evenly bright cells
-    out = prof.match(painted, masks, distribution=True)
-    assert np.all(out[~masks] == painted[~masks])
-    for k in (1, 3, 8, 13):  # dim and bright parts as wide as the real cells' at every depth
-        target = _relative_quantiles(crops.images, crops.masks, k)
-        got = _relative_quantiles(out, masks, k)
-        assert np.abs(got - target).max() < 0.12, (k, got, target)
-        narrow = _relative_quantiles(prof.match(painted, masks), masks, k)  # the mean alone keeps them narrow
-        assert narrow[2] - narrow[0] < 0.3 * (target[2] - target[0])
-    # the map is monotone: within a depth of a cell a brighter painted pixel is never made dimmer
-    m0 = masks[0] & (np.ceil(ndi.distance_transform_edt(masks[0]) - 1e-6) == 5)
-    assert np.all(np.diff(out[0][m0][np.argsort(painted[0][m0])]) >= -1e-6)
-    # a profile measured before stop 18 has no distribution: asked for one it says so; JSON keeps the rows
-    old = RimProfile(values=prof.values, cells=prof.cells)
-    with pytest.raises(InputError, match="distribution"):
-        old.match(painted, masks, distribution=True)
-    assert RimProfile.from_dict(json.loads(json.dumps(prof.to_dict()))).quantiles == prof.quantiles
-    with pytest.raises(ConfigError, match="quantiles"):
-        RimProfile.from_dict({**prof.to_dict(), "quantiles": prof.quantiles[:-1]})
-    with pytest.raises(ConfigError, match="quantiles"):
-        RimProfile.from_dict({**prof.to_dict(), "quantiles": [row[::-1] for row in prof.quantiles]})
-
-
 def test_painters_draw_the_real_rim(crops, monkeypatch):
     """With a stand-in denoiser that returns a flat cell whatever its start, the diffusion painter's output still
     has the real cells' rim (start shaded, batch matched); with ``rim_profile=False`` it stays flat."""
@@ -179,20 +136,6 @@ def test_painters_draw_the_real_rim(crops, monkeypatch):
     # a refresh (start from the previous texture) is held to the profile as well
     again = _depth_means(DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, init=flat, generator=0), masks)
     assert again[0] / again[2] == pytest.approx(real[0] / real[2], abs=0.05)
-    # rim_distribution: a stand-in with a faint texture gets the real cells' dim and bright parts (a flat one
-    # stays flat: tied values share their rank)
-    monkeypatch.setattr(painter_module, "sdedit", lambda eps_fn, schedule, x0, *a, **k: (x0 > 0).to(x0.dtype) * (
-        1 + 0.05 * torch.randn(x0.shape, generator=torch.Generator().manual_seed(0))))
-    mean_only = DiffusionPainter(model, "ddim", edge_sigma=0).paint(masks, br, generator=0)
-    wide = DiffusionPainter(model, "ddim", edge_sigma=0, rim_distribution=True).paint(masks, br, generator=0)
-    target = _relative_quantiles(crops.images, crops.masks, 8)
-    assert np.abs(_relative_quantiles(wide, masks, 8) - target).max() < 0.12
-    assert np.ptp(_relative_quantiles(mean_only, masks, 8)) < 0.3 * np.ptp(target)
-    # a model whose profile was measured before stop 18 paints with the mean profile, and says so once
-    old = TextureModel(TINY, crops.normalisation, profile=RimProfile(values=prof.values, cells=prof.cells))
-    with pytest.warns(UserWarning, match="no intensity distribution"):
-        same = DiffusionPainter(old, "ddim", edge_sigma=0, rim_distribution=True).paint(masks, br, generator=0)
-    np.testing.assert_allclose(same, mean_only, rtol=1e-5, atol=1e-6)
     # the classical painter shades its silhouette the same way when asked (its texture noise on top)
     cl = ClassicalPainter.from_crops(crops, prof)
     assert cl.profile == prof and ClassicalPainter.from_crops(crops).profile is None
@@ -202,27 +145,26 @@ def test_painters_draw_the_real_rim(crops, monkeypatch):
 
 
 def test_evaluation_sets_hold_the_real_rim(msc, tmp_path):
-    """`bvdm evaluate --generate` paints both sets with the training part's rim profile; `rim_profile=False`
-    (`--no-rim-profile`) paints flat silhouettes. Both are valid CTC datasets."""
+    """`bvdm evaluate --generate` paints its sets with the training part's rim profile: the classical set's
+    cells are dimmer at the outline than inside, as the real ones (a flat silhouette gave 0.847); the sets
+    are valid CTC datasets and their settings are saved next to them."""
     from napari_bvdm.evaluate.synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
     from napari_bvdm.io.readers import read_video
     from napari_bvdm.io.validator import validate_ctc
+    from napari_bvdm.synthesis.config import GenerateConfig
 
     flow_path = Path(napari_bvdm.__file__).parent / "defaults" / "flow.safetensors"
-    ratios = {}
-    for rim in (True, False):
-        cfg = SyntheticSetsConfig(videos=1, frames=3, downsample=2, rim_profile=rim, device="cpu")
-        out = tmp_path / f"rim{rim}"
-        written = run_job(make_synthetic_sets(msc / "01", out, cfg, max_frames=24, flow_model=flow_path,
-                                              sets=("classical",)))
-        assert validate_ctc(written["classical"]) == []
-        assert SyntheticSetsConfig.load(out / "synthetic_sets.json").rim_profile is rim
-        v = read_video(written["classical"] / "01", check=False)
-        img, lab = np.asarray(v.image, np.float32), np.asarray(v.labels["SEG"])
-        cells = [(img[t], lab[t] == i) for t in range(lab.shape[0]) for i in np.unique(lab[t])[1:]]
-        m = _depth_means(np.stack([c[0] for c in cells]), np.stack([c[1] for c in cells]), (1, 3))
-        ratios[rim] = m[0] / m[1]
-    assert ratios[True] < ratios[False] - 0.01  # measured 0.824 vs 0.847 (background and camera noise included)
+    gen = GenerateConfig().with_updates({"output.videos": 1, "device": "cpu"})
+    cfg = SyntheticSetsConfig(frames=3, downsample=2, synthesis=gen)
+    written = run_job(make_synthetic_sets(msc / "01", tmp_path, cfg, max_frames=24, flow_model=flow_path,
+                                          sets=("classical",)))
+    assert validate_ctc(written["classical"]) == []
+    assert SyntheticSetsConfig.load(tmp_path / "synthetic_sets.json") == cfg
+    v = read_video(written["classical"] / "01", check=False)
+    img, lab = np.asarray(v.image, np.float32), np.asarray(v.labels["SEG"])
+    cells = [(img[t], lab[t] == i) for t in range(lab.shape[0]) for i in np.unique(lab[t])[1:]]
+    m = _depth_means(np.stack([c[0] for c in cells]), np.stack([c[1] for c in cells]), (1, 3))
+    assert m[0] / m[1] < 0.837
 
 
 def _disk_scene(ring=(0.0, 0.0), contrast=100.0, bg=10.0):
@@ -265,25 +207,6 @@ def test_halo_measured_and_applied_as_offsets():
     assert np.array_equal(apply_halo(noisy, np.zeros_like(lab), [0.3]), noisy)
 
 
-def test_neighbouring_halos_add_up():
-    """apply_halo(neighbours=True): a gap pixel gets the halo of every cell within reach, a lone ring pixel
-    only its own cell's; without it each background pixel takes only its nearest cell's halo."""
-    from napari_bvdm.texture.profile import apply_halo
-
-    yy, xx = np.mgrid[:60, :80]
-    lab = np.zeros((60, 80), np.int32)
-    lab[(yy - 30) ** 2 + (xx - 20) ** 2 <= 100] = 1
-    lab[(yy - 30) ** 2 + (xx - 44) ** 2 <= 100] = 3  # 3-px gap at x = 31..33 on row 30; ids need not be 1..n
-    img = np.where(lab > 0, 1.0, 0.0).astype(np.float32)
-    target = [0.3, 0.15, 0.08, 0.04]
-    near = apply_halo(img, lab, target)
-    both = apply_halo(img, lab, target, neighbours=True)
-    np.testing.assert_allclose(near[30, 31:34], [0.3, 0.15, 0.3], atol=1e-6)
-    np.testing.assert_allclose(both[30, 31:34], [0.3 + 0.08, 0.15 + 0.15, 0.3 + 0.08], atol=1e-6)
-    np.testing.assert_array_equal(both[30, :11], near[30, :11])  # the outer side of cell 1: one cell in reach
-    assert np.array_equal(both[lab > 0], img[lab > 0])  # cells untouched
-
-
 def test_halo_of_real_msc_cells(msc):
     """Real MSC cells fade over several pixels beyond their annotated outline."""
     from napari_bvdm.io.readers import read_video
@@ -297,22 +220,17 @@ def test_halo_of_real_msc_cells(msc):
     assert values[0] > 0.15 and np.all(np.diff(values) < 0) and values[3] > 0.02
 
 
-def test_gui_generate_step_measures_the_halo_on_the_loaded_video(msc):
-    """GUI parity with `bvdm generate --halo`: the generate step's `halo` box measures it on the real video."""
-    from types import SimpleNamespace
-
+def test_recipe_measures_the_halo_on_the_real_video(msc):
+    """A real video with labels gives the recipe the real cells' halo; without one there is none."""
     from napari_bvdm.io.readers import read_video
-    from napari_bvdm.widgets._recipe import GenerateParams, synthesis_config
+    from napari_bvdm.synthesis import recipe
+    from napari_bvdm.synthesis.config import GenerateConfig
 
-    state = SimpleNamespace(video=read_video(msc / "01", check=False))
-    cfg = synthesis_config(GenerateParams(halo=True), 3, state)
-    assert len(cfg.halo) == 4 and cfg.halo[0] > cfg.halo[1] > 0 and cfg.seed == 3
-    assert synthesis_config(GenerateParams(), 3, state).halo == []
-    with pytest.raises(ValueError, match="real video"):
-        synthesis_config(GenerateParams(halo=True), 3, SimpleNamespace(video=None))
-    # the faint-cells box reaches the synthesis; the blobs themselves come with the scene fitted on the video
-    assert synthesis_config(GenerateParams(faint_cells=True), 3, state).faint_cells
-    assert not synthesis_config(GenerateParams(), 3, state).faint_cells
+    cfg = GenerateConfig().with_updates({"texture.model": "classical", "device": "cpu"})
+    ing = recipe.prepare(cfg, real_video=read_video(msc / "01", check=False))
+    assert len(ing.halo) == 4 and ing.halo[0] > ing.halo[1] > 0
+    assert recipe.engine_config(cfg, ing.halo).halo == ing.halo
+    assert recipe.prepare(cfg).halo == []
 
 
 def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
@@ -321,7 +239,8 @@ def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
 
     from napari_bvdm.io.toy import toy_sequence
     from napari_bvdm.io.video import Video
-    from napari_bvdm.widgets._recipe import GenerateParams, derived, scene_for, synthesis_config
+    from napari_bvdm.shapes import ShapeModel
+    from napari_bvdm.widgets._recipe import GenerateParams, derived, ingredients
 
     image, labels, lineage = toy_sequence()
     state = SimpleNamespace(video=Video(image=image, labels={"TRA": labels}, lineage=lineage), extras={})
@@ -337,32 +256,31 @@ def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
     assert derived(state, "x", compute) == 3
     state.video = Video(image=image, labels={"TRA": labels.copy()}, lineage=lineage)
     assert derived(state, "x", compute) == 4 and derived(state, "x", compute) == 4
-    halo = synthesis_config(GenerateParams(halo=True), 0, state).halo
-    assert synthesis_config(GenerateParams(halo=True), 1, state).halo is halo  # measured once
-
-    class Painter:
-        normalisation = None
-
-    assert scene_for(state, Painter()) is scene_for(state, Painter())
+    state.shape_model, state.texture_model, state.flow_model = ShapeModel.default(), None, None
+    cfg = GenerateParams(painter="classical").to_config()
+    a, b = ingredients(state, cfg), ingredients(state, cfg)
+    assert a.scene is b.scene and a.halo is not None and a.painter.stats == b.painter.stats
     assert derived(SimpleNamespace(video=None), "x", compute) == 5  # nothing to key on: computed every time
 
 
-def test_evaluation_sets_follow_density_scale(msc, tmp_path):
-    """`SyntheticSetsConfig.density_scale` (``{"evaluate_generate": {"density_scale": 2}}``) crowds the
-    simulated videos of the evaluation sets; it is recorded next to them."""
+def test_evaluation_sets_follow_crowding(msc, tmp_path):
+    """``synthesis.shapes.crowding`` crowds the simulated videos of the evaluation sets; it is recorded next
+    to them."""
     from napari_bvdm.evaluate.synthetic_sets import SyntheticSetsConfig, make_synthetic_sets
     from napari_bvdm.io.readers import read_video
+    from napari_bvdm.synthesis.config import GenerateConfig
 
     flow_path = Path(napari_bvdm.__file__).parent / "defaults" / "flow.safetensors"
     counts = {}
     for scale in (1.0, 2.0):
-        cfg = SyntheticSetsConfig(videos=1, frames=2, downsample=2, density_scale=scale, device="cpu")
+        gen = GenerateConfig().with_updates({"output.videos": 1, "device": "cpu", "shapes.crowding": scale})
+        cfg = SyntheticSetsConfig(frames=2, downsample=2, synthesis=gen)
         out = tmp_path / f"d{scale}"
         written = run_job(make_synthetic_sets(msc / "01", out, cfg, max_frames=24, flow_model=flow_path,
                                               sets=("classical",)))
-        assert SyntheticSetsConfig.load(out / "synthetic_sets.json").density_scale == scale
+        assert SyntheticSetsConfig.load(out / "synthetic_sets.json").synthesis.shapes.crowding == scale
         lab = np.asarray(read_video(written["classical"] / "01", check=False).labels["TRA"])
         counts[scale] = np.mean([len(np.unique(f)) - 1 for f in lab])
     assert 1.5 <= counts[2.0] / counts[1.0] <= 2.5
-    with pytest.raises(ConfigError, match="density_scale"):
-        SyntheticSetsConfig(density_scale=-1)
+    with pytest.raises(ConfigError, match="crowding"):
+        GenerateConfig().with_updates({"shapes.crowding": -1})

@@ -185,3 +185,37 @@ def field_docs(cls: type) -> dict[str, str]:
             docs[node.target.id] = " ".join(comment)
     names = {f.name for f in dataclasses.fields(cls)}
     return {k: v for k, v in docs.items() if k in names}
+
+
+def markdown_reference() -> str:
+    """The reference of every :class:`GenerateConfig` setting as Markdown tables (``docs/parameters.md``)."""
+    out = []
+    top = GenerateConfig()
+    rows = [f"| `{name}` | {_show(getattr(top, name))} | {doc} |" for name, doc in _docs(GenerateConfig).items()
+            if not dataclasses.is_dataclass(getattr(top, name))]
+    out += ["| setting | default | what it does |", "|---|---|---|", *rows, ""]
+    for f in dataclasses.fields(GenerateConfig):
+        section = getattr(top, f.name)
+        if not dataclasses.is_dataclass(section):
+            continue
+        cls = type(section)
+        out += [f"### `{f.name}`", "", (cls.__doc__ or "").strip(), "", "| setting | default | what it does |",
+                "|---|---|---|"]
+        out += [f"| `{f.name}.{name}` | {_show(getattr(section, name))} | {doc} |"
+                for name, doc in _docs(cls).items()]
+        out.append("")
+    return "\n".join(out)
+
+
+def _show(value: Any) -> str:
+    if value == "":
+        return "(empty)"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return f"`{value}`"
+
+
+def _docs(cls: type) -> dict[str, str]:
+    return {k: v.replace("``", "`") for k, v in field_docs(cls).items()}
