@@ -1,2 +1,3 @@
-"""napari-bvdm."""
-__version__ = "0.1.0"
+"""napari-bvdm: synthetic, fully annotated live-cell microscopy videos from one real video."""
+
+__version__ = "0.2.0.dev0"  # the one place the version is defined (pyproject.toml reads it)
