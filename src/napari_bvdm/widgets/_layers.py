@@ -219,8 +219,9 @@ def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, 
                     token: CancelToken | None = None) -> Job[np.ndarray]:
     """Paint ``n`` real cell masks with the texture model: returns a (2 h, n w) mosaic, real crops on
     top, painted ones below (normalised units), for a side-by-side look in napari."""
+    from ..synthesis.config import GenerateConfig
+    from ..synthesis.recipe import build_painter
     from ..texture.crops import extract_crops
-    from ..texture.painter import DiffusionPainter
 
     yield Progress(0, 2, "cutting real cell crops", stage="preview")
     crops = extract_crops(image, labels, tracks=tracks, crop_size=model.crop_size, normalisation=model.normalisation)
@@ -231,7 +232,9 @@ def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, 
     if token is not None:
         token.check()
     yield Progress(1, 2, f"painting {len(idx)} masks", stage="preview")
-    painter = DiffusionPainter(model, sampler, ddim_steps=ddim_steps, tf0=min(tf0, model.config.T), device=device)
+    cfg = GenerateConfig().with_updates({"texture.sampler": sampler, "texture.passes": ddim_steps,
+                                         "texture.first_strength": min(tf0, model.config.T), "device": device})
+    painter, _ = build_painter(cfg, model)  # the recipe's painter, as Generate uses it
     painted = painter.paint(crops.masks[idx], crops.brightness[idx], generator=seed)
     real = crops.images[idx]
     yield Progress(2, 2, "done", stage="preview")
