@@ -10,7 +10,6 @@ Training is deterministic for a given seed (on the CPU) and sets no global state
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -19,8 +18,9 @@ import numpy as np
 
 from ..io.video import InputError
 from ..runtime.config import Config
-from ..runtime.progress import CancelToken, Job, Progress
+from ..runtime.progress import CancelToken, Job
 from ..runtime.seeding import numpy_rng
+from ..runtime.training import TrainingLoop
 from .data import Pair
 from .segnet import SegNetConfig, build_segnet, make_targets, normalise_image
 
@@ -191,25 +191,11 @@ def train_segnet(
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=config.steps, eta_min=config.lr * 0.05)
     cw = torch.tensor([1.0, 1.0, config.boundary_weight], device=device)
-    model.train()
-    t0 = time.monotonic()
-    losses: list[float] = []
-    for step in range(config.steps):
-        if cancel is not None:
-            cancel.check()
-        xs, ys = [], []
-        p = step_probs[step]
-        for _ in range(config.batch_size):
-            pool = pools[int(rng.choice(len(pools), p=p))]
-            i = int(rng.integers(0, len(pool.images)))
-            a, b = _patch(pool.images[i], pool.targets[i], config.patch_size, rng)
-            if config.augment == "intensity":
-                a = augment_intensity(a, rng)
-            xs.append(a)
-            ys.append(b)
-        x = torch.from_numpy(np.stack(xs)[:, None]).to(device)
-        y = torch.from_numpy(np.stack(ys).astype(np.int64)).to(device)
-        logits = model(x)
+
+    def train_step(step: int) -> dict[str, float]:
+        x, y = _batch(pools, step_probs[step], config, rng)
+        logits = model(x.to(device))
+        y = y.to(device)
         if bool((y >= 0).any()):
             loss = torch.nn.functional.cross_entropy(logits, y, weight=cw, ignore_index=-1)
         else:  # every pixel ignored: no gradient, but keep the step (and the random streams) aligned
@@ -218,16 +204,28 @@ def train_segnet(
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
-        done = step + 1
-        if done % config.report_every == 0 or done == config.steps:
-            el = time.monotonic() - t0
-            yield Progress(
-                done,
-                config.steps,
-                f"training segmentation net ({', '.join(pl.name for pl in pools)})",
-                {"loss": float(np.mean(losses[-config.report_every :])), "steps_per_s": done / max(el, 1e-9)},
-                stage="train",
-            )
+        return {"loss": float(loss.detach())}
+
+    model.train()
+    loop = TrainingLoop(config.steps, stage="train", cancel=cancel, report_every=config.report_every,
+                        message=f"training segmentation net ({', '.join(pl.name for pl in pools)})",
+                        rate_name="steps_per_s")
+    yield from loop.run(train_step)
     model.eval()
     return model
+
+
+def _batch(pools: Sequence[PreparedPool], p: np.ndarray, config: TrainConfig, rng: np.random.Generator):
+    """``batch_size`` random patches (a pool drawn with probabilities ``p``, then a frame) as tensors."""
+    import torch
+
+    xs, ys = [], []
+    for _ in range(config.batch_size):
+        pool = pools[int(rng.choice(len(pools), p=p))]
+        i = int(rng.integers(0, len(pool.images)))
+        a, b = _patch(pool.images[i], pool.targets[i], config.patch_size, rng)
+        if config.augment == "intensity":
+            a = augment_intensity(a, rng)
+        xs.append(a)
+        ys.append(b)
+    return torch.from_numpy(np.stack(xs)[:, None]), torch.from_numpy(np.stack(ys).astype(np.int64))

@@ -18,7 +18,8 @@ from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.distributed import setup as dist_setup
 from ..runtime.progress import CancelToken, Job, Progress
-from ..runtime.weights import WeightsError, load_weights, read_metadata, save_weights
+from ..runtime.training import Checkpoint, TrainingLoop
+from ..runtime.weights import WeightsError, read_metadata
 from .model import FlowConfig, FlowModel
 from .pairs import MaskPairs, load_label_video, mask_pairs
 
@@ -132,6 +133,103 @@ def _augment(prev, cur, gen):
     return prev, cur
 
 
+def _load_pairs(source: str | Path | np.ndarray | MaskPairs, cfg: FlowTrainConfig) -> tuple[MaskPairs, str]:
+    """Mask pairs of ``source`` and a description of it for the weights file."""
+    if isinstance(source, MaskPairs):
+        return source, "array"
+    src_desc, lineage = "array", None
+    if isinstance(source, (str, Path)):
+        labels, lineage, kind = load_label_video(source)
+        src_desc = f"{source} ({kind})"
+    else:
+        labels = np.asarray(source)
+    pairs = mask_pairs(labels, cfg.model.crop_size, tracked=True if lineage is not None else None,
+                       max_pairs=cfg.max_pairs, seed=cfg.seed)
+    return pairs, src_desc
+
+
+def _split(pairs: MaskPairs, cfg: FlowTrainConfig) -> tuple[MaskPairs, MaskPairs]:
+    if len(pairs) < 2:
+        raise InputError(f"only {len(pairs)} mask pair(s); the flow model needs at least 2")
+    if cfg.val_fraction > 0:
+        train, val = pairs.split(cfg.val_fraction, seed=cfg.seed)
+    else:
+        train, val = pairs, pairs.subset(np.zeros(len(pairs), bool))
+    return (pairs if len(train) == 0 else train), val
+
+
+class _FlowRun:
+    """One flow training run: network, optimiser, training pairs, history; its steps for :class:`TrainingLoop`."""
+
+    def __init__(self, cfg: FlowTrainConfig, train: MaskPairs, val: MaskPairs, ckpt: Path) -> None:
+        import torch
+
+        from ..runtime.seeding import seed_everything
+        from .net import FlowNet
+
+        self.cfg, self.train, self.val = cfg, train, val
+        self.dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
+        self.device = self.dist.device(cfg.device)
+        seed_everything(cfg.seed)
+        self.net = FlowNet(cfg.model.encoder, cfg.model.decoder).to(self.device)
+        self.fwd = self.dist.wrap(self.net)  # gradients averaged over ranks under torchrun
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+        self.state = Checkpoint(ckpt, CKPT_KIND, {"net": self.net}, optimizer=self.opt)
+        self.history: list[dict[str, float]] = []
+        self.prev_all = torch.from_numpy(train.prev.astype(np.float32))[:, None]
+        self.cur_all = torch.from_numpy(train.cur.astype(np.float32))[:, None]
+
+    def resume(self) -> int:
+        """Continue from the checkpoint (the optimiser keeps this run's learning rate); the step reached."""
+        path = self.state.path
+        meta = read_metadata(path)
+        if meta["config"].get("model") != self.cfg.model.to_dict():
+            raise WeightsError(f"checkpoint {path} was made for another network ({meta['config'].get('model')}); "
+                               "delete it or train with --no-resume")
+        step, extra = self.state.restore(str(self.device), param_groups=False)
+        self.history = list(extra.get("history", []))
+        return step
+
+    def train_step(self, step: int) -> dict[str, Any]:
+        import torch
+
+        from ..runtime.seeding import torch_generator
+        from .net import warp
+
+        cfg, dist = self.cfg, self.dist
+        # per step: resuming gives identical runs; under torchrun each rank draws its own batch
+        gen = (torch_generator(cfg.seed, "flow-train", step, dist.rank) if dist.enabled
+               else torch_generator(cfg.seed, "flow-train", step))
+        idx = torch.randint(0, len(self.train), (min(cfg.batch_size, len(self.train)),), generator=gen)
+        prev, cur = self.prev_all[idx], self.cur_all[idx]
+        if cfg.augment:
+            prev, cur = _augment(prev, cur, gen)
+        prev, cur = prev.to(self.device), cur.to(self.device)
+        flow = self.fwd(prev, cur)
+        moved = warp(prev, flow)
+        mse = ((moved - cur) ** 2).mean()
+        loss = mse + cfg.smooth_weight * smoothness(flow)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return {"loss": loss.detach(), "mse": mse.detach()}
+
+    def after_step(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        if not (step % self.cfg.val_every == 0 or step == self.cfg.steps):
+            return {}
+        more = {}
+        if len(self.val):
+            self.net.eval()
+            ev = evaluate_pairs(FlowModel(self.cfg.model, self.net, device=self.device), self.val)
+            self.net.train()
+            more = {"val_dice": ev["dice"], "val_dice_identity": ev["dice_identity"]}
+        self.history.append({"step": step, **metrics, **more})
+        return more
+
+    def save(self, step: int) -> None:
+        self.state.save(step, self.cfg.to_dict(), {"history": self.history})
+
+
 def train_flow(
     source: str | Path | np.ndarray | MaskPairs,
     out_path: str | Path,
@@ -151,9 +249,6 @@ def train_flow(
     """
     import torch
 
-    from ..runtime.seeding import seed_everything, torch_generator
-    from .net import FlowNet, warp
-
     cfg = config or FlowTrainConfig()
     out_path = Path(out_path)
     if out_path.suffix != ".safetensors":
@@ -161,39 +256,14 @@ def train_flow(
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     yield Progress(0, cfg.steps, "collecting mask pairs", stage="train-flow")
-    src_desc = "array"
-    if isinstance(source, MaskPairs):
-        pairs = source
-    else:
-        lineage = None
-        if isinstance(source, (str, Path)):
-            src_desc = str(source)
-            labels, lineage, kind = load_label_video(source)
-            src_desc += f" ({kind})"
-        else:
-            labels = np.asarray(source)
-        pairs = mask_pairs(labels, cfg.model.crop_size, tracked=True if lineage is not None else None,
-                           max_pairs=cfg.max_pairs, seed=cfg.seed)
-    if len(pairs) < 2:
-        raise InputError(f"only {len(pairs)} mask pair(s); the flow model needs at least 2")
-    train, val = pairs.split(cfg.val_fraction, seed=cfg.seed) if cfg.val_fraction > 0 else (pairs, pairs.subset(
-        np.zeros(len(pairs), bool)))
-    if len(train) == 0:
-        train = pairs
-    dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
-    device = dist.device(cfg.device)
-    seed_everything(cfg.seed)
-    net = FlowNet(cfg.model.encoder, cfg.model.decoder).to(device)
-    fwd = dist.wrap(net)  # gradients averaged over ranks under torchrun
-    opt = torch.optim.Adam(net.parameters(), lr=cfg.lr)
-    step = 0
-    history: list[dict[str, float]] = []
+    pairs, src_desc = _load_pairs(source, cfg)
+    train, val = _split(pairs, cfg)
     ckpt = checkpoint_path(out_path)
+    run = _FlowRun(cfg, train, val, ckpt)
+    step = 0
     if resume and ckpt.exists():
-        step, history = _load_checkpoint(ckpt, net, opt, cfg, device)
+        step = run.resume()
         yield Progress(step, cfg.steps, f"resumed from {ckpt.name} at step {step}", stage="train-flow")
-    prev_all = torch.from_numpy(train.prev.astype(np.float32))[:, None]
-    cur_all = torch.from_numpy(train.cur.astype(np.float32))[:, None]
     extra_base = {
         "source": src_desc,
         "train_pairs": len(train),
@@ -203,82 +273,22 @@ def train_flow(
         "train_config": cfg.to_dict(),
     }
     t0 = time.monotonic()
-    last = {}
-    try:
-        net.train()
-        while step < cfg.steps:
-            if cancel is not None:
-                cancel.check()
-            # per step: resuming gives identical runs; under torchrun each rank draws its own batch
-            gen = (torch_generator(cfg.seed, "flow-train", step, dist.rank) if dist.enabled
-                   else torch_generator(cfg.seed, "flow-train", step))
-            idx = torch.randint(0, len(train), (min(cfg.batch_size, len(train)),), generator=gen)
-            prev, cur = prev_all[idx], cur_all[idx]
-            if cfg.augment:
-                prev, cur = _augment(prev, cur, gen)
-            prev, cur = prev.to(device), cur.to(device)
-            flow = fwd(prev, cur)
-            moved = warp(prev, flow)
-            mse = ((moved - cur) ** 2).mean()
-            loss = mse + cfg.smooth_weight * smoothness(flow)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            last = {"loss": dist.mean(float(loss.detach())), "mse": dist.mean(float(mse.detach())),
-                    "items_per_s": step * cfg.batch_size / max(time.monotonic() - t0, 1e-9)}
-            if step % cfg.val_every == 0 or step == cfg.steps:
-                if len(val):
-                    net.eval()
-                    ev = evaluate_pairs(FlowModel(cfg.model, net, device=device), val)
-                    net.train()
-                    last.update({"val_dice": ev["dice"], "val_dice_identity": ev["dice_identity"]})
-                history.append({"step": step, **last})
-            if step % cfg.checkpoint_every == 0 and step < cfg.steps and dist.is_main:
-                _save_checkpoint(ckpt, net, opt, cfg, step, history)
-            yield Progress(step, cfg.steps, "training flow model", metrics=dict(last), stage="train-flow")
-    except (GeneratorExit, Exception):
-        if step > 0 and dist.is_main:
-            _save_checkpoint(ckpt, net, opt, cfg, step, history)
-        raise
-    net.eval()
-    model = FlowModel(cfg.model, net.cpu(), device="cpu")
+    run.net.train()
+    loop = TrainingLoop(cfg.steps, step=step, stage="train-flow", message="training flow model", dist=run.dist,
+                        cancel=cancel, save=run.save, checkpoint_every=cfg.checkpoint_every, checkpoint_final=False,
+                        save_on_error=True, items_per_step=cfg.batch_size, rate_name="items_per_s")
+    yield from loop.run(run.train_step, run.after_step)
+    run.net.eval()
+    model = FlowModel(cfg.model, run.net.cpu(), device="cpu")
     final = evaluate_pairs(model, val) if len(val) else {}
-    model.extra = {**extra_base, "validation": final, "history": history[-20:],
-                   "train_seconds": time.monotonic() - t0, "world_size": dist.world_size}
-    if dist.is_main:  # under torchrun only rank 0 writes
+    model.extra = {**extra_base, "validation": final, "history": run.history[-20:],
+                   "train_seconds": time.monotonic() - t0, "world_size": run.dist.world_size}
+    if run.dist.is_main:  # under torchrun only rank 0 writes
         model.save(out_path)
         if ckpt.exists():
             ckpt.unlink()
-    dist.barrier()
+    run.dist.barrier()
     yield Progress(cfg.steps, cfg.steps, "saved " + out_path.name, metrics={k: v for k, v in final.items()
                                                                            if isinstance(v, float)},
                    stage="train-flow")
     return model
-
-
-def _save_checkpoint(path: Path, net, opt, cfg: FlowTrainConfig, step: int, history: list) -> None:
-    tensors: dict[str, Any] = {f"net.{k}": v for k, v in net.state_dict().items()}
-    sd = opt.state_dict()
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{pid}.{k}"] = v if hasattr(v, "detach") else __import__("torch").tensor(v)
-    save_weights(path, CKPT_KIND, tensors, cfg.to_dict(), {"step": step, "history": history})
-
-
-def _load_checkpoint(path: Path, net, opt, cfg: FlowTrainConfig, device) -> tuple[int, list]:
-    meta = read_metadata(path)
-    if meta["config"].get("model") != cfg.model.to_dict():
-        raise WeightsError(f"checkpoint {path} was made for another network ({meta['config'].get('model')}); "
-                           "delete it or train with --no-resume")
-    tensors, meta = load_weights(path, CKPT_KIND, device=str(device))
-    net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-    sd = opt.state_dict()
-    state = {}
-    for pid in sd["param_groups"][0]["params"]:
-        st = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"opt.{pid}.")}
-        if st:
-            state[pid] = st
-    sd["state"] = state
-    opt.load_state_dict(sd)
-    return int(meta["extra"]["step"]), list(meta["extra"].get("history", []))

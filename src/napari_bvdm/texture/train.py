@@ -15,9 +15,7 @@
 
 from __future__ import annotations
 
-import copy
 import math
-import time
 from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,8 +27,9 @@ import torch
 from ..runtime.config import Config, ConfigError
 from ..runtime.device import release_device_memory
 from ..runtime.distributed import setup as dist_setup
-from ..runtime.progress import Cancelled, CancelToken, Progress
-from ..runtime.weights import WeightsError, load_weights, save_weights
+from ..runtime.progress import CancelToken, Progress
+from ..runtime.training import EMA, Checkpoint, TrainingError, TrainingLoop, optimizer_to
+from ..runtime.weights import WeightsError, load_weights
 from .crops import CellCrops, check_enough
 from .model import TextureModel, TextureModelConfig
 from .profile import RimProfile
@@ -39,10 +38,6 @@ from .unet import UNet
 CKPT_KIND = "texture-ddpm-checkpoint"
 # settings that may change between a run and its resume
 _RESUMABLE = {"steps", "checkpoint_every", "val_every", "device", "precision", "num_threads", "max_seconds"}
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on (e.g. out of accelerator memory); the last checkpoint is kept."""
 
 
 @dataclass
@@ -171,44 +166,159 @@ def scaled_images(crops: CellCrops, model_config: TextureModelConfig) -> np.ndar
     return (crops.images * (model_config.cell_level / b)).astype(np.float32)
 
 
-def _state_tensors(prefix: str, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    return {f"{prefix}.{k}": v for k, v in sd.items()}
-
-
-def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    sd = opt.state_dict()
-    tensors: dict[str, torch.Tensor] = {}
-    for pid, st in sd["state"].items():
-        for k, v in st.items():
-            tensors[f"opt.{pid}.{k}"] = torch.as_tensor(v).clone()
-    return tensors, sd["param_groups"]
-
-
-def _load_optim(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], groups: list[dict[str, Any]]) -> None:
-    state: dict[int, dict[str, torch.Tensor]] = {}
-    for name, v in tensors.items():
-        if name.startswith("opt."):
-            _, pid, k = name.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
 def save_checkpoint(path: Path, step: int, net: UNet, ema: UNet, opt: torch.optim.Optimizer, gen: torch.Generator,
                     model_config: TextureModelConfig, config: TrainConfig, crops: CellCrops,
                     history: dict[str, list], val_tracks: list[int] | None = None,
                     profile: RimProfile | None = None) -> Path:
-    tensors = {**_state_tensors("net", net.state_dict()), **_state_tensors("ema", ema.state_dict())}
-    opt_t, groups = _optim_tensors(opt)
-    tensors.update(opt_t)
-    tensors["gen_state"] = gen.get_state()
-    extra = {"step": step, "param_groups": groups, "data": crops.fingerprint(), "val_tracks": val_tracks or [],
+    """Write a resumable checkpoint (kind ``texture-ddpm-checkpoint``) of a run at ``step``."""
+    extra = {"data": crops.fingerprint(), "val_tracks": val_tracks or [],
              "normalisation": crops.normalisation.to_dict(), "history": history,
              "profile": (profile or RimProfile.from_crops(crops)).to_dict()}
-    return save_weights(path, CKPT_KIND, tensors, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
+    state = Checkpoint(path, CKPT_KIND, {"net": net, "ema": ema}, optimizer=opt, generator=gen)
+    return state.save(step, {"model": model_config.to_dict(), "train": config.to_dict()}, extra)
 
 
 def _comparable(cfg: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in cfg.items() if k not in _RESUMABLE}
+
+
+def _check_resumable(ckpt: Path, meta: dict[str, Any], model_config: TextureModelConfig, config: TrainConfig,
+                     crops: CellCrops) -> None:
+    """Refuse to resume a checkpoint of another model, other training settings or other data."""
+    old_model, old_train = meta["config"]["model"], meta["config"]["train"]
+    if old_model != model_config.to_dict():
+        raise ConfigError(f"cannot resume {ckpt}: it was trained with model settings {old_model}, "
+                          f"now {model_config.to_dict()}; use the same settings or start a new run")
+    if _comparable(old_train) != _comparable(config.to_dict()):
+        diff = {k: (old_train.get(k), v) for k, v in _comparable(config.to_dict()).items()
+                if old_train.get(k) != v}
+        raise ConfigError(f"cannot resume {ckpt}: training settings differ (old, new): {diff}; use the same "
+                          "settings (only steps, device, precision and intervals may change) or start anew")
+    if meta["extra"]["data"] != crops.fingerprint():
+        raise ConfigError(f"cannot resume {ckpt}: it was trained on other data ({meta['extra']['data']} vs "
+                          f"{crops.fingerprint()})")
+
+
+class _TextureRun:
+    """State of one texture training run: networks, optimiser, random stream, data and history."""
+
+    def __init__(self, crops: CellCrops, model_config: TextureModelConfig, config: TrainConfig,
+                 ckpt: Path | None) -> None:
+        self.crops, self.model_config, self.config, self.ckpt = crops, model_config, config, ckpt
+        self.dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
+        self.device = self.dist.device(config.device)
+        self.profile = RimProfile.from_crops(crops)  # measured once: stored in every checkpoint and in the model
+        self.model = TextureModel(model_config, crops.normalisation)
+        seed = self.dist.rank_seed(config.seed) if self.dist.enabled else config.seed
+        self.gen = torch.Generator().manual_seed(seed)
+        torch.manual_seed(config.seed)
+        self.net = UNet(model_config.unet)  # init from the seeded global generator
+        self.ema = EMA(self.net, config.ema_decay)
+        self.opt = torch.optim.RAdam(self.net.parameters(), lr=config.lr)
+        self.state = Checkpoint(ckpt or "", CKPT_KIND, {"net": self.net, "ema": self.ema.module},
+                                optimizer=self.opt, generator=self.gen)
+        self.step = 0
+        self.history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": []}
+        train_idx, self.val_idx = crops.split_by_track(config.val_fraction, config.split_seed)
+        self.tr_i = torch.from_numpy(train_idx)
+        self.val_tracks = sorted(set(crops.track[self.val_idx].tolist()))
+        self.t_hi = min(config.t_max, model_config.T)
+        self.autocast, precision = _autocast(self.device, config.precision)
+        use_scaler = precision == "fp16" and self.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler("cuda") if use_scaler else None
+
+    def resume(self) -> None:
+        ckpt = self.ckpt
+        if ckpt is None or not ckpt.is_file():
+            raise ConfigError(f"cannot resume: checkpoint {ckpt} does not exist (start without --resume)")
+        loaded = self.state.load()
+        _check_resumable(ckpt, loaded[1], self.model_config, self.config, self.crops)
+        self.step, extra = self.state.restore(loaded=loaded)
+        if self.dist.enabled and not self.dist.is_main:  # the checkpoint holds rank 0's stream: draw other batches
+            self.gen.manual_seed(self.dist.rank_seed(self.config.seed) + self.step)
+        self.history = extra.get("history", self.history)
+
+    def to_device(self) -> None:
+        dev = self.device
+        self.net.to(dev)
+        self.ema.module.to(dev)
+        self.fwd = self.dist.wrap(self.net)  # gradients averaged over ranks under torchrun
+        optimizer_to(self.opt, dev)  # optimizer state follows the parameters
+        self.ims = torch.from_numpy(scaled_images(self.crops, self.model_config)[:, None]).to(dev)
+        self.mks = torch.from_numpy(self.crops.masks[:, None].astype(np.float32)).to(dev)
+        val = torch.from_numpy(self.val_idx)
+        self.val_im, self.val_mk = self.ims[val], self.mks[val]
+        self.net.train()
+        self.val_loss = self.history["val_loss"][-1] if self.history["val_loss"] else float("nan")
+
+    def train_step(self, _: int) -> dict[str, torch.Tensor]:
+        c, gen = self.config, self.gen
+        sel = self.tr_i[torch.randint(0, len(self.tr_i), (c.batch_size,), generator=gen)]
+        x0, m = self.ims[sel], self.mks[sel]
+        if c.augment:
+            x0, m = _augment(x0, m, gen)
+        t = torch.randint(0, self.t_hi, (c.batch_size,), generator=gen).to(self.device)
+        noise = torch.randn(x0.shape, generator=gen).to(self.device)
+        xt = self.model.schedule.add_noise(x0, t, noise)
+        x_in = _net_input(xt, m, self.model_config.unet.mask_channel)
+        try:
+            if self.autocast is not None:
+                with torch.autocast(self.autocast[0], dtype=self.autocast[1]):
+                    eps = self.fwd(x_in, t)
+            else:
+                eps = self.fwd(x_in, t)
+            loss = torch.nn.functional.mse_loss(eps.float(), noise)
+            self.opt.zero_grad(set_to_none=True)
+            if self.scaler is not None:
+                self.scaler.scale(loss).backward()
+                self.scaler.step(self.opt)
+                self.scaler.update()
+            else:
+                loss.backward()
+                self.opt.step()
+        except torch.OutOfMemoryError as e:
+            raise TrainingError(
+                f"out of memory on {self.device} at batch size {c.batch_size}; lower the batch size "
+                f"(e.g. {max(1, c.batch_size // 2)}) or train on the CPU. The last checkpoint is kept."
+            ) from e
+        return {"loss": loss.detach()}
+
+    def validate(self, step: int) -> None:
+        self.val_loss = validation_loss(self.ema.module, self.model, self.val_im, self.val_mk, self.config.val_t)
+        self.history["val_step"].append(step)
+        self.history["val_loss"].append(round(self.val_loss, 6))
+
+    def after_step(self, step: int, metrics: dict[str, float]) -> dict[str, float]:
+        self.history["step"].append(step)
+        self.history["loss"].append(round(metrics["loss"], 6))
+        if step % self.config.val_every == 0 or step == self.config.steps:
+            self.validate(step)
+        return {"val_loss": self.val_loss}
+
+    def on_time_limit(self, step: int) -> None:
+        if not self.history["val_step"] or self.history["val_step"][-1] != step:
+            self.validate(step)
+
+    def save(self, step: int) -> None:
+        save_checkpoint(self.ckpt, step, self.net, self.ema.module, self.opt, self.gen, self.model_config,
+                        self.config, self.crops, self.history, self.val_tracks, self.profile)
+
+    def loop(self, cancel: CancelToken | None) -> TrainingLoop:
+        c = self.config
+        return TrainingLoop(c.steps, step=self.step, stage="train", message="training texture model",
+                            dist=self.dist, cancel=cancel, max_seconds=c.max_seconds, ema=self.ema,
+                            save=self.save if self.ckpt is not None else None, checkpoint_every=c.checkpoint_every,
+                            check_finite=True, items_per_step=c.batch_size, rate_name="crops_per_s")
+
+    def result(self, loop: TrainingLoop) -> TextureModel:
+        c = self.config
+        info = {"steps": loop.step, "batch_size": c.batch_size, "world_size": self.dist.world_size,
+                "train_config": c.to_dict(),
+                "data": self.crops.fingerprint(), "val_tracks": self.val_tracks,
+                "final_val_loss": self.val_loss}
+        if loop.stopped_by_time:
+            info["stopped_by_time"] = True
+        return TextureModel(self.model_config, self.crops.normalisation, self.ema.module.eval(), info, self.profile)
 
 
 def train_texture(
@@ -247,153 +357,20 @@ def train_texture(
     check_enough(crops)
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
-    dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
-    device = dist.device(config.device)
-    ckpt = Path(checkpoint) if checkpoint is not None else None
-    profile = RimProfile.from_crops(crops)  # measured once: stored in every checkpoint and in the model
-    model = TextureModel(model_config, crops.normalisation)
-    gen = torch.Generator().manual_seed(dist.rank_seed(config.seed) if dist.enabled else config.seed)
-    torch.manual_seed(config.seed)
-    net = UNet(model_config.unet)  # init from the seeded global generator
-    ema = copy.deepcopy(net)
-    opt = torch.optim.RAdam(net.parameters(), lr=config.lr)
-    step = 0
-    history: dict[str, list] = {"step": [], "loss": [], "val_step": [], "val_loss": []}
+    run = _TextureRun(crops, model_config, config, Path(checkpoint) if checkpoint is not None else None)
     if resume:
-        if ckpt is None or not ckpt.is_file():
-            raise ConfigError(f"cannot resume: checkpoint {ckpt} does not exist (start without --resume)")
-        tensors, meta = load_weights(ckpt, CKPT_KIND)
-        old_model, old_train = meta["config"]["model"], meta["config"]["train"]
-        if old_model != model_config.to_dict():
-            raise ConfigError(f"cannot resume {ckpt}: it was trained with model settings {old_model}, "
-                              f"now {model_config.to_dict()}; use the same settings or start a new run")
-        if _comparable(old_train) != _comparable(config.to_dict()):
-            diff = {k: (old_train.get(k), v) for k, v in _comparable(config.to_dict()).items()
-                    if old_train.get(k) != v}
-            raise ConfigError(f"cannot resume {ckpt}: training settings differ (old, new): {diff}; use the same "
-                              "settings (only steps, device, precision and intervals may change) or start anew")
-        if meta["extra"]["data"] != crops.fingerprint():
-            raise ConfigError(f"cannot resume {ckpt}: it was trained on other data ({meta['extra']['data']} vs "
-                              f"{crops.fingerprint()})")
-        net.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("net.")})
-        ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
-        _load_optim(opt, tensors, meta["extra"]["param_groups"])
-        gen.set_state(tensors["gen_state"])
-        step = int(meta["extra"]["step"])
-        if dist.enabled and not dist.is_main:  # the checkpoint holds rank 0's stream: draw other batches
-            gen.manual_seed(dist.rank_seed(config.seed) + step)
-        history = meta["extra"].get("history", history)
-    train_idx, val_idx = crops.split_by_track(config.val_fraction, config.split_seed)
-    val_tracks = sorted(set(crops.track[val_idx].tolist()))
-    autocast, precision = _autocast(device, config.precision)
-    scaler = torch.amp.GradScaler("cuda") if precision == "fp16" and device.type == "cuda" else None
+        run.resume()
+    loop = run.loop(cancel)
     try:
-        net.to(device)
-        ema.to(device)
-        fwd = dist.wrap(net)  # gradients averaged over ranks under torchrun
-        # optimizer state follows the parameters
-        for st in opt.state.values():
-            for k, v in st.items():
-                if isinstance(v, torch.Tensor) and k != "step":
-                    st[k] = v.to(device)
-        ims = torch.from_numpy(scaled_images(crops, model_config)[:, None]).to(device)
-        mks = torch.from_numpy(crops.masks[:, None].astype(np.float32)).to(device)
-        tr_i = torch.from_numpy(train_idx)
-        val_im, val_mk = ims[torch.from_numpy(val_idx)], mks[torch.from_numpy(val_idx)]
-        cond = model_config.unet.mask_channel
-        net.train()
-        val_loss = history["val_loss"][-1] if history["val_loss"] else float("nan")
-        t_hi = min(config.t_max, model_config.T)
-        window: list[tuple[float, int]] = []
-        yield Progress(step, config.steps, "training texture model", {"val_loss": val_loss}, "train")
-        started = time.monotonic()
-        stopped_by_time = False
-        while step < config.steps:
-            if cancel is not None:
-                cancel.check()
-            if config.max_seconds:
-                over = float(time.monotonic() - started > config.max_seconds)
-                if dist.mean(over) > 0:  # every rank stops at the same step
-                    stopped_by_time = True
-                    break
-            t0 = time.perf_counter()
-            sel = tr_i[torch.randint(0, len(tr_i), (config.batch_size,), generator=gen)]
-            x0, m = ims[sel], mks[sel]
-            if config.augment:
-                x0, m = _augment(x0, m, gen)
-            t = torch.randint(0, t_hi, (config.batch_size,), generator=gen).to(device)
-            noise = torch.randn(x0.shape, generator=gen).to(device)
-            xt = model.schedule.add_noise(x0, t, noise)
-            try:
-                if autocast is not None:
-                    with torch.autocast(autocast[0], dtype=autocast[1]):
-                        eps = fwd(_net_input(xt, m, cond), t)
-                else:
-                    eps = fwd(_net_input(xt, m, cond), t)
-                loss = torch.nn.functional.mse_loss(eps.float(), noise)
-                opt.zero_grad(set_to_none=True)
-                if scaler is not None:
-                    scaler.scale(loss).backward()
-                    scaler.step(opt)
-                    scaler.update()
-                else:
-                    loss.backward()
-                    opt.step()
-            except torch.OutOfMemoryError as e:
-                raise TrainingError(
-                    f"out of memory on {device} at batch size {config.batch_size}; lower the batch size "
-                    f"(e.g. {max(1, config.batch_size // 2)}) or train on the CPU. The last checkpoint is kept."
-                ) from e
-            step += 1
-            with torch.no_grad():
-                d = min(config.ema_decay, (1 + step) / (10 + step)) if config.ema_decay > 0 else 0.0
-                for pe, p in zip(ema.parameters(), net.parameters(), strict=True):
-                    pe.mul_(d).add_(p.detach(), alpha=1 - d)
-                for be, b in zip(ema.buffers(), net.buffers(), strict=True):
-                    be.copy_(b)
-            lv = dist.mean(float(loss.detach()))
-            if not np.isfinite(lv):
-                raise TrainingError(f"the loss became {lv} at step {step}; lower the learning rate")
-            window.append((time.perf_counter() - t0, config.batch_size))
-            window = window[-20:]
-            rate = sum(n for _, n in window) / max(sum(s for s, _ in window), 1e-9)
-            history["step"].append(step)
-            history["loss"].append(round(lv, 6))
-            if step % config.val_every == 0 or step == config.steps:
-                val_loss = validation_loss(ema, model, val_im, val_mk, config.val_t)
-                history["val_step"].append(step)
-                history["val_loss"].append(round(val_loss, 6))
-            if ckpt is not None and dist.is_main and (step % config.checkpoint_every == 0 or step == config.steps):
-                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
-                                profile)
-            eta = (config.steps - step) * config.batch_size / rate
-            yield Progress(step, config.steps, "training texture model",
-                           {"loss": lv, "val_loss": val_loss, "crops_per_s": rate, "eta_s": eta}, "train")
-        if stopped_by_time and step > 0:
-            if not history["val_step"] or history["val_step"][-1] != step:
-                val_loss = validation_loss(ema, model, val_im, val_mk, config.val_t)
-                history["val_step"].append(step)
-                history["val_loss"].append(round(val_loss, 6))
-            if ckpt is not None and dist.is_main:
-                save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
-                                profile)
-    except (Cancelled, GeneratorExit, KeyboardInterrupt):
-        if ckpt is not None and step > 0 and dist.is_main:
-            save_checkpoint(ckpt, step, net, ema, opt, gen, model_config, config, crops, history, val_tracks,
-                            profile)
-        raise
+        run.to_device()
+        yield Progress(run.step, config.steps, "training texture model", {"val_loss": run.val_loss}, "train")
+        yield from loop.run(run.train_step, run.after_step, run.on_time_limit)
     finally:
-        net.to("cpu")
-        ema.to("cpu")
-        release_device_memory(device)
-    dist.barrier()
-    info = {"steps": step, "batch_size": config.batch_size, "world_size": dist.world_size,
-            "train_config": config.to_dict(),
-            "data": crops.fingerprint(), "val_tracks": val_tracks,
-            "final_val_loss": val_loss}
-    if stopped_by_time:
-        info["stopped_by_time"] = True
-    return TextureModel(model_config, crops.normalisation, ema.eval(), info, profile)
+        run.net.to("cpu")
+        run.ema.module.to("cpu")
+        release_device_memory(run.device)
+    run.dist.barrier()
+    return run.result(loop)
 
 
 def load_checkpoint_model(path: str | Path) -> TextureModel:
