@@ -323,7 +323,7 @@ def test_halo_holds_the_frames_to_the_real_halo():
         means[bool(halo)] = np.nanmean(np.concatenate([halo_contrasts(f.image.astype(np.float64), f.labels, 2)
                                                        for f in frames]), axis=0)
     np.testing.assert_allclose(means[True], [0.3, 0.1], atol=0.03)
-    assert abs(means[False][1]) < 0.03  # without it the scene stops 1 px out (edge blend only)
+    assert abs(means[False][1]) < 0.03  # without it the light ends 1 px out (edge blend only)
     with pytest.raises(ConfigError):
         SynthesisConfig(halo=[float("nan")])
 
