@@ -382,7 +382,7 @@ def test_brightness_follows_size_as_in_the_real_cells(msc):
     independent, b0 = score_corr(brightness_follows_size=False)
     assert abs(coupled - rho) < 0.15 and abs(independent) < 0.15, (coupled, independent, rho)  # -0.30 / 0.00
     assert abs(np.median(b1) / np.median(b0) - 1) < 0.1  # the brightness distribution itself is kept
-    # a model file written before stop 18 has no area_corr and reads as independent
+    # a model file written without area_corr reads as independent
     d = m.to_dict()
     del d["params"]["brightness"]["area_corr"]
     assert ShapeModel.from_dict(d).params["brightness"]["area_corr"] == 0.0

@@ -147,7 +147,7 @@ _OPTIONAL: dict[tuple[str, str], Any] = {
     ("population", "spacing"): 1.0,
     ("shape", "elongation"): 1.0,
     ("area", "max_log_step"): 0.0,  # 0 = no limit on a cell's area change per frame
-    ("brightness", "area_corr"): 0.0,  # models fitted before stop 18: brightness independent of size
+    ("brightness", "area_corr"): 0.0,  # models fitted without it: brightness independent of size
     ("motion", "moving_step_quantiles"): ("motion", "step_quantiles"),  # same as all steps
 }
 

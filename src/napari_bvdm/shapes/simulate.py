@@ -70,7 +70,7 @@ class SimulationConfig(Config):
         that makes a real outline change smoothly over time (0 = rigid outlines).
     brightness_follows_size : couple each cell's brightness to its size with the model's fitted
         normal-score correlation (``brightness.area_corr``; real MSC about -0.4: larger, spread cells are
-        dimmer), keeping both marginals; False (or a model fitted before stop 18) draws them independently.
+        dimmer), keeping both marginals; False (or a model fitted without the correlation) draws them independently.
     """
 
     frames: int = 50
