@@ -9,11 +9,12 @@ from typing import Any
 import numpy as np
 
 from ..runtime.config import Config
-from ..runtime.weights import load_weights, save_weights
+from ..runtime.weights import WeightsError, load_weights, save_weights
 
 __all__ = ["FlowConfig", "FlowModel", "KIND"]
 
 KIND = "flow"
+DEFAULT_WEIGHTS = Path(__file__).resolve().parents[1] / "defaults" / "flow.safetensors"
 
 
 @dataclasses.dataclass
@@ -101,7 +102,10 @@ class FlowModel:
         tensors, meta = load_weights(path, KIND, device="cpu")
         config = FlowConfig.from_dict(meta["config"])
         model = cls(config, extra=meta["extra"], device="cpu")
-        model.net.load_state_dict(tensors)
+        try:
+            model.net.load_state_dict(tensors)
+        except RuntimeError as e:
+            raise WeightsError(f"{path}: weights do not match the stored config ({e})") from None
         model.net.to(model.device)
         if str(device) != "cpu":
             import torch
@@ -110,3 +114,11 @@ class FlowModel:
             model.net.to(model.device)
         model.path = Path(path)
         return model
+
+    @classmethod
+    def default(cls, device: str | Any = "cpu") -> FlowModel:
+        """The bundled default flow model (trained on Fluo-N2DH-GOWT1/01, see docs/training.md)."""
+        if not DEFAULT_WEIGHTS.is_file():
+            raise WeightsError(f"the bundled flow weights are missing ({DEFAULT_WEIGHTS}); reinstall napari-bvdm "
+                               "or train a flow model")
+        return cls.load(DEFAULT_WEIGHTS, device)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from qtpy.QtCore import Signal
-from qtpy.QtWidgets import QLabel, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from ._jobs import JobRunner
 from ._settings import gui_settings
@@ -63,6 +63,22 @@ class StepWidget(QWidget):
         self.status_colour = colour
         self.status_label.setText(f"<span style='color:{colour}'>●</span> {text}")
         self.status_changed.emit(colour, text)
+
+    def confirm_overwrite(self, path: str, what: str) -> bool:
+        """``True`` when ``path`` does not exist yet or the user agrees to replace it (a dialog asks)."""
+        from pathlib import Path
+
+        if not Path(path).exists():
+            return True
+        answer = QMessageBox.question(
+            self, "Replace file?", f"{Path(path).name} already exists in {Path(path).parent}.\n\n"
+            f"Replace it with {what}? The file's current content is lost.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No, QMessageBox.StandardButton.No)
+        if answer != QMessageBox.StandardButton.Yes:
+            self.set_status(f"not saved: {Path(path).name} exists; choose another file name in the field above",
+                            MISSING)
+            return False
+        return True
 
     def add(self, widget: QWidget) -> QWidget:
         self._layout.addWidget(widget)

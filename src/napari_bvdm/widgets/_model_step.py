@@ -177,6 +177,8 @@ class ModelStepWidget(StepWidget):
         if not path.endswith(".safetensors"):
             self.set_status("the weights file must end in .safetensors", MISSING)
             return
+        if not resume and not self.confirm_overwrite(path, f"the newly trained {self.title.lower()}"):
+            return
         target, kwargs = self._train_spec(resume)  # forms validated here: a bad value names its field
         in_child = self.child_box.isChecked()
         load = self._load_model
@@ -227,6 +229,14 @@ class ModelStepWidget(StepWidget):
         if model is None:
             return
         path = path or self.path
+        if not path.endswith(".safetensors"):
+            self.set_status("the weights file must end in .safetensors", MISSING)
+            return
+        if str(getattr(self.state, self.path_attr) or "") == str(path):
+            self.set_status(f"ready: already saved as {path}", READY)
+            return
+        if not self.confirm_overwrite(path, f"the {self.title.lower()} in use"):
+            return
         self.set_path(path)
 
         def done(saved: Any) -> None:

@@ -59,8 +59,6 @@ class FlowModelWidget(ModelStepWidget):
     def _default_model(self):
         from ..flow.model import FlowModel
 
-        if not hasattr(FlowModel, "default"):
-            raise RuntimeError("this version of napari-bvdm bundles no default flow model")
         return FlowModel.default(device="cpu")
 
     def _describe(self, model: Any) -> str:

@@ -121,6 +121,8 @@ class ShapeModelWidget(StepWidget):
                                                   "shape model (*.json)")
             if not path:
                 return
+        elif not self.confirm_overwrite(str(path), "the fitted shape model"):
+            return
         self.settings.set("shape", "path", str(path))
 
         def done(model: Any) -> None:
@@ -147,6 +149,8 @@ class ShapeModelWidget(StepWidget):
                                                   "shape model (*.json)")
             if not path:
                 return
+        elif not self.confirm_overwrite(str(path), "the fitted shape model"):
+            return
         self.settings.set("shape", "path", str(path))
 
         def done(saved: Any) -> None:
