@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io.linking import check_linked
 from ..runtime.compat import remove_small_objects
 from ..runtime.progress import CancelToken, Job, Progress
 
@@ -99,10 +100,8 @@ def summarise_video(
     c = np.asarray(counts, dtype=float)
     out["cells_per_frame"] = (int(c.min()), float(c.mean()), int(c.max())) if len(c) else (0, 0.0, 0)
     out["tracks"] = int(len(all_ids))
-    # labels are "linked" when ids persist over frames (a tracking), not renumbered per frame
-    persistent = sum(len(np.intersect1d(a, b)) for a, b in zip(ids_per_frame[:-1], ids_per_frame[1:], strict=True))
-    possible = sum(min(len(a), len(b)) for a, b in zip(ids_per_frame[:-1], ids_per_frame[1:], strict=True))
-    out["labels_linked"] = bool(possible == 0 or persistent / possible > 0.5)
+    # labels are "linked" when ids stay on their cells over frames (a tracking), not renumbered per frame
+    out["labels_linked"] = lineage is not None or check_linked(lab).linked
     if lineage is not None and len(lineage):
         lin = np.asarray(lineage)
         out["tracks"] = int(len(lin))
@@ -119,8 +118,11 @@ def format_summary(summary: dict[str, Any]) -> str:
     if "cells_per_frame" in summary:
         lo, mean, hi = summary["cells_per_frame"]
         lines.append(f"cells per frame: {lo} to {hi} (mean {mean:.1f})")
-        lines.append(f"tracks: {summary['tracks']}"
-                     + ("" if summary.get("labels_linked", True) else " (labels are not linked over time)"))
+        if summary.get("labels_linked", True):
+            lines.append(f"tracks: {summary['tracks']}")
+        else:
+            lines.append("tracks: none yet: the labels are numbered frame by frame (the same number moves between "
+                         "cells); Fit shape model links them into tracks by nearest position")
         div = summary.get("divisions")
         lines.append("divisions: " + ("unknown (no lineage)" if div is None else str(div)))
     else:
