@@ -94,7 +94,7 @@ def video_to_layers(video: Video) -> list[LayerData]:
         layers.append((video.image, {
             "name": base,
             "contrast_limits": contrast_limits(video.image),
-            "metadata": {"bvdm": {**common, "kind": "image"}},
+            "metadata": {"bvdm": {**common, "kind": "image", "axes": str(video.meta.get("axes", ""))}},
         }, "image"))
     for kind, arr in video.labels.items():
         meta: dict[str, Any] = {**common, "kind": kind}

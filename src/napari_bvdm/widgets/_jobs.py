@@ -41,6 +41,16 @@ class Outcome:
     traceback: str = ""
 
 
+def _plain_cause(error: BaseException | None) -> str:
+    """The reason of a failure in words: a refused input says only why; anything else names its type."""
+    from ..io.video import InputError
+    from ..runtime.config import ConfigError
+
+    if isinstance(error, (InputError, ConfigError)):
+        return str(error)
+    return f"{type(error).__name__}: {error}"
+
+
 def format_eta(seconds: float | None) -> str:
     if seconds is None or seconds != seconds or seconds < 0:
         return ""
@@ -285,7 +295,7 @@ class JobRunner(QWidget):
         elif outcome.status == "error":
             self.bar.setValue(0)
             self.bar.setFormat(f"{self._title}: failed")
-            cause = f"{type(outcome.error).__name__}: {outcome.error}"
+            cause = _plain_cause(outcome.error)
             self.status.setText(f"{self._title} failed: {cause}")
             show_error(f"BVDM: {self._title} failed: {cause}")
         self.last_outcome = outcome

@@ -20,6 +20,7 @@ __all__ = [
     "lineage_from_metadata",
     "layer_info",
     "summarise_video",
+    "grey_image",
     "tracks_layer_data",
     "classical_segmentation",
 ]
@@ -60,28 +61,40 @@ def summarise_video(
     labels: Any | None,
     lineage: np.ndarray | None = None,
     token: CancelToken | None = None,
+    first_axis: str = "time",
 ) -> Job[dict[str, Any]]:
     """Frames, size, cells per frame, tracks and divisions of an image/label video.
+
+    Refuses (:class:`~napari_bvdm.io.video.InputError`, with the reason) a z-stack (``first_axis="z"``),
+    more than three dimensions, image and labels of different sizes, NaN or infinite pixel values and
+    labels without a single cell.
 
     Returns a dict with ``frames``, ``size`` (Y, X), ``dtype``, ``cells_per_frame``
     (min, mean, max) and ``tracks``, ``divisions``, ``labels_linked`` when labels are given.
     """
+    from ..io.video import InputError
+
     ref = image if image is not None else labels
     if ref is None:
-        raise ValueError("nothing to summarise: pick an image layer (and a labels layer)")
+        raise InputError("nothing to summarise: pick an image layer (and a labels layer)")
     shape = tuple(int(s) for s in ref.shape)
     if len(shape) == 2:
         shape = (1, *shape)
     if len(shape) != 3:
-        raise ValueError(f"expected a 2D+time video (T, Y, X), got shape {shape}")
+        raise InputError(f"the image has {len(shape)} dimensions (shape {shape}); napari-bvdm needs a 2D "
+                         "time-lapse (time, height, width) in one grey channel")
+    if first_axis == "z":
+        raise InputError(f"this is a z-stack of {shape[0]} slices: napari-bvdm makes 2D time-lapse videos and "
+                         "does not handle 3D stacks yet; open a time-lapse, or a projection of each time point")
     out: dict[str, Any] = {"frames": shape[0], "size": shape[1:]}
     if image is not None:
         out["dtype"] = np.dtype(image.dtype).name
-        if labels is not None and tuple(labels.shape[-2:]) != tuple(image.shape[-2:]):
-            raise ValueError(
-                f"image frames are {tuple(image.shape[-2:])} but labels are {tuple(labels.shape[-2:])}:"
-                " pick layers of the same video"
+        if labels is not None and _as_video_shape(labels.shape) != _as_video_shape(image.shape):
+            raise InputError(
+                f"the image is {_dims(image.shape)} but the labels are {_dims(labels.shape)}: pick the labels "
+                "of the same video"
             )
+        yield from _check_finite(image if image.ndim == 3 else image[None], token)
     if labels is None:
         return out
     lab = labels if labels.ndim == 3 else labels[None]
@@ -97,6 +110,9 @@ def summarise_video(
         counts.append(len(ids))
         yield Progress(i + 1, t, f"counting cells, frame {i + 1}", stage="summary")
     all_ids = np.unique(np.concatenate(ids_per_frame)) if ids_per_frame else np.zeros(0)
+    if not len(all_ids):
+        raise InputError(f"the labels are empty: no cell in any of the {t} frames; pick the labels of this video "
+                         "or segment it (below)")
     c = np.asarray(counts, dtype=float)
     out["cells_per_frame"] = (int(c.min()), float(c.mean()), int(c.max())) if len(c) else (0, 0.0, 0)
     out["tracks"] = int(len(all_ids))
@@ -109,6 +125,53 @@ def summarise_video(
     else:
         out["divisions"] = None  # unknown without a lineage
     return out
+
+
+def _as_video_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(int(n) for n in shape)
+    return (1, *shape) if len(shape) == 2 else shape
+
+
+def _dims(shape: tuple[int, ...]) -> str:
+    shape = tuple(int(n) for n in shape)
+    if len(shape) == 3:
+        return f"{shape[0]} frames of {shape[1]} x {shape[2]} px"
+    return " x ".join(map(str, shape)) + " px"
+
+
+def _check_finite(image: Any, token: CancelToken | None) -> Job[None]:
+    """Refuse NaN or infinite pixel values, with their count and the first frame holding one."""
+    from ..io.video import InputError
+
+    if np.dtype(image.dtype).kind not in "fc":
+        return
+    bad, first = 0, None
+    t = image.shape[0]
+    for i in range(t):
+        if token is not None:
+            token.check()
+        n = int(np.count_nonzero(~np.isfinite(np.asarray(image[i]))))
+        if n and first is None:
+            first = i
+        bad += n
+        yield Progress(i + 1, t, f"checking pixel values, frame {i + 1}", stage="values")
+    if bad:
+        raise InputError(f"the image holds {bad} pixels that are not numbers (NaN or infinite), the first in frame "
+                         f"{first + 1}: replace them (e.g. by 0, in Fiji: Process > Math > Remove NaNs) and open it "
+                         "again")
+
+
+def grey_image(data: Any, rgb: bool) -> tuple[Any, str | None]:
+    """A colour image (``rgb`` layer, last axis 3 or 4) as grey: the mean of R, G and B, with a notice."""
+    shape = tuple(np.shape(data))
+    if not rgb or not shape or shape[-1] not in (3, 4):
+        return data, None
+    arr = np.asarray(data)[..., :3]
+    same = bool(np.array_equal(arr[..., 0], arr[..., 1]) and np.array_equal(arr[..., 0], arr[..., 2]))
+    grey = arr[..., 0] if same else arr.astype(np.float32).mean(axis=-1)
+    note = "the colour image was converted to grey" + (" (its three channels are equal)" if same else
+                                                       " (the mean of red, green and blue)")
+    return grey, note
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -127,6 +190,7 @@ def format_summary(summary: dict[str, Any]) -> str:
         lines.append("divisions: " + ("unknown (no lineage)" if div is None else str(div)))
     else:
         lines.append("no labels: the shape and flow models need a label video")
+    lines.extend(f"note: {n}" for n in summary.get("notices", ()))
     return "\n".join(lines)
 
 

@@ -16,7 +16,14 @@ from qtpy.QtWidgets import (
 )
 
 from ._base import MISSING, READY, StepWidget
-from ._layers import classical_segmentation, format_summary, layer_info, lineage_from_metadata, summarise_video
+from ._layers import (
+    classical_segmentation,
+    format_summary,
+    grey_image,
+    layer_info,
+    lineage_from_metadata,
+    summarise_video,
+)
 
 __all__ = ["DataWidget"]
 
@@ -39,8 +46,13 @@ class DataWidget(StepWidget):
         self.labels_combo = QComboBox()
         self.image_combo.setToolTip("the real video (T, Y, X); drop a TIFF or a CTC folder on napari")
         self.labels_combo.setToolTip("its instance labels (CTC TRA/SEG/ST or any Labels layer)")
+        self.axis_combo = QComboBox()
+        self.axis_combo.addItems(["time", "z (depth)"])
+        self.axis_combo.setToolTip("what the image's first axis is: time points of a time-lapse, or z-slices of a "
+                                   "3D stack (3D stacks are not supported yet)")
         form.addRow("Image", self.image_combo)
         form.addRow("Labels", self.labels_combo)
+        form.addRow("First axis", self.axis_combo)
         self.add(box)
         self.use_btn = QPushButton("Use these layers")
         self.use_btn.setToolTip("summarise the video and make it the input of every step")
@@ -96,6 +108,7 @@ class DataWidget(StepWidget):
             if sig is not None:
                 sig.connect(self._refresh_layers)
         self.labels_combo.currentIndexChanged.connect(self._update_seg_box)
+        self.image_combo.currentIndexChanged.connect(self._guess_axis)
         self.state.events.video.connect(self._on_video)
         self._refresh_layers()
         self._on_video(self.state.video)
@@ -116,6 +129,14 @@ class DataWidget(StepWidget):
                 combo.setCurrentText(names[0])
             combo.blockSignals(False)
         self._update_seg_box()
+        self._guess_axis()
+
+    def _guess_axis(self, *_args: Any) -> None:
+        """The file's own axis names decide the first axis where it has them (ImageJ/OME: T or Z)."""
+        layer = self.layer(self.image_combo.currentText())
+        axes = str(layer_info(getattr(layer, "metadata", None)).get("axes", "")).upper() if layer else ""
+        if axes and len(axes) >= 3:
+            self.axis_combo.setCurrentIndex(1 if axes[0] == "Z" else 0)
 
     def _update_seg_box(self, *_args: Any) -> None:
         has_image = self.image_combo.count() > 0
@@ -130,6 +151,7 @@ class DataWidget(StepWidget):
         self._refresh_layers()
         self.image_combo.setCurrentText(image)
         self.labels_combo.setCurrentText(labels or NONE)
+        self._guess_axis()
 
     # ----------------------------------------------------------------------------- actions
     def use_layers(self) -> None:
@@ -139,8 +161,9 @@ class DataWidget(StepWidget):
         if image_layer is None:
             self.set_status("pick an image layer first (drop a TIFF or CTC folder on napari)", MISSING)
             return
-        image = image_layer.data
+        image, notice = grey_image(image_layer.data, bool(getattr(image_layer, "rgb", False)))
         labels = None if labels_layer is None else labels_layer.data
+        first_axis = "z" if self.axis_combo.currentIndex() == 1 else "time"
         lineage = None
         label_videos: dict[str, Any] = {}
         seg_frames: list[int] = []
@@ -169,14 +192,17 @@ class DataWidget(StepWidget):
         def done(summary: dict[str, Any]) -> None:
             from ..io.video import Video
 
-            video = Video(image=image, labels=label_videos, lineage=lineage, seg_frames=seg_frames,
-                          source=str(source),
+            if notice:
+                summary = {**summary, "notices": [notice]}
+            video = Video(image=image if image.ndim == 3 else image[None], labels=label_videos, lineage=lineage,
+                          seg_frames=seg_frames, source=str(source),
                           meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary})
             self.summary = summary
             self.state.image_layer, self.state.labels_layer = names
             self.state.video = video
 
-        self.runner.start(lambda token: summarise_video(image, labels, lineage, token), done, title="Reading layers")
+        self.runner.start(lambda token: summarise_video(image, labels, lineage, token, first_axis=first_axis), done,
+                          title="Reading layers")
 
     def segment(self) -> None:
         image_layer = self.layer(self.image_combo.currentText())

@@ -139,20 +139,38 @@ class GenerateWidget(StepWidget):
                 self._side_by_side(names)
             state.generated = result
 
+        self._made = 0
+        self.runner.finished.connect(self._mark_partial)
         self.runner.start(lambda token: generate_job(state, params, frames=frames, cancel=token), done,
                           title="Preview" if grid else "Generating", on_progress=on_item)
+
+    def _mark_partial(self, outcome: Any) -> None:
+        """A cancelled or failed run leaves its frames in the viewer, named as what they are."""
+        self.runner.finished.disconnect(self._mark_partial)
+        if getattr(outcome, "status", "done") == "done" or not self._streaming:
+            return
+        names, n = self._streaming["names"], self._streaming["frames"]
+        word = "cancelled" if outcome.status == "cancelled" else "failed"
+        tag = f" ({word}: {self._made} of {n} frames)"
+        for name in names[:2]:
+            if name in self.viewer.layers:
+                self.viewer.layers[name].name = name + tag
+        self.info_label.setText(f"{word} after {self._made} of {n} frames: the layers ending in '{tag.strip()}' "
+                                "hold only the frames made so far; Export makes complete videos")
 
     def _show_frame(self, frame: Any) -> None:
         names, n = self._streaming["names"], self._streaming["frames"]
         img_name, lab_name = names[0], names[1]
         shape = (n, *frame.image.shape)
         if frame.t == 0 or img_name not in self.viewer.layers or self.viewer.layers[img_name].data.shape != shape:
-            for name in (img_name, lab_name):
-                if name in self.viewer.layers:
-                    self.viewer.layers.remove(name)
+            for layer in list(self.viewer.layers):  # this run's layers and partial ones of earlier runs
+                if layer.name in (img_name, lab_name) or layer.name.startswith(
+                        tuple(f"{n} ({w}:" for n in (img_name, lab_name) for w in ("cancelled", "failed"))):
+                    self.viewer.layers.remove(layer)
             self.viewer.add_image(np.zeros(shape, frame.image.dtype), name=img_name)
             self.viewer.add_labels(np.zeros(shape, np.uint16), name=lab_name)
         img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
+        self._made = frame.t + 1
         img.data[frame.t] = frame.image
         lab.data[frame.t] = frame.labels
         if frame.t == 0:
