@@ -393,87 +393,133 @@ def _finite(v: Any) -> bool:
 
 
 def _validate_params(params: Any, where: str) -> dict[str, dict[str, Any]]:
+    """Check a model file's ``params`` against ``_SCHEMA``; lists become float64 arrays.
+
+    Fields listed in ``_OPTIONAL`` that are absent get their defaults.
+
+    Raises
+    ------
+    ShapeModelError
+        A section or field is missing, of the wrong type or shape, or out of range.
+    """
     if not isinstance(params, dict):
         raise ShapeModelError(f"{where}: 'params' is missing or not a mapping")
     out: dict[str, dict[str, Any]] = {}
-    n_points = None
-    n_modes = None
+    dims: dict[str, int | None] = {"n_points": None, "n_modes": None}
     for section, fields in _SCHEMA.items():
-        sec = params.get(section)
-        if not isinstance(sec, dict):
-            raise ShapeModelError(f"{where}: section params.{section} is missing")
-        o: dict[str, Any] = {}
-        for name, (kind, extra) in fields.items():
-            key = f"params.{section}.{name}"
-            if name not in sec and (section, name) in _OPTIONAL:
-                default = _OPTIONAL[(section, name)]
-                sec = dict(sec)
-                sec[name] = params[default[0]].get(default[1]) if isinstance(default, tuple) else default
-            if name not in sec or sec[name] is None:
-                raise ShapeModelError(f"{where}: {key} is missing (hand-edited or truncated file?)")
-            v = sec[name]
-            if kind in ("int+",):
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a non-negative integer")
-            elif kind == "bool":
-                if not isinstance(v, bool):
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be true or false")
-            elif kind in ("float", "float+", "unit", "prob"):
-                if not _finite(v):
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a finite number")
-                if kind == "prob" and not (0 <= v <= 1):
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a probability in [0, 1]")
-                if kind == "float+" and v < 0:
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be >= 0")
-                if kind == "unit" and not (-1 <= v <= 1):
-                    raise ShapeModelError(f"{where}: {key} = {v!r} must be a correlation in [-1, 1]")
-                v = float(v)
-            else:
-                try:
-                    arr = np.asarray(v, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise ShapeModelError(f"{where}: {key} must be a list of numbers") from None
-                if not np.all(np.isfinite(arr)):
-                    raise ShapeModelError(f"{where}: {key} holds non-finite values")
-                if kind == "quantiles":
-                    if arr.shape != (N_QUANTILES,) or np.any(np.diff(arr) < 0):
-                        raise ShapeModelError(
-                            f"{where}: {key} must be {N_QUANTILES} non-decreasing quantiles, got shape {arr.shape}"
-                        )
-                elif kind in ("vec", "vec+"):
-                    want = {"n_points": n_points, "n_modes": n_modes}.get(extra, extra)
-                    if arr.ndim != 1 or (want is not None and len(arr) != want):
-                        raise ShapeModelError(f"{where}: {key} must be a list of {want} numbers, got shape {arr.shape}")
-                    if kind == "vec+" and np.any(arr < 0):
-                        raise ShapeModelError(f"{where}: {key} must not hold negative values")
-                elif kind == "mat":
-                    if arr.size == 0:
-                        arr = arr.reshape(0, n_points or 0)
-                    if arr.ndim != 2 or arr.shape[1] != n_points:
-                        raise ShapeModelError(f"{where}: {key} must be (modes, {n_points}), got shape {arr.shape}")
-                    n_modes = arr.shape[0]
-                v = arr
-            if name == "n_points" and section == "shape":
-                n_points = v
-            o[name] = v
-        out[section] = o
-    extra = params.get("outlines")
-    if extra is not None:
-        poly = extra.get("polygons") if isinstance(extra, dict) else None
-        try:
-            arr = np.asarray(poly, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ShapeModelError(f"{where}: params.outlines.polygons must be a list of outlines") from None
-        if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 3 or arr.shape[2] != 2:
-            raise ShapeModelError(
-                f"{where}: params.outlines.polygons must be (outlines, vertices, 2), got shape {arr.shape}")
-        if not np.all(np.isfinite(arr)):
-            raise ShapeModelError(f"{where}: params.outlines.polygons holds non-finite values")
-        out["outlines"] = {"polygons": arr}
-    if out["shape"]["n_points"] < 8:
-        raise ShapeModelError(f"{where}: params.shape.n_points must be at least 8")
-    if np.any(out["shape"]["mode_rho"] > 1):
-        raise ShapeModelError(f"{where}: params.shape.mode_rho must hold correlations in [0, 1]")
-    if np.any(out["shape"]["mean"] <= 0):
-        raise ShapeModelError(f"{where}: params.shape.mean radii must be positive")
+        out[section] = _validate_section(params, section, fields, where, dims)
+    outlines = params.get("outlines")
+    if outlines is not None:
+        out["outlines"] = {"polygons": _validate_outlines(outlines, where)}
+    _check_shape_section(out["shape"], where)
     return out
+
+
+def _validate_section(
+    params: dict[str, Any], section: str, fields: dict[str, tuple[str, Any]], where: str,
+    dims: dict[str, int | None],
+) -> dict[str, Any]:
+    """The checked fields of ``params[section]``; sets ``dims["n_points"]`` from the shape section."""
+    sec = params.get(section)
+    if not isinstance(sec, dict):
+        raise ShapeModelError(f"{where}: section params.{section} is missing")
+    o: dict[str, Any] = {}
+    for name, (kind, extra) in fields.items():
+        key = f"params.{section}.{name}"
+        if name not in sec and (section, name) in _OPTIONAL:
+            sec = _with_default(params, sec, section, name)
+        if name not in sec or sec[name] is None:
+            raise ShapeModelError(f"{where}: {key} is missing (hand-edited or truncated file?)")
+        v = _validate_value(sec[name], kind, extra, f"{where}: {key}", dims)
+        if name == "n_points" and section == "shape":
+            dims["n_points"] = v
+        o[name] = v
+    return o
+
+
+def _with_default(params: dict[str, Any], sec: dict[str, Any], section: str, name: str) -> dict[str, Any]:
+    """A copy of ``sec`` with the ``_OPTIONAL`` default of ``name`` filled in."""
+    default = _OPTIONAL[(section, name)]
+    sec = dict(sec)
+    sec[name] = params[default[0]].get(default[1]) if isinstance(default, tuple) else default
+    return sec
+
+
+def _validate_value(v: Any, kind: str, extra: Any, label: str, dims: dict[str, int | None]) -> Any:
+    """One checked field value; ``label`` (``"<where>: <key>"``) starts every error message."""
+    if kind in ("int+", "bool", "float", "float+", "unit", "prob"):
+        return _validate_scalar(v, kind, label)
+    return _validate_array(v, kind, extra, label, dims)
+
+
+def _validate_scalar(v: Any, kind: str, label: str) -> Any:
+    """An ``int+`` or ``bool`` unchanged, or a finite number of a float kind as a float."""
+    if kind == "int+":
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ShapeModelError(f"{label} = {v!r} must be a non-negative integer")
+        return v
+    if kind == "bool":
+        if not isinstance(v, bool):
+            raise ShapeModelError(f"{label} = {v!r} must be true or false")
+        return v
+    if not _finite(v):
+        raise ShapeModelError(f"{label} = {v!r} must be a finite number")
+    if kind == "prob" and not (0 <= v <= 1):
+        raise ShapeModelError(f"{label} = {v!r} must be a probability in [0, 1]")
+    if kind == "float+" and v < 0:
+        raise ShapeModelError(f"{label} = {v!r} must be >= 0")
+    if kind == "unit" and not (-1 <= v <= 1):
+        raise ShapeModelError(f"{label} = {v!r} must be a correlation in [-1, 1]")
+    return float(v)
+
+
+def _validate_array(v: Any, kind: str, extra: Any, label: str, dims: dict[str, int | None]) -> np.ndarray:
+    """A finite float64 array of the shape ``kind`` asks for; a ``mat`` sets ``dims["n_modes"]``."""
+    try:
+        arr = np.asarray(v, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeModelError(f"{label} must be a list of numbers") from None
+    if not np.all(np.isfinite(arr)):
+        raise ShapeModelError(f"{label} holds non-finite values")
+    n_points = dims["n_points"]
+    if kind == "quantiles":
+        if arr.shape != (N_QUANTILES,) or np.any(np.diff(arr) < 0):
+            raise ShapeModelError(f"{label} must be {N_QUANTILES} non-decreasing quantiles, got shape {arr.shape}")
+    elif kind in ("vec", "vec+"):
+        want = dims.get(extra, extra)
+        if arr.ndim != 1 or (want is not None and len(arr) != want):
+            raise ShapeModelError(f"{label} must be a list of {want} numbers, got shape {arr.shape}")
+        if kind == "vec+" and np.any(arr < 0):
+            raise ShapeModelError(f"{label} must not hold negative values")
+    elif kind == "mat":
+        if arr.size == 0:
+            arr = arr.reshape(0, n_points or 0)
+        if arr.ndim != 2 or arr.shape[1] != n_points:
+            raise ShapeModelError(f"{label} must be (modes, {n_points}), got shape {arr.shape}")
+        dims["n_modes"] = arr.shape[0]
+    return arr
+
+
+def _validate_outlines(outlines: Any, where: str) -> np.ndarray:
+    """``params.outlines.polygons`` as a finite ``(outlines, vertices, 2)`` float64 array."""
+    poly = outlines.get("polygons") if isinstance(outlines, dict) else None
+    try:
+        arr = np.asarray(poly, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ShapeModelError(f"{where}: params.outlines.polygons must be a list of outlines") from None
+    if arr.ndim != 3 or arr.shape[0] < 1 or arr.shape[1] < 3 or arr.shape[2] != 2:
+        raise ShapeModelError(
+            f"{where}: params.outlines.polygons must be (outlines, vertices, 2), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ShapeModelError(f"{where}: params.outlines.polygons holds non-finite values")
+    return arr
+
+
+def _check_shape_section(shape: dict[str, Any], where: str) -> None:
+    """Range checks on the contour model that need several of its fields."""
+    if shape["n_points"] < 8:
+        raise ShapeModelError(f"{where}: params.shape.n_points must be at least 8")
+    if np.any(shape["mode_rho"] > 1):
+        raise ShapeModelError(f"{where}: params.shape.mode_rho must hold correlations in [0, 1]")
+    if np.any(shape["mean"] <= 0):
+        raise ShapeModelError(f"{where}: params.shape.mean radii must be positive")
