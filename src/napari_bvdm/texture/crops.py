@@ -114,16 +114,7 @@ def extract_crops(
     InputError
         Missing image, shape mismatch, NaNs or a constant image.
     """
-    if image is None:
-        raise InputError("labels were given without an image: the texture model needs the raw frames too")
-    if labels is None:
-        raise InputError("no label video: the texture model needs full cell masks (SEG/ST or a Labels layer)")
-    if tuple(image.shape) != tuple(labels.shape):
-        raise InputError(f"image shape {tuple(image.shape)} and labels shape {tuple(labels.shape)} differ")
-    if image.ndim != 3:
-        raise InputError(f"expected a (T, Y, X) video, got shape {tuple(image.shape)}")
-    if tracks is not None and tuple(tracks.shape) != tuple(image.shape):
-        raise InputError(f"track labels shape {tuple(tracks.shape)} differs from image {tuple(image.shape)}")
+    _check_inputs(image, labels, tracks)
     if frames is None:
         frames = [t for t in range(labels.shape[0]) if np.asarray(labels[t]).any()]
     if not frames:
@@ -134,54 +125,89 @@ def extract_crops(
         normalisation = Normalisation.estimate(img_f, lab_f, max_frames=len(frames))
     elif not np.isfinite(img_f.astype(np.float32)).all():
         raise InputError("the image holds NaN or infinite values; clean or replace them first")
-    H, W = img_f.shape[1:]
-    h = crop_size
-    ims, mks, br, tr, fr = [], [], [], [], []
+    cells: list[tuple[np.ndarray, np.ndarray, float, int, int]] = []
     skipped = {"border": 0, "too_large": 0, "too_small": 0}
-    disk = ndi.generate_binary_structure(2, 1)
     for k, t in enumerate(frames):
-        lab = lab_f[k]
         norm = normalisation.forward(img_f[k])
         tra = np.asarray(tracks[t]).astype(np.int64) if tracks is not None else None
-        for lid, sl in enumerate(ndi.find_objects(lab), start=1):
-            if sl is None:
-                continue
-            obj = lab[sl] == lid
-            area = int(obj.sum())
-            if area < min_area:
-                skipped["too_small"] += 1
-                continue
-            y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
-            if y0 == 0 or x0 == 0 or y1 == H or x1 == W:
-                skipped["border"] += 1
-                continue
-            if (y1 - y0) + 2 * margin > h or (x1 - x0) + 2 * margin > h:
-                skipped["too_large"] += 1
-                continue
-            cy, cx = (y0 + y1) // 2, (x0 + x1) // 2
-            wy0, wx0 = cy - h // 2, cx - h // 2
-            # window may leave the image: copy the overlap into a zero canvas
-            sy0, sx0 = max(wy0, 0), max(wx0, 0)
-            sy1, sx1 = min(wy0 + h, H), min(wx0 + h, W)
-            crop_lab = np.zeros((h, h), np.int64)
-            crop_img = np.zeros((h, h), np.float32)
-            crop_lab[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0] = lab[sy0:sy1, sx0:sx1]
-            crop_img[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0] = norm[sy0:sy1, sx0:sx1]
-            mask = crop_lab == lid
-            keep = ndi.binary_dilation(mask, disk, iterations=margin) if margin > 0 else mask
-            keep &= (crop_lab == 0) | mask
-            ims.append(np.where(keep, crop_img, 0.0).astype(np.float32))
-            mks.append(mask)
-            br.append(float(crop_img[mask].mean()))
-            full_obj = np.zeros((H, W), bool)
-            full_obj[sl] = obj
-            tr.append(_track_of(full_obj[sl], tra[sl] if tra is not None else None, lid) if tra is not None
-                      else lid)
-            fr.append(t)
-    if not ims:
+        for crop in _frame_crops(lab_f[k], norm, tra, crop_size=crop_size, margin=margin, min_area=min_area,
+                                 skipped=skipped):
+            cells.append((*crop, t))
+    if not cells:
         raise InputError(f"no usable cell in the annotated frames (left out: {skipped})")
+    ims, mks, br, tr, fr = zip(*cells, strict=True)
     return CellCrops(np.stack(ims), np.stack(mks), np.asarray(br, np.float32), np.asarray(tr, np.int64),
                      np.asarray(fr, np.int64), normalisation, skipped)
+
+
+def _check_inputs(image: Any, labels: Any, tracks: Any | None) -> None:
+    """Raise :class:`InputError` unless image, labels and tracks are (T, Y, X) videos of one shape."""
+    if image is None:
+        raise InputError("labels were given without an image: the texture model needs the raw frames too")
+    if labels is None:
+        raise InputError("no label video: the texture model needs full cell masks (SEG/ST or a Labels layer)")
+    if tuple(image.shape) != tuple(labels.shape):
+        raise InputError(f"image shape {tuple(image.shape)} and labels shape {tuple(labels.shape)} differ")
+    if image.ndim != 3:
+        raise InputError(f"expected a (T, Y, X) video, got shape {tuple(image.shape)}")
+    if tracks is not None and tuple(tracks.shape) != tuple(image.shape):
+        raise InputError(f"track labels shape {tuple(tracks.shape)} differs from image {tuple(image.shape)}")
+
+
+def _frame_crops(
+    lab: np.ndarray, norm: np.ndarray, tra: np.ndarray | None, *, crop_size: int, margin: int, min_area: int,
+    skipped: dict[str, int],
+) -> list[tuple[np.ndarray, np.ndarray, float, int]]:
+    """``(image, mask, brightness, track)`` of each usable cell of one frame; counts the others in ``skipped``."""
+    disk = ndi.generate_binary_structure(2, 1)
+    out = []
+    for lid, sl in enumerate(ndi.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        obj = lab[sl] == lid
+        reason = _skip_reason(int(obj.sum()), sl, lab.shape, crop_size, margin, min_area)
+        if reason is not None:
+            skipped[reason] += 1
+            continue
+        image, mask, brightness = _cut_crop(lab, norm, lid, sl, crop_size, margin, disk)
+        track = _track_of(obj, tra[sl], lid) if tra is not None else lid
+        out.append((image, mask, brightness, track))
+    return out
+
+
+def _skip_reason(
+    area: int, sl: tuple[slice, slice], shape: tuple[int, int], crop_size: int, margin: int, min_area: int,
+) -> str | None:
+    """Why a cell with bounding box ``sl`` is left out (a key of ``CellCrops.skipped``), or None."""
+    if area < min_area:
+        return "too_small"
+    y0, y1, x0, x1 = sl[0].start, sl[0].stop, sl[1].start, sl[1].stop
+    if y0 == 0 or x0 == 0 or y1 == shape[0] or x1 == shape[1]:
+        return "border"
+    if (y1 - y0) + 2 * margin > crop_size or (x1 - x0) + 2 * margin > crop_size:
+        return "too_large"
+    return None
+
+
+def _cut_crop(
+    lab: np.ndarray, norm: np.ndarray, lid: int, sl: tuple[slice, slice], h: int, margin: int,
+    disk: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Crop of cell ``lid`` centred on its bounding box: masked image, mask and mean brightness."""
+    H, W = lab.shape
+    cy, cx = (sl[0].start + sl[0].stop) // 2, (sl[1].start + sl[1].stop) // 2
+    wy0, wx0 = cy - h // 2, cx - h // 2
+    # window may leave the image: copy the overlap into a zero canvas
+    sy0, sx0 = max(wy0, 0), max(wx0, 0)
+    sy1, sx1 = min(wy0 + h, H), min(wx0 + h, W)
+    crop_lab = np.zeros((h, h), np.int64)
+    crop_img = np.zeros((h, h), np.float32)
+    crop_lab[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0] = lab[sy0:sy1, sx0:sx1]
+    crop_img[sy0 - wy0:sy1 - wy0, sx0 - wx0:sx1 - wx0] = norm[sy0:sy1, sx0:sx1]
+    mask = crop_lab == lid
+    keep = ndi.binary_dilation(mask, disk, iterations=margin) if margin > 0 else mask
+    keep &= (crop_lab == 0) | mask
+    return np.where(keep, crop_img, 0.0).astype(np.float32), mask, float(crop_img[mask].mean())
 
 
 def check_enough(crops: CellCrops, min_cells: int = MIN_CELLS) -> None:
