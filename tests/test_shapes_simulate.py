@@ -386,3 +386,43 @@ def test_brightness_follows_size_as_in_the_real_cells(msc):
     d = m.to_dict()
     del d["params"]["brightness"]["area_corr"]
     assert ShapeModel.from_dict(d).params["brightness"]["area_corr"] == 0.0
+
+
+def test_fit_shapes_links_labels_numbered_frame_by_frame(simplus, tmp_path, capsys):
+    """A segmenter's output (ids 1..N afresh in every frame) is linked by position, not taken as tracks:
+    the fitted cell speeds match those fitted on the real tracks."""
+    import tifffile
+    from test_io_linking import renumber_per_frame
+
+    from napari_bvdm.cli import main
+    from napari_bvdm.io.readers import read_video
+
+    v = read_video(simplus / "01", lazy=True)
+    tracked = np.stack([np.asarray(v.labels["TRA"][t]) for t in range(20)])
+    settings = tmp_path / "s.json"
+    settings.write_text('{"fit_shapes": {"max_shape_frames": 4, "calibration_frames": 0}}')
+    steps = {}
+    for name, labels in (("tracked", tracked), ("per_frame", renumber_per_frame(tracked))):
+        src = tmp_path / f"{name}.tif"
+        tifffile.imwrite(src, labels)
+        out = tmp_path / f"{name}.json"
+        assert main(["fit-shapes", str(src), "-o", str(out), "--settings", str(settings), "--quiet"]) == 0
+        m = ShapeModel.load(out)
+        steps[name] = float(np.median(m.params["motion"]["step_quantiles"]))
+        printed = capsys.readouterr().out
+        assert m.source["linked"] == (name == "tracked")
+        assert ("numbered frame by frame" in printed) == (name == "per_frame")
+    assert abs(steps["per_frame"] / steps["tracked"] - 1) < 0.1, steps
+
+
+def test_fit_shapes_output_is_checked_before_fitting(simplus, tmp_path, capsys):
+    from napari_bvdm.cli import main
+
+    src = simplus / "01"
+    assert main(["fit-shapes", str(src), "-o", str(tmp_path), "--quiet"]) == 2
+    assert "is a folder" in capsys.readouterr().err
+    assert main(["fit-shapes", str(src), "-o", str(tmp_path / "model.tif"), "--quiet"]) == 2
+    mine = tmp_path / "mine.json"
+    mine.write_text("{}")
+    assert main(["fit-shapes", str(src), "-o", str(mine), "--quiet"]) == 2
+    assert "already exists" in capsys.readouterr().err and mine.read_text() == "{}"

@@ -23,6 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="store up to N real outlines in the model (polygons, no pixels), so simulations can draw "
                         "real cell shapes (`--outlines real`); default 0")
     p.add_argument("--summary", action="store_true", help="print the model summary")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing model file")
     add_settings_argument(p)
 
 
@@ -45,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.keep_outlines is not None:
         settings["keep_outlines"] = args.keep_outlines
     config = FitConfig.from_dict(settings)
+    _check_output(args.output, args.overwrite)
     t0 = time.perf_counter()
     video = read_video(args.path, lazy=True, sequence=args.sequence)
     if not video.labels and video.image is not None and np.dtype(video.image.dtype).kind in "ui":
@@ -54,5 +56,21 @@ def run(args: argparse.Namespace) -> int:
     model.save(args.output)
     if args.summary or not args.quiet:
         print(model.summary())
+    if not model.source.get("linked", True):
+        print("note: the labels are numbered frame by frame (ids do not follow the cells); they were linked into "
+              "tracks by nearest position before motion and divisions were fitted")
     print(f"wrote {args.output} in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _check_output(path: Path, overwrite: bool) -> None:
+    """Refuse a folder, a name that is not .json, and an existing file without ``--overwrite``."""
+    from ..io.video import InputError
+
+    path = Path(path)
+    if path.is_dir():
+        raise InputError(f"-o {path} is a folder; give the model file's name, e.g. {path / 'shapes.json'}")
+    if path.suffix.lower() != ".json":
+        raise InputError(f"-o {path}: a shape model file ends in .json")
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} already exists; choose another name, or add --overwrite to replace it")

@@ -19,6 +19,7 @@ from scipy.optimize import linear_sum_assignment
 from scipy.spatial import cKDTree
 from skimage import measure
 
+from ..io.linking import check_linked
 from ..io.video import InputError, Video
 from ..runtime.progress import CancelToken, Job, Progress
 from .contours import ObjectRecord, clean_labels, measure_frame
@@ -102,27 +103,13 @@ def choose_labels(video: Video) -> tuple[str, Any, bool, str, Any, list[int]]:
         )
     linked = track_kind == "TRA" or (track_kind == "labels" and video.lineage is not None)
     if track_kind == "labels" and not linked:
-        linked = _looks_linked(video.labels["labels"])
+        linked = check_linked(video.labels["labels"]).linked
     shape_kind = next(k for k in ("ST", "SEG", "labels", "ERR_SEG", "TRA") if k in video.labels)
     if shape_kind == "SEG" and video.seg_frames:
         shape_frames = sorted(int(f) for f in video.seg_frames)
     else:
         shape_frames = list(range(t))
     return track_kind, video.labels[track_kind], linked, shape_kind, video.labels[shape_kind], shape_frames
-
-
-def _looks_linked(labels: Any) -> bool:
-    """A plain label video is linked when ids persist between frames at nearby positions."""
-    t = labels.shape[0]
-    if t < 2:
-        return True
-    shared = []
-    for i in np.linspace(0, t - 2, min(5, t - 1)).round().astype(int):
-        a, b = np.unique(np.asarray(labels[i])), np.unique(np.asarray(labels[i + 1]))
-        a, b = a[a > 0], b[b > 0]
-        if len(a):
-            shared.append(len(np.intersect1d(a, b)) / len(a))
-    return bool(shared) and float(np.median(shared)) > 0.5
 
 
 def link_by_nearest_centroid(
