@@ -392,10 +392,10 @@ def test_fit_shapes_links_labels_numbered_frame_by_frame(simplus, tmp_path, caps
     """A segmenter's output (ids 1..N afresh in every frame) is linked by position, not taken as tracks:
     the fitted cell speeds match those fitted on the real tracks."""
     import tifffile
-    from test_io_linking import renumber_per_frame
 
     from napari_bvdm.cli import main
     from napari_bvdm.io.readers import read_video
+    from test_io_linking import renumber_per_frame
 
     v = read_video(simplus / "01", lazy=True)
     tracked = np.stack([np.asarray(v.labels["TRA"][t]) for t in range(20)])

@@ -52,8 +52,10 @@ class ShapeModelWidget(StepWidget):
             self.preview_form = self.add(ConfigForm(SimulationConfig, "simulate-masks", PREVIEW_FIELDS))
         self.preview_btn = QPushButton("Simulate preview masks")
         self.preview_btn.setToolTip("simulate a mask video into a Labels + Tracks layer")
-        self.compare_btn = QPushButton("Compare preview with real")
-        self.compare_btn.setToolTip("two-sample KS statistics of area, eccentricity, solidity, steps, cells/frame")
+        self.compare_btn = QPushButton("Compare with the real video")
+        self.compare_btn.setToolTip("simulate a video of the real one's size and length and compare the cells: "
+                                    "distributions of area, shape, speed and cells per frame (two-sample KS), "
+                                    "plotted in a panel beside the viewer")
         self.add(self.preview_btn)
         self.add(self.compare_btn)
         self.compare_label = QLabel("")
@@ -88,7 +90,7 @@ class ShapeModelWidget(StepWidget):
         self.default_btn.setEnabled(ok)
         self.save_btn.setEnabled(ok and model is not None)
         self.preview_btn.setEnabled(ok and model is not None)
-        self.compare_btn.setEnabled(ok and self.last_preview is not None and has_labels)
+        self.compare_btn.setEnabled(ok and model is not None and has_labels)
         if self.missing:
             self.set_status(f"unavailable: {self.missing}", UNAVAILABLE)
         elif model is not None:
@@ -183,27 +185,32 @@ class ShapeModelWidget(StepWidget):
         self.runner.start(lambda token: simulate_masks(model, cfg, cancel=token), done, title="Simulating masks")
 
     def compare(self) -> None:
-        from ..shapes import compare
+        from ..shapes import compare, simulate_masks
 
-        video, sim = self.state.video, self.last_preview
-        if video is None or sim is None:
+        video, model = self.state.video, self.state.shape_model
+        if video is None or model is None:
             return
+        t, h, w = video.shape
+        # the simulation compared is made at the real video's size and length, whatever the preview's
+        cfg = self.preview_form.config().replace(frames=int(t), height=int(h), width=int(w), cells=None)
 
         def job(token):
             from ._layers import figure_to_rgb
 
+            sim = yield from simulate_masks(model, cfg, cancel=token)
             report = compare(video, sim)
             return report, figure_to_rgb(report.figure())
 
         def done(result: Any) -> None:
+            from ._figure_dock import show_figure
+
             report, plots = result
             self.last_report = report
             self.compare_label.setText(report.table())
-            name = "BVDM shape comparison plots"
-            if name in self.viewer.layers:
-                self.viewer.layers[name].data = plots
-            else:
-                self.viewer.add_image(plots, name=name, rgb=True)
+            self.figure_panel = show_figure(
+                self.viewer, "BVDM: real vs simulated cells", plots,
+                f"real video and a simulation of the same size ({h} x {w} px, {t} frames): distributions of "
+                "size, shape, speed and brightness; the KS numbers are in the Shape model step")
 
         self.runner.start(job, done, title="Comparing with the real video")
 

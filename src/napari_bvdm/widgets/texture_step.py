@@ -72,11 +72,11 @@ class TextureModelWidget(ModelStepWidget):
         device = self.state.device
 
         def done(mosaic) -> None:
-            name = "BVDM texture preview (top real, bottom painted)"
-            if name in self.viewer.layers:
-                self.viewer.layers[name].data = mosaic
-            else:
-                self.viewer.add_image(mosaic, name=name, colormap="gray")
+            from ._figure_dock import show_figure
+
+            self.figure_panel = show_figure(self.viewer, "BVDM: texture preview", mosaic,
+                                            "top row: real cells; bottom row: the same outlines painted by the "
+                                            "texture model")
             self.last_preview = mosaic
 
         self.runner.start(lambda token: texture_preview(model, image, labels, tra, device=device, token=token),
