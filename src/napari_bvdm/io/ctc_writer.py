@@ -28,6 +28,7 @@ import tifffile
 
 from ..runtime.progress import CancelToken, Job, Progress, run_job
 from .lineage import frame_label_sets, label_spans, write_track_file
+from .physical import resolution_tags
 from .validator import Violation, check_lineage
 from .video import InputError, Video
 
@@ -70,6 +71,8 @@ class CTCSequenceWriter:
         Expected number of frames (checked at close; fixes the digit width up front).
     cancel : CancelToken, optional
         Checked in :meth:`write_frame`; when set, the writer aborts and raises ``Cancelled``.
+    pixel_size : float, optional
+        Micrometres per pixel, stored in every TIFF's resolution tags (pixels per centimetre).
 
     Examples
     --------
@@ -90,6 +93,7 @@ class CTCSequenceWriter:
         compression: str | None = "zlib",
         n_frames: int | None = None,
         cancel: CancelToken | None = None,
+        pixel_size: float | None = None,
     ) -> None:
         seq = str(seq)
         if not (seq.isdigit() and len(seq) >= 2):
@@ -107,6 +111,7 @@ class CTCSequenceWriter:
             self._seg_frames = {int(t) for t in seg}
         self.overwrite = overwrite
         self.compression = compression
+        self.pixel_size = pixel_size
         self.n_frames_expected = n_frames
         self.cancel = cancel
         # the raw folder <seq>/ is a target only once an image is written (an annotation-only export,
@@ -176,7 +181,7 @@ class CTCSequenceWriter:
             kw = {"compression": self.compression}
             if self.compression == "zlib":
                 kw["compressionargs"] = {"level": 1}
-        tifffile.imwrite(path, arr, **kw)
+        tifffile.imwrite(path, arr, **kw, **resolution_tags(self.pixel_size))
 
     @staticmethod
     def _as_labels(arr, what: str, t: int) -> np.ndarray:

@@ -378,6 +378,7 @@ def _source_summary(video: Video, inp: _Inputs, measured: _Measured, with_radii:
         "width": inp.width,
         "track_kind": inp.track_kind,
         "linked": bool(inp.linked),
+        "pixel_size": video.meta.get("pixel_size") if video.meta else None,
         "shape_kind": inp.shape_kind,
         "n_shape_frames": len(measured.shape_recs),
         "n_shape_objects": len(with_radii),

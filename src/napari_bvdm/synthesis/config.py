@@ -121,8 +121,13 @@ class OutputSection(Config):
     #: Sequence number of the first video (01 = 1); several processes can fill one dataset with their own
     #: ranges and the same seed.
     first_video: int = 1
+    #: Micrometres per pixel written into the TIFFs and the record; none: the pixel size of the real video the
+    #: shape model was fitted on, when its file says it.
+    pixel_size: float | None = None
 
     def check(self) -> None:
+        self._require(self.pixel_size is None or 0 < self.pixel_size < 1e4, "pixel_size",
+                      "must be a positive size in micrometres")
         self._require(self.videos >= 1, "videos", "must be at least 1")
         self._require(self.first_video >= 1, "first_video", "must be at least 1")
         self._require(self.first_video + self.videos - 1 <= 99, "videos",

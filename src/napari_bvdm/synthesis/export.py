@@ -86,6 +86,7 @@ def export_dataset(
     record: dict[str, Any] | None = None,
     overwrite: bool = False,
     cancel: CancelToken | None = None,
+    pixel_size: float | None = None,
 ) -> Job[Path]:
     """Generate and write ``n_videos`` videos; yields Progress, returns the dataset folder.
 
@@ -100,6 +101,7 @@ def export_dataset(
     record : what the run was made from (``config``: the resolved :class:`GenerateConfig` as a dict,
         ``source``, ``inputs``); an existing dataset only takes more videos of the same config.
     overwrite : replace existing sequences of the same numbers.
+    pixel_size : micrometres per pixel, written into every TIFF and the video's record (``None``: unknown).
     """
     cfg = config or SynthesisConfig()
     if n_videos < 1:
@@ -118,7 +120,7 @@ def export_dataset(
         if isinstance(src, Generator):
             src = yield from _drain(src, cancel)
         entry = yield from _write_video(out_dir, seq, _as_maskset(src), painter, flow, scene, cfg.replace(seed=seed),
-                                        (i, n_videos), overwrite, cancel)
+                                        (i, n_videos), overwrite, cancel, pixel_size)
         _update_record(out_dir / SYNTHESIS_JSON, run, seq, entry)
         yield Progress(i + 1, n_videos, f"video {seq} written ({entry['seconds']:.1f} s)", stage="export")
     return out_dir
@@ -136,13 +138,15 @@ def _run_record(cfg: SynthesisConfig, scene: SceneStats, painter: Any, model_fil
 
 
 def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats,
-                 vcfg: SynthesisConfig, position: tuple[int, int], overwrite: bool, cancel: CancelToken | None):
+                 vcfg: SynthesisConfig, position: tuple[int, int], overwrite: bool, cancel: CancelToken | None,
+                 pixel_size: float | None = None):
     """Stream one video into its CTC sequence (atomic); returns its record entry."""
     from ..io.ctc_writer import CTCSequenceWriter
 
     i, total = position
     n_frames = int(ms.labels.shape[0])
-    writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=overwrite, cancel=cancel)
+    writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=overwrite, cancel=cancel,
+                               pixel_size=pixel_size)
     t0 = time.monotonic()
     try:
         gen = generate_video(ms.labels, painter, flow, scene, vcfg, lineage=ms.lineage,
@@ -167,6 +171,7 @@ def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, 
     return {
         "frames": n_frames,
         "size": [int(s) for s in ms.labels.shape[1:]],
+        "pixel_size": pixel_size,
         "tracks": int(len(lin)),
         "divisions": int(len(np.unique(lin[lin[:, 3] > 0, 3]))),
         "crop_size": int(result["crop_size"]),

@@ -263,4 +263,13 @@ def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None =
     return (yield from export_dataset(out_dir, mask_source(cfg, ing, cancel), ing.painter, ing.flow, ing.scene,
                                       engine_config(cfg, ing.halo), n_videos=cfg.output.videos,
                                       first_video=cfg.output.first_video, model_files=ing.files, record=record,
-                                      overwrite=overwrite, cancel=cancel))
+                                      overwrite=overwrite, cancel=cancel, pixel_size=pixel_size(cfg, ing)))
+
+
+def pixel_size(cfg: GenerateConfig, ing: Ingredients) -> float | None:
+    """Micrometres per pixel of the synthetic videos: the configured one, else the shape model's source."""
+    if cfg.output.pixel_size:
+        return float(cfg.output.pixel_size)
+    source = getattr(ing.shape_model, "source", None) or {}
+    value = source.get("pixel_size")
+    return float(value) if value else None
