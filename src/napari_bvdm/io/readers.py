@@ -412,6 +412,25 @@ def read_ctc(
     """
     path = Path(path)
     _exists(path)
+    lay, n = _ctc_layout(path, sequence)
+    where = f"{lay.dataset.name}/{lay.sequence}"
+    meta: dict = {"format": "ctc", "dataset": str(lay.dataset), "sequence": lay.sequence,
+                  "other_sequences": lay.other_sequences}
+    image = _ctc_raw(lay, n, lazy=lazy, where=where)
+    if image is not None:
+        meta["dtype"] = np.dtype(image.dtype).name
+    digits = {len(re.findall(r"\d+", p.stem)[-1]) for part in (lay.raw, lay.tra, lay.seg)
+              for _, p in part}
+    meta["digits"] = sorted(digits)
+    shape_ref = tuple(image.shape) if image is not None else None
+    labels, seg_frames = _ctc_annotations(lay, n, shape_ref, meta, lazy=lazy, where=where)
+    lineage = _ctc_lineages(lay, labels, meta, check=check, where=where)
+    return Video(image=image, labels=labels, lineage=lineage, seg_frames=seg_frames,
+                 source=str(lay.seq_dir), meta=meta)
+
+
+def _ctc_layout(path: Path, sequence: str | None) -> tuple[CTCLayout, int]:
+    """The CTC layout at ``path`` and its number of frames; :class:`InputError` when there is none."""
     lay = find_ctc(path, sequence)
     if lay is None:
         raise InputError(f"{path} is not a CTC sequence (expected NN/tTTT.tif with NN_GT/... beside "
@@ -419,26 +438,27 @@ def read_ctc(
     n = lay.n_frames()
     if n == 0:
         raise InputError(f"{lay.seq_dir}: no frames found (tTTT.tif, NN_GT/TRA/man_trackTTT.tif, ...)")
+    return lay, n
+
+
+def _ctc_raw(lay: CTCLayout, n: int, *, lazy: bool, where: str):
+    """The raw frames ``tTTT.tif`` as a (T, Y, X) array, or None when there are none."""
+    if not lay.raw:
+        return None
+    idx = [t for t, _ in lay.raw]
+    if idx != list(range(len(idx))):
+        missing = sorted(set(range(max(idx) + 1)) - set(idx))
+        raise InputError(f"{lay.seq_dir}: raw frames are not numbered 0..T-1 without gaps "
+                         f"(missing {missing[:5]})")
+    return _stack_of_files([p for _, p in lay.raw], n, idx, lazy=lazy, what=f"{where} raw frames")
+
+
+def _ctc_annotations(
+    lay: CTCLayout, n: int, shape_ref: tuple | None, meta: dict, *, lazy: bool, where: str,
+) -> tuple[dict, list[int]]:
+    """Label videos by kind and the SEG frames; adds ``st_frames`` and ``warnings`` to ``meta``."""
     seq = lay.sequence
-    where = f"{lay.dataset.name}/{seq}"
-    meta: dict = {"format": "ctc", "dataset": str(lay.dataset), "sequence": seq,
-                  "other_sequences": lay.other_sequences}
-    if lay.raw:
-        idx = [t for t, _ in lay.raw]
-        if idx != list(range(len(idx))):
-            missing = sorted(set(range(max(idx) + 1)) - set(idx))
-            raise InputError(f"{lay.seq_dir}: raw frames are not numbered 0..T-1 without gaps "
-                             f"(missing {missing[:5]})")
-    image = (_stack_of_files([p for _, p in lay.raw], n, [t for t, _ in lay.raw], lazy=lazy,
-                             what=f"{where} raw frames") if lay.raw else None)
-    if image is not None:
-        meta["dtype"] = np.dtype(image.dtype).name
-    digits = {len(re.findall(r"\d+", p.stem)[-1]) for part in (lay.raw, lay.tra, lay.seg)
-              for _, p in part}
-    meta["digits"] = sorted(digits)
     labels: dict = {}
-    shape_ref = tuple(image.shape) if image is not None else None
-    lineage = None
     seg_frames: list[int] = []
     for kind, part, sub in (("TRA", lay.tra, f"{seq}_GT/TRA"), ("SEG", lay.seg, f"{seq}_GT/SEG"),
                             ("ST", lay.st, f"{seq}_ST/SEG"), ("ERR_SEG", lay.err_seg, f"{seq}_ERR_SEG"),
@@ -460,6 +480,16 @@ def read_ctc(
         elif kind in ("TRA", "ERR_SEG", "RES") and len(idx) != n:
             meta.setdefault("warnings", []).append(
                 f"{sub}: {n - len(idx)} of {n} frames have no label image")
+    return labels, seg_frames
+
+
+def _ctc_lineages(lay: CTCLayout, labels: dict, meta: dict, *, check: bool, where: str) -> np.ndarray | None:
+    """The GT lineage (``man_track.txt``); the RES lineage goes to ``meta["res_lineage"]``.
+
+    With ``check``, each lineage is checked against its label video.
+    """
+    seq = lay.sequence
+    lineage = None
     if lay.tra:
         if lay.track_file is None:
             raise InputError(f"{where}: {seq}_GT/TRA has label images but no man_track.txt; the "
@@ -469,13 +499,11 @@ def read_ctc(
             _check_tracks(f"{where} {seq}_GT/TRA", labels["TRA"], lineage)
     elif lay.track_file is not None:
         lineage = read_track_file(lay.track_file)
-    if lay.res:
-        if lay.res_track_file is not None:
-            meta["res_lineage"] = read_track_file(lay.res_track_file)
-            if check:
-                _check_tracks(f"{where} {seq}_RES", labels["RES"], meta["res_lineage"])
-    return Video(image=image, labels=labels, lineage=lineage, seg_frames=seg_frames,
-                 source=str(lay.seq_dir), meta=meta)
+    if lay.res and lay.res_track_file is not None:
+        meta["res_lineage"] = read_track_file(lay.res_track_file)
+        if check:
+            _check_tracks(f"{where} {seq}_RES", labels["RES"], meta["res_lineage"])
+    return lineage
 
 
 def _check_tracks(where: str, labels, lineage: np.ndarray) -> None:
