@@ -165,13 +165,33 @@ def lineage_from_labels(
     if dtype.kind == "f" or dtype.kind not in "iub":
         raise InputError(f"labels have dtype {dtype}; label videos must hold integers (0 = background)")
     n = len(labels)
-    per_frame = frame_label_sets(labels[t] for t in range(n))
-    spans = label_spans(per_frame)
+    spans = label_spans(frame_label_sets(labels[t] for t in range(n)))
+    parents = dict(parents or {})
+    rows, remap = _split_at_gaps(spans, parents, n)
+    lineage = np.asarray(rows, np.int64).reshape(-1, 4)
+    lineage = lineage[np.argsort(lineage[:, 0], kind="stable")]
+    _check_parents(parents, spans, lineage)
+    max_label = int(lineage[:, 0].max()) if len(lineage) else 0
+    out_dtype = np.uint16 if max_label <= np.iinfo(np.uint16).max else np.uint32
+    if out is None:
+        out = np.empty((n,) + tuple(labels.shape[1:]), out_dtype)
+    _write_relabelled(labels, remap, out)
+    # Mothers that end later than the later piece of a split daughter are not possible here:
+    # new labels only continue their own track.
+    return out, lineage
+
+
+def _split_at_gaps(
+    spans: dict[int, list[int]], parents: dict[int, int], n: int,
+) -> tuple[list[list[int]], list[dict[int, int]]]:
+    """``L B E P`` rows of every gap-free piece, and per frame the ``{old: new}`` labels after gaps.
+
+    The piece after a gap gets the next label above all existing ones and the piece before it as
+    parent; the first piece keeps the label and its entry in ``parents``.
+    """
     next_label = (max(spans) if spans else 0) + 1
     rows: list[list[int]] = []
-    # remap[t] = {old label: new label} for frames after a gap
     remap: list[dict[int, int]] = [dict() for _ in range(n)]
-    parents = dict(parents or {})
     for lab in sorted(spans):
         frames = spans[lab]
         start = frames[0]
@@ -187,8 +207,11 @@ def lineage_from_labels(
             for tt in frames[frames.index(t):]:
                 if tt > prev:
                     remap[tt][lab] = current
-    lineage = np.asarray(rows, np.int64).reshape(-1, 4)
-    lineage = lineage[np.argsort(lineage[:, 0], kind="stable")]
+    return rows, remap
+
+
+def _check_parents(parents: dict[int, int], spans: dict[int, list[int]], lineage: np.ndarray) -> None:
+    """Raise :class:`InputError` for a parent that never appears or does not end before its child."""
     ends = {int(r[0]): int(r[2]) for r in lineage}
     for lab, par in parents.items():
         if par and lab in spans:
@@ -199,11 +222,11 @@ def lineage_from_labels(
                     f"label {lab} starts at frame {spans[lab][0]} but its parent {par} is still "
                     f"present at frame {ends[par]}; a daughter must start after its mother ends"
                 )
-    max_label = int(lineage[:, 0].max()) if len(lineage) else 0
-    out_dtype = np.uint16 if max_label <= np.iinfo(np.uint16).max else np.uint32
-    if out is None:
-        out = np.empty((n,) + tuple(labels.shape[1:]), out_dtype)
-    for t in range(n):
+
+
+def _write_relabelled(labels, remap: list[dict[int, int]], out: np.ndarray) -> None:
+    """Copy ``labels`` frame by frame into ``out``, applying ``remap[t]`` to frame ``t``."""
+    for t in range(len(remap)):
         frame = np.asarray(labels[t])
         if remap[t]:
             lut_keys = np.fromiter(remap[t].keys(), np.int64)
@@ -215,9 +238,6 @@ def lineage_from_labels(
             out[t] = res
         else:
             out[t] = frame
-    # Mothers that end later than the later piece of a split daughter are not possible here:
-    # new labels only continue their own track.
-    return out, lineage
 
 
 def lineage_to_graph(lineage: np.ndarray) -> dict[int, list[int]]:
