@@ -20,6 +20,7 @@ from qtpy.QtWidgets import (
 from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
 from ._child import child_job
 from ._device import DevicePicker
+from ._recipe import BUNDLED_DEFAULT
 
 __all__ = ["ModelStepWidget"]
 
@@ -219,7 +220,7 @@ class ModelStepWidget(StepWidget):
 
     def use_default(self) -> None:
         def done(model: Any) -> None:
-            setattr(self.state, self.path_attr, "bundled default")
+            setattr(self.state, self.path_attr, BUNDLED_DEFAULT)
             setattr(self.state, self.model_attr, model)
 
         self.runner.start(lambda token: self._default_model(), done, title=f"Loading default {self.title.lower()}")

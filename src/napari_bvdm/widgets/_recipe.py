@@ -13,6 +13,7 @@ import weakref
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -23,6 +24,12 @@ from ..synthesis.config import CLASSICAL, GenerateConfig
 __all__ = ["GenerateParams", "missing_for_generation", "ingredients", "generate_job", "export_job", "derived"]
 
 _DEFAULT = GenerateConfig()
+#: the workflow state's model path for a model bundled with the package
+BUNDLED_DEFAULT = "bundled default"
+#: file names of models kept only in memory, written beside an exported dataset
+_MODEL_FILES = {"shapes": ("shape_model", "shape_path", "shape_model.json"),
+                "texture": ("texture_model", "texture_path", "texture.safetensors"),
+                "flow": ("flow_model", "flow_path", "flow.safetensors")}
 
 
 @dataclass
@@ -96,9 +103,9 @@ def _file_or_empty(path: str) -> str:
 
     from ..synthesis.config import UNSAVED
 
-    if not path or path == "bundled default":
+    if path == BUNDLED_DEFAULT:
         return ""
-    return str(path) if Path(path).is_file() else UNSAVED
+    return str(path) if path and Path(path).is_file() else UNSAVED
 
 
 def missing_for_generation(state: Any, params: GenerateParams) -> list[str]:
@@ -159,9 +166,13 @@ def ingredients(state: Any, cfg: GenerateConfig):
             crop = state.texture_model.crop_size if state.texture_model is not None else 96
             crops = derived(state, "crops", lambda: extract_crops(np.asarray(video.image), np.asarray(dense[1]),
                                                                   crop_size=crop), crop)
-    return recipe.prepare(cfg, shape_model=state.shape_model, texture_model=state.texture_model,
-                          flow_model=state.flow_model, real_video=video, crops=crops,
-                          memo=lambda name, compute, *key: derived(state, name, compute, *key))
+    ing = recipe.prepare(cfg, shape_model=state.shape_model, texture_model=state.texture_model,
+                         flow_model=state.flow_model, real_video=video, crops=crops,
+                         memo=lambda name, compute, *key: derived(state, name, compute, *key))
+    for section, (_attr, _path, name) in _MODEL_FILES.items():  # bundled models in memory: their file is known
+        if getattr(cfg, section).model == "" and section not in ing.files and (recipe.DEFAULTS / name).is_file():
+            ing.files[section] = recipe.DEFAULTS / name
+    return ing
 
 
 def generate_job(state: Any, params: GenerateParams, *, frames: int | None = None,
@@ -181,6 +192,51 @@ def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, 
     from ..synthesis import recipe
 
     cfg = params.to_config(state, n_videos)
+    cfg = _save_unsaved_models(state, cfg, Path(out_dir))
     yield Progress(0, n_videos, "preparing painter and background", stage="export")
     return (yield from recipe.generate(cfg, out_dir, ingredients(state, cfg), overwrite=overwrite, source="gui",
                                        cancel=cancel))
+
+
+def _same_model_file(a: Path, b: Path) -> bool:
+    """Two model files hold the same model (safetensors: same tensors and metadata, in any header order)."""
+    if a.suffix != ".safetensors":
+        return a.read_bytes() == b.read_bytes()
+    from safetensors import safe_open
+
+    def content(path: Path) -> tuple[dict, dict]:
+        with safe_open(str(path), framework="numpy") as f:
+            return f.metadata() or {}, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+    (ma, ta), (mb, tb) = content(a), content(b)
+    return ma == mb and ta.keys() == tb.keys() and all(np.array_equal(ta[k], tb[k]) for k in ta)
+
+
+def _save_unsaved_models(state: Any, cfg: GenerateConfig, out_dir: Path) -> GenerateConfig:
+    """Models used from memory are written into ``out_dir/models`` so the dataset's record names real files.
+
+    An existing file there is reused when it holds the same model, and refused otherwise.
+    """
+    import tempfile
+
+    from ..io.video import InputError
+    from ..synthesis.config import UNSAVED
+
+    updates: dict[str, str] = {}
+    for section, (attr, path_attr, name) in _MODEL_FILES.items():
+        model = getattr(state, attr, None)
+        if getattr(cfg, section).model != UNSAVED or model is None:
+            continue
+        target = out_dir / "models" / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".model-") as tmp:
+            fresh = model.save(Path(tmp) / name)
+            if target.exists():
+                if not _same_model_file(target, fresh):
+                    raise InputError(f"the folder {out_dir} holds videos made with another {section} model "
+                                     f"({target}); choose a new folder for this export")
+            else:
+                fresh.replace(target)
+        setattr(state, path_attr, str(target))
+        updates[f"{section}.model"] = str(target)
+    return cfg.with_updates(updates) if updates else cfg

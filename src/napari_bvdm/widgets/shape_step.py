@@ -8,6 +8,7 @@ from qtpy.QtWidgets import QFileDialog, QGridLayout, QLabel, QPushButton, QWidge
 
 from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
 from ._form import ConfigForm
+from ._recipe import BUNDLED_DEFAULT
 
 __all__ = ["ShapeModelWidget"]
 
@@ -137,7 +138,7 @@ class ShapeModelWidget(StepWidget):
         from ..shapes import ShapeModel
 
         def done(model: Any) -> None:
-            self.state.shape_path = "bundled default"
+            self.state.shape_path = BUNDLED_DEFAULT
             self.state.shape_model = model
 
         self.runner.start(lambda token: ShapeModel.default(), done, title="Loading default shape model")

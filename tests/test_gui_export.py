@@ -1,0 +1,50 @@
+"""GUI export: a dataset's record names every model it was made with, including models only in memory."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.gui
+
+
+@pytest.fixture(autouse=True)
+def _private_settings(tmp_path, monkeypatch):
+    monkeypatch.setenv("NAPARI_BVDM_CONFIG_DIR", str(tmp_path / "config"))
+
+
+def _export(qtbot, w, folder, n):
+    w.set_folder(folder)
+    w.n_videos.setValue(n)
+    w.export()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=300_000)
+    return w.runner.last_outcome
+
+
+def test_export_saves_models_used_from_memory_beside_the_dataset(make_napari_viewer_proxy, qtbot, tmp_path):
+    from napari_bvdm.flow import FlowModel
+    from napari_bvdm.io.validator import validate_ctc
+    from napari_bvdm.shapes import ShapeModel
+    from napari_bvdm.synthesis.export import read_record
+    from napari_bvdm.widgets import ExportWidget
+    from napari_bvdm.widgets._recipe import BUNDLED_DEFAULT
+
+    w = ExportWidget(make_napari_viewer_proxy())
+    qtbot.addWidget(w)
+    w.settings.set("generate", "frames", 3)
+    for key, value in (("height", 64), ("width", 64), ("cells", 2), ("painter", "classical")):
+        w.settings.set("generate", key, value)
+    w.state.shape_model = ShapeModel.default()  # as if fitted in the GUI: in memory, no file
+    w.state.shape_path = ""
+    w.state.flow_model = FlowModel.default()
+    w.state.flow_path = BUNDLED_DEFAULT
+    out = tmp_path / "synthetic"
+    outcome = _export(qtbot, w, out, 1)
+    assert outcome.status == "done", outcome
+    assert validate_ctc(out) == []
+    saved = out / "models" / "shape_model.json"
+    assert ShapeModel.load(saved).to_dict() == ShapeModel.default().to_dict()
+    run = read_record(out / "synthesis.json")["run"]
+    assert run["config"]["shapes"]["model"] == str(saved)
+    assert run["models"]["shapes"]["path"] == str(saved) and len(run["models"]["shapes"]["sha256"]) == 64
+    assert run["config"]["flow"]["model"] == ""  # the bundled flow model, hashed as such
+    assert "flow" in run["models"]
