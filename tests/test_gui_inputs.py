@@ -131,3 +131,46 @@ def test_cancelled_generation_is_marked_partial(make_napari_viewer, qtbot):
     partial = [n for n in names if n.startswith("BVDM synthetic") and "(cancelled: " in n]
     assert len(partial) == 2 and "of 40 frames" in partial[0], names
     assert "cancelled after" in gen.info_label.text()
+
+
+def test_pixel_size_reaches_the_layers_the_model_and_the_export(make_napari_viewer, qtbot, crop, tmp_path):
+    import tifffile
+
+    from napari_bvdm.io.physical import read_physical
+    from napari_bvdm.shapes import fit_shape_model
+    from napari_bvdm.synthesis.export import read_record
+    from napari_bvdm.widgets import ExportWidget
+    from napari_bvdm.widgets._recipe import BUNDLED_DEFAULT
+
+    path = tmp_path / "video.tif"
+    tifffile.imwrite(path, crop[0], imagej=True, resolution=(1 / 0.65, 1 / 0.65),
+                     metadata={"axes": "TYX", "unit": "um", "finterval": 300})
+    viewer = make_napari_viewer()
+    viewer.open(str(path), plugin="napari-bvdm")
+    assert tuple(viewer.layers[0].scale) == pytest.approx((1, 0.65, 0.65))
+    viewer.add_labels(crop[1], name="tracks", scale=viewer.layers[0].scale)
+    w, out = _use(qtbot, viewer, viewer.layers[0].name, "tracks")
+    assert out.status == "done" and w.pixel_size.value() == pytest.approx(0.65)
+    assert w.state.video.meta["pixel_size"] == pytest.approx(0.65)
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.shapes import FitConfig
+
+    model = run_job(fit_shape_model(w.state.video, FitConfig(variance_share=0.95, n_points=32, max_shape_frames=2,
+                                                              calibration_frames=0)))
+    assert model.source["pixel_size"] == pytest.approx(0.65)
+    from napari_bvdm.flow import FlowModel
+
+    exp = ExportWidget(viewer)
+    qtbot.addWidget(exp)
+    for key, value in (("frames", 2), ("height", 64), ("width", 64), ("cells", 2), ("painter", "classical")):
+        exp.settings.set("generate", key, value)
+    exp.state.shape_model, exp.state.shape_path = model, ""
+    exp.state.flow_model, exp.state.flow_path = FlowModel.default(), BUNDLED_DEFAULT
+    exp.set_folder(tmp_path / "out")
+    exp.n_videos.setValue(1)
+    exp.export()
+    qtbot.waitUntil(lambda: not exp.runner.running, timeout=300_000)
+    assert exp.runner.last_outcome.status == "done", exp.runner.last_outcome
+    assert read_physical(tmp_path / "out" / "01" / "t000.tif")["pixel_size"] == pytest.approx(0.65)
+    assert read_physical(tmp_path / "out" / "01_GT" / "TRA" / "man_track000.tif")["pixel_size"] == pytest.approx(0.65)
+    assert read_record(tmp_path / "out" / "synthesis.json")["videos"]["01"]["pixel_size"] == pytest.approx(0.65)

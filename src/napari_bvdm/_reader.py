@@ -89,11 +89,17 @@ def video_to_layers(video: Video) -> list[LayerData]:
     """
     base = _name(video)
     layers: list[LayerData] = []
-    common = {"source": video.source, "format": video.meta.get("format")}
+    common: dict[str, Any] = {"source": video.source, "format": video.meta.get("format")}
+    px = video.meta.get("pixel_size")
+    scale = {"scale": (1.0, float(px), float(px)), "units": ("pixel", "micrometer", "micrometer")} if px else {}
+    for key in ("pixel_size", "frame_interval"):
+        if video.meta.get(key):
+            common[key] = float(video.meta[key])
     if video.image is not None:
         layers.append((video.image, {
             "name": base,
             "contrast_limits": contrast_limits(video.image),
+            **scale,
             "metadata": {"bvdm": {**common, "kind": "image", "axes": str(video.meta.get("axes", ""))}},
         }, "image"))
     for kind, arr in video.labels.items():
@@ -109,7 +115,7 @@ def video_to_layers(video: Video) -> list[LayerData]:
             meta["lineage"] = np.asarray(video.lineage)
         if kind == "RES" and "res_lineage" in video.meta:
             meta["lineage"] = np.asarray(video.meta["res_lineage"])
-        layers.append((arr, {"name": name, "opacity": 0.5, "metadata": {"bvdm": meta}}, "labels"))
+        layers.append((arr, {"name": name, "opacity": 0.5, "metadata": {"bvdm": meta}, **scale}, "labels"))
     for kind in ("TRA", "RES"):
         lineage = video.lineage if kind == "TRA" else video.meta.get("res_lineage")
         if kind in video.labels and lineage is not None:
@@ -119,6 +125,7 @@ def video_to_layers(video: Video) -> list[LayerData]:
                     "name": f"{base} tracks" + (" (RES)" if kind == "RES" else ""),
                     "graph": graph,
                     "tail_length": 10,
+                    **scale,
                     "metadata": {"bvdm": {**common, "kind": f"{kind} tracks",
                                           "lineage": np.asarray(lineage)}},
                 }, "tracks"))

@@ -21,6 +21,7 @@ import tifffile
 
 from .lazy import FrameStack
 from .lineage import frame_label_sets, read_track_file
+from .physical import read_physical
 from .video import InputError, Video
 
 __all__ = [
@@ -155,7 +156,7 @@ def read_tiff(path: str | Path, *, lazy: bool = False) -> Video:
     dims = _check_grey_axes(path, shape, axes, frame=False)
     if len(dims) == 2:
         dims = (1,) + dims
-    meta = {"format": "tiff", "axes": axes, "dtype": dtype.name}
+    meta = {"format": "tiff", "axes": axes, "dtype": dtype.name, **read_physical(path)}
     image = None
     if lazy:
         image = _lazy_multipage(path, dims, dtype)
@@ -271,7 +272,8 @@ def read_frame_folder(path: str | Path, *, lazy: bool = False) -> Video:
     image = _stack_of_files(ordered, len(ordered), list(range(len(ordered))), lazy=lazy,
                             what=str(path))
     meta = {"format": "frames", "files": [p.name for p in ordered],
-            "frame_numbers": [n for n, _ in numbered], "dtype": np.dtype(image.dtype).name}
+            "frame_numbers": [n for n, _ in numbered], "dtype": np.dtype(image.dtype).name,
+            **read_physical(ordered[0])}
     return Video(image=image, source=str(path), meta=meta)
 
 
@@ -419,6 +421,7 @@ def read_ctc(
     image = _ctc_raw(lay, n, lazy=lazy, where=where)
     if image is not None:
         meta["dtype"] = np.dtype(image.dtype).name
+        meta.update(read_physical(lay.raw[0][1]))
     digits = {len(re.findall(r"\d+", p.stem)[-1]) for part in (lay.raw, lay.tra, lay.seg)
               for _, p in part}
     meta["digits"] = sorted(digits)

@@ -53,6 +53,15 @@ class DataWidget(StepWidget):
         form.addRow("Image", self.image_combo)
         form.addRow("Labels", self.labels_combo)
         form.addRow("First axis", self.axis_combo)
+        self.pixel_size = QDoubleSpinBox()
+        self.pixel_size.setRange(0.0, 1000.0)
+        self.pixel_size.setDecimals(4)
+        self.pixel_size.setSingleStep(0.01)
+        self.pixel_size.setSuffix(" µm")
+        self.pixel_size.setSpecialValueText("unknown")
+        self.pixel_size.setToolTip("size of one pixel in micrometres; read from the file where it says so, else "
+                                   "type it in (it is written into the exported TIFFs)")
+        form.addRow("Pixel size", self.pixel_size)
         self.add(box)
         self.use_btn = QPushButton("Use these layers")
         self.use_btn.setToolTip("summarise the video and make it the input of every step")
@@ -132,8 +141,14 @@ class DataWidget(StepWidget):
         self._guess_axis()
 
     def _guess_axis(self, *_args: Any) -> None:
-        """The file's own axis names decide the first axis where it has them (ImageJ/OME: T or Z)."""
+        """The file's own axis names decide the first axis where it has them (ImageJ/OME: T or Z); its pixel
+        size (the layer's scale) fills the pixel size."""
         layer = self.layer(self.image_combo.currentText())
+        if layer is not None:
+            px = layer_info(layer.metadata).get("pixel_size")
+            scale = tuple(float(v) for v in getattr(layer, "scale", ())[-1:])
+            if px or (scale and scale[0] != 1.0):
+                self.pixel_size.setValue(float(px or scale[0]))
         axes = str(layer_info(getattr(layer, "metadata", None)).get("axes", "")).upper() if layer else ""
         if axes and len(axes) >= 3:
             self.axis_combo.setCurrentIndex(1 if axes[0] == "Z" else 0)
@@ -164,6 +179,7 @@ class DataWidget(StepWidget):
         image, notice = grey_image(image_layer.data, bool(getattr(image_layer, "rgb", False)))
         labels = None if labels_layer is None else labels_layer.data
         first_axis = "z" if self.axis_combo.currentIndex() == 1 else "time"
+        pixel_size = self.pixel_size.value() or None
         lineage = None
         label_videos: dict[str, Any] = {}
         seg_frames: list[int] = []
@@ -196,7 +212,8 @@ class DataWidget(StepWidget):
                 summary = {**summary, "notices": [notice]}
             video = Video(image=image if image.ndim == 3 else image[None], labels=label_videos, lineage=lineage,
                           seg_frames=seg_frames, source=str(source),
-                          meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary})
+                          meta={"image_layer": names[0], "labels_layer": names[1], "summary": summary,
+                                **({"pixel_size": pixel_size} if pixel_size else {})})
             self.summary = summary
             self.state.image_layer, self.state.labels_layer = names
             self.state.video = video

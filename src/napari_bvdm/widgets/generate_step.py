@@ -128,7 +128,7 @@ class GenerateWidget(StepWidget):
             if names[2] in self.viewer.layers:
                 self.viewer.layers.remove(names[2])
             if len(data):
-                self.viewer.add_tracks(data, graph=graph, name=names[2])
+                self.viewer.add_tracks(data, graph=graph, name=names[2], **self._scale())
             info = result.get("info") or {}
             warn = info.get("warnings") or []
             self.info_label.setText(
@@ -158,6 +158,13 @@ class GenerateWidget(StepWidget):
         self.info_label.setText(f"{word} after {self._made} of {n} frames: the layers ending in '{tag.strip()}' "
                                 "hold only the frames made so far; Export makes complete videos")
 
+    def _scale(self) -> dict[str, Any]:
+        """Layer scale in micrometres: the pixel size of the real video the shape model was fitted on."""
+        model, video = self.state.shape_model, self.state.video
+        px = (getattr(model, "source", None) or {}).get("pixel_size") or (
+            (getattr(video, "meta", None) or {}).get("pixel_size"))
+        return {"scale": (1.0, float(px), float(px))} if px else {}
+
     def _show_frame(self, frame: Any) -> None:
         names, n = self._streaming["names"], self._streaming["frames"]
         img_name, lab_name = names[0], names[1]
@@ -167,8 +174,9 @@ class GenerateWidget(StepWidget):
                 if layer.name in (img_name, lab_name) or layer.name.startswith(
                         tuple(f"{n} ({w}:" for n in (img_name, lab_name) for w in ("cancelled", "failed"))):
                     self.viewer.layers.remove(layer)
-            self.viewer.add_image(np.zeros(shape, frame.image.dtype), name=img_name)
-            self.viewer.add_labels(np.zeros(shape, np.uint16), name=lab_name)
+            scale = self._scale()
+            self.viewer.add_image(np.zeros(shape, frame.image.dtype), name=img_name, **scale)
+            self.viewer.add_labels(np.zeros(shape, np.uint16), name=lab_name, **scale)
         img, lab = self.viewer.layers[img_name], self.viewer.layers[lab_name]
         self._made = frame.t + 1
         img.data[frame.t] = frame.image
