@@ -238,3 +238,33 @@ def test_two_ranks_average_metrics_stop_together_and_only_rank_0_saves():
     assert stop0 and stop1 and step0 == step1 == 2  # rank 0 was in time, but stops at the same step
     assert saved0 == [1, 2, 2] and saved1 == []
     assert loss0 == loss1 == [0.5, 0.5]
+
+
+def test_fine_tuning_starts_from_the_bundled_models_and_stops_on_time(gowt1, tmp_path):
+    """``init="bundled"`` starts from the shipped weights (not random ones); ``max_seconds`` bounds the run."""
+    import numpy as np
+
+    from napari_bvdm.flow.model import FlowModel
+    from napari_bvdm.flow.train import FlowTrainConfig, train_flow
+    from napari_bvdm.io.readers import read_ctc
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.texture.crops import extract_crops
+    from napari_bvdm.texture.model import TextureModel
+    from napari_bvdm.texture.train import TrainConfig, train_texture
+
+    v = read_ctc(gowt1 / "01").frames(0, 6)
+    tra = np.asarray(v.labels["TRA"])
+    base = TextureModel.default()
+    crops = extract_crops(np.asarray(v.image), np.asarray(v.dense_labels()[1]), tracks=tra,
+                          crop_size=base.config.crop_size)
+    common = dict(steps=10**6, batch_size=4, max_seconds=2, num_threads=1, val_every=10**6, checkpoint_every=10**6)
+    tuned = run_job(train_texture(crops, config=TrainConfig(init="bundled", **common)))
+    scratch = run_job(train_texture(crops, base.config, TrainConfig(**common)))
+    assert tuned.info["stopped_by_time"] and tuned.info["steps"] < 10**6
+    assert tuned.config == base.config
+    assert tuned.info["final_val_loss"] < 0.5 * scratch.info["final_val_loss"]  # started trained, not random
+    flow = run_job(train_flow(tra, tmp_path / "flow.safetensors", FlowTrainConfig(
+        init="bundled", steps=10**6, batch_size=4, max_seconds=2, threads=1, val_every=10**6,
+        checkpoint_every=10**6)))
+    assert flow.extra["stopped_by_time"] and flow.config == FlowModel.default().config
+    assert flow.extra["validation"]["dice"] > 0.9

@@ -44,6 +44,11 @@ class FlowTrainConfig(Config):
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
+    #: stop between steps after this much training time (0 = no limit); the model reached is saved
+    max_seconds: float = 0.0
+    #: start from a trained flow model (fine-tuning): a weights file, or "bundled" for the package's model;
+    #: its architecture replaces ``model``
+    init: str = ""
     model: FlowConfig = dataclasses.field(default_factory=FlowConfig)
 
     def check(self) -> None:
@@ -55,6 +60,9 @@ class FlowTrainConfig(Config):
         self._require(self.val_every >= 1, "val_every", "must be >= 1")
         self._require(self.checkpoint_every >= 1, "checkpoint_every", "must be >= 1")
         self._require(self.max_pairs is None or self.max_pairs >= 2, "max_pairs", "must be >= 2 or null")
+        self._require(self.max_seconds >= 0, "max_seconds", "must be >= 0 (0 = no limit)")
+        self._require(self.init in ("", "bundled") or self.init.endswith(".safetensors"), "init",
+                      "must be empty, 'bundled' or a .safetensors flow model file")
 
 
 def checkpoint_path(weights_path: str | Path) -> Path:
@@ -171,7 +179,10 @@ class _FlowRun:
         self.dist = dist_setup()  # DistributedDataParallel under torchrun; a no-op otherwise
         self.device = self.dist.device(cfg.device)
         seed_everything(cfg.seed)
-        self.net = FlowNet(cfg.model.encoder, cfg.model.decoder).to(self.device)
+        self.net = FlowNet(cfg.model.encoder, cfg.model.decoder)
+        if cfg.init:
+            self.net.load_state_dict(initial_flow_model(cfg.init).net.state_dict())
+        self.net.to(self.device)
         self.fwd = self.dist.wrap(self.net)  # gradients averaged over ranks under torchrun
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
         self.state = Checkpoint(ckpt, CKPT_KIND, {"net": self.net}, optimizer=self.opt)
@@ -230,6 +241,11 @@ class _FlowRun:
         self.state.save(step, self.cfg.to_dict(), {"history": self.history})
 
 
+def initial_flow_model(init: str) -> FlowModel:
+    """The model a fine-tuning starts from: ``"bundled"`` or a flow weights file."""
+    return FlowModel.default() if init == "bundled" else FlowModel.load(init)
+
+
 def train_flow(
     source: str | Path | np.ndarray | MaskPairs,
     out_path: str | Path,
@@ -250,6 +266,8 @@ def train_flow(
     import torch
 
     cfg = config or FlowTrainConfig()
+    if cfg.init:
+        cfg = cfg.replace(model=initial_flow_model(cfg.init).config)
     out_path = Path(out_path)
     if out_path.suffix != ".safetensors":
         raise InputError(f"weights file {out_path} must end in .safetensors")
@@ -276,12 +294,14 @@ def train_flow(
     run.net.train()
     loop = TrainingLoop(cfg.steps, step=step, stage="train-flow", message="training flow model", dist=run.dist,
                         cancel=cancel, save=run.save, checkpoint_every=cfg.checkpoint_every, checkpoint_final=False,
-                        save_on_error=True, items_per_step=cfg.batch_size, rate_name="items_per_s")
+                        save_on_error=True, items_per_step=cfg.batch_size, rate_name="items_per_s",
+                        max_seconds=cfg.max_seconds)
     yield from loop.run(run.train_step, run.after_step)
     run.net.eval()
     model = FlowModel(cfg.model, run.net.cpu(), device="cpu")
     final = evaluate_pairs(model, val) if len(val) else {}
-    model.extra = {**extra_base, "validation": final, "history": run.history[-20:],
+    model.extra = {**extra_base, "validation": final, "history": run.history[-20:], "steps": loop.step,
+                   "stopped_by_time": loop.stopped_by_time, "init": cfg.init,
                    "train_seconds": time.monotonic() - t0, "world_size": run.dist.world_size}
     if run.dist.is_main:  # under torchrun only rank 0 writes
         model.save(out_path)

@@ -63,6 +63,8 @@ class TrainConfig(Config):
     max_seconds : stop after this much training time (0 = no limit), between steps: the model of the step
         reached is returned and checkpointed, and ``info["stopped_by_time"]`` says so (a GPU-budget run:
         as many steps as fit into a fixed time; not reproducible by step count).
+    init : start from a trained texture model instead of random weights (fine-tuning): a weights file, or
+        ``"bundled"`` for the model that ships with the package; its architecture replaces ``model_config``.
     """
 
     steps: int = 2000
@@ -81,6 +83,7 @@ class TrainConfig(Config):
     device: str = "auto"
     num_threads: int = 0
     max_seconds: float = 0.0
+    init: str = ""
 
     def check(self) -> None:
         self._require(self.steps >= 1, "steps", "must be >= 1")
@@ -96,6 +99,8 @@ class TrainConfig(Config):
         self._require(self.num_threads >= 0, "num_threads", "must be >= 0")
         self._require(self.max_seconds >= 0 and math.isfinite(self.max_seconds), "max_seconds",
                       "must be >= 0 (0 = no limit)")
+        self._require(self.init in ("", "bundled") or self.init.endswith(".safetensors"), "init",
+                      "must be empty, 'bundled' or a .safetensors texture model file")
 
 
 def checkpoint_path_for(weights: str | Path) -> Path:
@@ -213,6 +218,8 @@ class _TextureRun:
         self.gen = torch.Generator().manual_seed(seed)
         torch.manual_seed(config.seed)
         self.net = UNet(model_config.unet)  # init from the seeded global generator
+        if config.init:
+            self.net.load_state_dict(initial_model(config.init).net.state_dict())
         self.ema = EMA(self.net, config.ema_decay)
         self.opt = torch.optim.RAdam(self.net.parameters(), lr=config.lr)
         self.state = Checkpoint(ckpt or "", CKPT_KIND, {"net": self.net, "ema": self.ema.module},
@@ -321,6 +328,11 @@ class _TextureRun:
         return TextureModel(self.model_config, self.crops.normalisation, self.ema.module.eval(), info, self.profile)
 
 
+def initial_model(init: str) -> TextureModel:
+    """The model a fine-tuning starts from: ``"bundled"`` or a texture weights file."""
+    return TextureModel.default() if init == "bundled" else TextureModel.load(init)
+
+
 def train_texture(
     crops: CellCrops,
     model_config: TextureModelConfig | None = None,
@@ -350,8 +362,10 @@ def train_texture(
     TrainingError
         Out of accelerator memory (with advice).
     """
-    model_config = model_config or TextureModelConfig(crop_size=crops.crop_size)
     config = config or TrainConfig()
+    if config.init:
+        model_config = initial_model(config.init).config
+    model_config = model_config or TextureModelConfig(crop_size=crops.crop_size)
     if model_config.crop_size != crops.crop_size:
         raise ConfigError(f"model crop_size {model_config.crop_size} differs from the crops' {crops.crop_size}")
     check_enough(crops)
