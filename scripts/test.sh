@@ -10,4 +10,4 @@ echo "[test] npe2 validate napari-bvdm --imports"
 echo "[test] ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "[test] pytest"
-.venv/bin/python -m pytest -q -ra "$@"
+.venv/bin/python -m pytest -q -ra --durations=30 "$@"
