@@ -355,6 +355,7 @@ class _Simulator:
             if c.div_at == t - 1 and crowded:  # contact inhibition: postpone while above the fitted density
                 c.div_at = t
             elif c.div_at == t - 1:  # divide: mother ended at t - 1, daughters start now
+                self._end(c, t - 1)
                 alive.extend(self._divide(c, t))
                 continue
             alive.append(c)
@@ -564,12 +565,7 @@ class _Simulator:
             if cancel is not None:
                 cancel.check()
             if t > 0:
-                # cells that divided at t - 1 are replaced by daughters in advance()
-                mothers = [c for c in self.cells if c.div_at == t - 1]
-                for c in mothers:
-                    self.rows.append([c.id, c.birth, t - 1, c.parent])
-                    self._out[c.id] = c
-                self.advance(t)
+                self.advance(t)  # a mother due at t - 1 ends there (unless postponed) and her daughters start
             frame = self.paint(t)
             yield t, frame
         self.finish(self.cfg.frames - 1)
