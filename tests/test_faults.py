@@ -6,15 +6,21 @@ Every test is named after its case in docs/troubleshooting.md ("Faults during ge
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from napari_bvdm.cli import main
 from napari_bvdm.io.validator import check_lineage, validate_ctc
+from napari_bvdm.synthesis import export
 from napari_bvdm.synthesis.export import SYNTHESIS_JSON
 from napari_bvdm.synthesis.recipe import DEFAULTS
 
@@ -94,6 +100,75 @@ def _dead_pid() -> int:
     return proc.pid
 
 
+# --- 1. held lock / full disk while recording -----------------------------------------------------------
+def _no_space(obj, fp, *args, **kwargs):
+    fp.write("{")
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_case1_full_disk_while_recording_publishes_nothing(tmp_path, monkeypatch, capsys):
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    assert main(_generate(cfg, out)) == 0
+    before = (out / SYNTHESIS_JSON).read_text()
+    capsys.readouterr()
+    monkeypatch.setattr(json, "dump", _no_space)
+    assert main(_generate(cfg, out, "--first-video", "2")) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "video 02 was not published" in line and "No space left on device" in line
+    assert _videos(out) == ["01"] and (out / SYNTHESIS_JSON).read_text() == before
+    _assert_consistent(out)
+    assert _hidden(out, tmp_path) == [] and not (out / LOCK).exists()  # no .synthesis-*, .bvdm-export-*
+    # the first video of a new dataset: no folder at all
+    new = tmp_path / "new"
+    assert main(_generate(cfg, new)) == 1
+    assert "video 01 was not published" in _one_line(capsys.readouterr().err)
+    assert not new.exists() and _hidden(tmp_path) == []
+    monkeypatch.undo()
+    assert main(_generate(cfg, out, "--first-video", "2")) == 0  # free space: the same command adds it
+    _assert_consistent(out)
+    assert _videos(out) == ["01", "02"]
+
+
+def test_case1_lock_held_by_another_process_publishes_nothing(tmp_path, monkeypatch, capsys):
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    assert main(_generate(cfg, out)) == 0
+    capsys.readouterr()
+    monkeypatch.setattr(export, "LOCK_TIMEOUT_S", 1.0, raising=False)
+    holder = _holder(out / LOCK)
+    try:
+        assert main(_generate(cfg, out, "--first-video", "2")) == 1
+        line = _one_line(capsys.readouterr().err)
+        assert "stayed locked by another process" in line and "video 02 was not published" in line
+        assert _videos(out) == ["01"]
+        _assert_consistent(out)
+        assert _hidden(out, tmp_path) == []
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder's death released the lock (its file is still there): the same command now adds the video
+    assert (out / LOCK).exists()
+    assert main(_generate(cfg, out, "--first-video", "2")) == 0
+    assert _videos(out) == ["01", "02"] and not (out / LOCK).exists()
+    _assert_consistent(out)
+
+
+# --- 2. parallel processes filling one new folder --------------------------------------------------------
+@pytest.mark.parametrize("n", [2, 4])
+def test_case2_processes_fill_one_new_folder(tmp_path, n):
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    procs = [subprocess.Popen(_cli(*_generate(cfg, out, "--first-video", str(k + 1))), env=ENV,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for k in range(n)]
+    results = [p.communicate(timeout=240) for p in procs]
+    for p, (_o, err) in zip(procs, results, strict=True):
+        assert p.returncode == 0, err
+    assert validate_ctc(out) == []
+    assert _videos(out) == _recorded(out) == [f"{k + 1:02d}" for k in range(n)]
+    assert _hidden(out, tmp_path) == [] and not (out / LOCK).exists()
+
+
 # --- 4. simulated lineage declaring a track twice ---------------------------------------------------------
 def test_case4_model_fitted_with_one_division_simulates_valid_lineages():
     """A mother whose division is postponed (contact inhibition) was listed as ended and then again."""
@@ -115,3 +190,102 @@ def test_case4_model_fitted_with_one_division_simulates_valid_lineages():
         assert check_lineage(video.lineage, frame_label_sets(video.labels), cfg.frames) == [], seed
         divided += int((video.lineage[:, 3] > 0).any())
     assert divided >= 5
+
+
+def test_case4_invalid_masks_are_refused_before_painting(tmp_path):
+    from napari_bvdm.io.ctc_writer import ExportError
+    from napari_bvdm.runtime.progress import run_job
+    from napari_bvdm.synthesis import SceneStats, SynthesisConfig
+    from napari_bvdm.synthesis.export import MaskSet, export_dataset
+    from napari_bvdm.texture.painter import ClassicalPainter
+
+    scene = SceneStats(level=0.05, noise=0.02, noise_corr=0.3, cell_brightness=(0.4, 0.05),
+                       normalisation={"offset": 10.0, "scale": 200.0, "dtype": "uint16"})
+
+    class Counting(ClassicalPainter):
+        calls = 0
+
+        def paint(self, *args, **kwargs):
+            Counting.calls += 1
+            return super().paint(*args, **kwargs)
+
+    labels = np.zeros((4, 48, 48), np.uint16)
+    labels[:, 5:15, 5:15] = 1
+    labels[:, 25:35, 25:35] = 2
+    twice = np.array([[1, 0, 1, 0], [1, 2, 3, 0], [2, 0, 3, 0]])  # track 1 declared twice
+    job = export_dataset(tmp_path / "ds", MaskSet(labels, twice), Counting(normalisation=scene.norm, crop_size=32),
+                         None, scene, SynthesisConfig(temporal="independent"))
+    with pytest.raises(ExportError, match=r"nothing was painted: \[rule 1\] track 1 is declared more than once"):
+        run_job(job)
+    assert Counting.calls == 0
+    assert not (tmp_path / "ds").exists() and _hidden(tmp_path) == []
+
+
+# --- 5. SIGTERM and SIGKILL during generate ----------------------------------------------------------------
+def _start_and_wait_for_export(cfg: Path, out: Path) -> subprocess.Popen:
+    proc = subprocess.Popen(_cli(*_generate(cfg, out, "--videos", "2")), env=ENV, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(out.parent.glob(f".{out.name}.bvdm-export-*")) and time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    time.sleep(0.2)  # inside the first frames
+    assert proc.poll() is None
+    return proc
+
+
+def test_case5_sigterm_cleans_up_like_ctrl_c(tmp_path):
+    cfg = _config(tmp_path, frames=40, height=128, width=128, cells=4)
+    out = tmp_path / "ds"
+    proc = _start_and_wait_for_export(cfg, out)
+    proc.send_signal(signal.SIGTERM)
+    _o, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1].startswith("bvdm: terminated")
+    assert _hidden(tmp_path, out) == []
+    assert not out.exists() or (_assert_consistent(out) is None)
+
+
+def test_case5_sigkill_leftovers_are_removed_by_the_next_run_but_a_live_runs_are_kept(tmp_path):
+    from napari_bvdm.runtime.locks import owner_tag
+
+    host = owner_tag().split("-")[0]
+    cfg = _config(tmp_path, frames=40, height=128, width=128, cells=4)
+    out = tmp_path / "ds"
+    proc = _start_and_wait_for_export(cfg, out)
+    proc.kill()
+    proc.wait()
+    killed = _hidden(tmp_path)
+    assert killed and all(".bvdm-export-01-" in name for name in killed)
+    live = _sleeper()
+    try:
+        beside_live = tmp_path / f".ds.bvdm-export-02-{host}-{live.pid}-abcd"
+        beside_live.mkdir()
+        tiny = _config(tmp_path)
+        assert main(_generate(tiny, out)) == 0
+        assert _hidden(tmp_path) == [beside_live.name]  # the killed run's folder is gone, the live one stays
+        dead_inside = out / f".bvdm-export-02-{host}-{_dead_pid()}-wxyz"
+        live_inside = out / f".bvdm-export-03-{host}-{live.pid}-wxyz"
+        for folder in (dead_inside, live_inside):
+            (folder / "02_GT" / "TRA").mkdir(parents=True)
+        assert main(_generate(tiny, out, "--first-video", "2")) == 0
+        assert _hidden(out) == [live_inside.name]
+        _assert_consistent(out)
+    finally:
+        live.kill()
+        live.wait()
+
+
+# --- 6. permissions of new dataset folders ------------------------------------------------------------------
+@pytest.mark.parametrize("umask", [0o022, 0o002])
+def test_case6_new_dataset_folder_follows_the_umask(tmp_path, umask):
+    cfg = _config(tmp_path)
+    old = os.umask(umask)
+    try:
+        assert main(_generate(cfg, tmp_path / "ds")) == 0
+    finally:
+        os.umask(old)
+    out = tmp_path / "ds"
+    assert out.stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (out / "01").stat().st_mode & 0o777 == 0o777 & ~umask
+    assert (out / SYNTHESIS_JSON).stat().st_mode & 0o777 == 0o666 & ~umask

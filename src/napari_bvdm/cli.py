@@ -7,7 +7,9 @@ Each module in ``napari_bvdm/commands/`` defines
 - ``run(args) -> int``: the work (heavy imports inside), returning the exit status.
 
 Errors a user can fix (bad input, bad settings, wrong weights file) end with exit status 2 and a
-one-line cause; Ctrl-C ends with 130 after the running job cleaned up.
+one-line cause; other failures (a full disk, a busy dataset, a bug) with exit status 1 and one line;
+``--traceback`` shows the full traceback instead. Ctrl-C ends with 130 and SIGTERM with 143, both after
+the running job cleaned up.
 """
 
 from __future__ import annotations
@@ -82,8 +84,20 @@ def user_errors() -> tuple[type[BaseException], ...]:
             PermissionError, NotADirectoryError, ValueError, ImportError)
 
 
+def describe_failure(e: BaseException) -> str:
+    """One line for an unexpected failure: the OS's words for file errors, else the exception and its text."""
+    if isinstance(e, OSError) and e.strerror:
+        return f"{e.strerror}: {e.filename}" if e.filename else e.strerror
+    text = str(e)
+    if isinstance(e, OSError) and text:
+        return text
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     import warnings
+
+    from .runtime.signals import TERMINATED_EXIT, Terminated, sigterm_as_interrupt
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -92,7 +106,11 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 1
     try:
-        return int(args._run(args) or 0)
+        with sigterm_as_interrupt():
+            return int(args._run(args) or 0)
+    except Terminated:
+        print("\nbvdm: terminated (partial output removed, checkpoints kept)", file=sys.stderr)
+        return TERMINATED_EXIT
     except KeyboardInterrupt:
         print("\nbvdm: interrupted (partial output removed, checkpoints kept)", file=sys.stderr)
         return 130
@@ -101,6 +119,11 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"bvdm {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except Exception as e:  # noqa: BLE001 - every other failure: one line, the traceback on request
+        if args.traceback:
+            raise
+        print(f"bvdm {args.command}: error: {describe_failure(e)} (--traceback shows where)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

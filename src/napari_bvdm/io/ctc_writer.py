@@ -17,6 +17,7 @@ with single spaces, LF endings, sorted by L.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -26,13 +27,23 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from ..runtime.files import usual_folder_permissions
+from ..runtime.locks import owner_gone, owner_tag, parse_owner_tag
 from ..runtime.progress import CancelToken, Job, Progress, run_job
 from .lineage import frame_label_sets, label_spans, write_track_file
 from .physical import resolution_tags
 from .validator import Violation, check_lineage
 from .video import InputError, Video
 
-__all__ = ["CTCSequenceWriter", "export_ctc", "export_ctc_job", "export_video", "ExportError"]
+__all__ = ["CTCSequenceWriter", "export_ctc", "export_ctc_job", "export_video", "ExportError",
+           "remove_stale_exports", "TEMP_PREFIX", "PUBLISHING"]
+
+#: name start of the hidden folder a sequence is written into (``.bvdm-export-SEQ-HOST-PID-xxxx``); beside a
+#: dataset that does not exist yet, the dataset's name comes first (``.NAME.bvdm-export-...``)
+TEMP_PREFIX = ".bvdm-export-"
+#: a file a dataset publisher puts into a temporary folder while it moves the sequence into place; such a
+#: folder is left to that publisher (it finishes the move after a crash), see :func:`remove_stale_exports`
+PUBLISHING = ".publishing.json"
 
 
 class ExportError(InputError):
@@ -45,6 +56,44 @@ class ExportError(InputError):
 
 def _digits(n_frames: int) -> int:
     return 4 if n_frames >= 1000 else 3
+
+
+def _temp_owner(name: str) -> tuple[str, int] | None:
+    """``(host, pid)`` of a temporary export folder's name, ``None`` for a name of another form."""
+    if TEMP_PREFIX not in name:
+        return None
+    bits = name.split(TEMP_PREFIX, 1)[1].split("-")
+    return parse_owner_tag(f"{bits[1]}-{bits[2]}") if len(bits) >= 4 else None
+
+
+def remove_stale_exports(out_dir: str | Path, *, keep_publishing: bool = True) -> list[Path]:
+    """Remove the temporary folders that ended runs left in (and beside) the dataset ``out_dir``.
+
+    Only folders whose owner process is known to have ended are removed (same machine, no process with
+    that id): a live run's folder, or one of another machine, is never touched. With ``keep_publishing``,
+    folders holding :data:`PUBLISHING` stay for their dataset publisher to finish under its lock.
+
+    Returns
+    -------
+    list of Path
+        The folders removed.
+    """
+    out_dir = Path(out_dir)
+    found = []
+    if out_dir.is_dir():
+        found += out_dir.glob(f"{TEMP_PREFIX}*")
+    if out_dir.parent.is_dir():
+        found += out_dir.parent.glob(f".{out_dir.name}.{TEMP_PREFIX[1:]}*")
+    removed = []
+    for folder in sorted(found):
+        owner = _temp_owner(folder.name)
+        if owner is None or not folder.is_dir() or not owner_gone(*owner):
+            continue
+        if keep_publishing and (folder / PUBLISHING).exists():
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
 
 
 class CTCSequenceWriter:
@@ -122,10 +171,13 @@ class CTCSequenceWriter:
             raise InputError(f"{self.out_dir} exists and is not a folder")
         self._inside = self.out_dir.is_dir()
         parent = self.out_dir if self._inside else self.out_dir.parent
+        prefix = f"{TEMP_PREFIX}{seq}-{owner_tag()}-"
         try:
             if not self._inside:
                 parent.mkdir(parents=True, exist_ok=True)
-            self._tmp = Path(tempfile.mkdtemp(prefix=f".bvdm-export-{seq}-", dir=parent))
+                prefix = f".{self.out_dir.name}.{prefix[1:]}"
+            remove_stale_exports(self.out_dir)
+            self._tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=parent))
         except PermissionError:
             raise PermissionError(
                 f"cannot write to {parent}: permission denied; choose a folder you can write to"
@@ -301,6 +353,25 @@ class CTCSequenceWriter:
                 raise RuntimeError("the writer was aborted")
             return self.path
         try:
+            self.finish(lineage)
+            self._publish()
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        self.path = self.out_dir
+        return self.out_dir
+
+    def finish(self, lineage: np.ndarray | None = None) -> Path:
+        """Check and complete the sequence in its temporary folder, without publishing it.
+
+        For a caller that publishes the sequence itself (e.g. together with a dataset record): it moves
+        :attr:`parts` from the returned folder into ``out_dir`` and then calls :meth:`abort` to remove the
+        rest. Raises as :meth:`close`; on an error the temporary folder is removed.
+        """
+        if self._done:
+            raise RuntimeError("the writer is closed")
+        try:
             n = len(self._per_frame)
             if n == 0:
                 raise ExportError("no frames were written")
@@ -325,13 +396,20 @@ class CTCSequenceWriter:
                 shutil.rmtree(self._raw_dir)
             if self.mode == "GT" and not self._seg_written:
                 shutil.rmtree(self._seg_dir)
-            self._publish()
         except BaseException:
             self.abort()
             raise
-        self._done = True
-        self.path = self.out_dir
-        return self.out_dir
+        return self._tmp
+
+    @property
+    def staging(self) -> Path:
+        """The hidden temporary folder the sequence is written into."""
+        return self._tmp
+
+    @property
+    def parts(self) -> list[str]:
+        """Names of the folders this sequence publishes (``NN`` and ``NN_GT``, or ``NN_RES``)."""
+        return [p.name for p in (self._raw_dir, self._tmp / f"{self.seq}_{self.mode}") if p.exists()]
 
     def _fix_width(self, n: int) -> None:
         w = _digits(n)
@@ -347,6 +425,16 @@ class CTCSequenceWriter:
         self._width = w
 
     def _publish(self) -> None:
+        if not self._inside and not self.out_dir.exists():
+            usual_folder_permissions(self._tmp)  # a new dataset folder, as mkdir would make it
+            try:
+                os.rename(self._tmp, self.out_dir)
+                return
+            except OSError as e:  # another process made the dataset folder meanwhile: add to it
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    raise
+        for target in self._targets:
+            self._refuse_existing(target)
         produced = [p for p in (self._raw_dir, self._tmp / f"{self.seq}_{self.mode}") if p.exists()]
         old = self._tmp / ".replaced"
         if self.overwrite:
@@ -354,13 +442,9 @@ class CTCSequenceWriter:
                 if target.exists():
                     old.mkdir(exist_ok=True)
                     os.replace(target, old / target.name)
-        if self._inside:
-            for src in produced:
-                os.replace(src, self.out_dir / src.name)
-            shutil.rmtree(self._tmp, ignore_errors=True)
-        else:
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(self._tmp, self.out_dir)
+        for src in produced:
+            os.replace(src, self.out_dir / src.name)
+        shutil.rmtree(self._tmp, ignore_errors=True)
 
     def abort(self) -> None:
         """Remove everything written so far (idempotent)."""

@@ -1,20 +1,31 @@
 """N synthetic videos -> one CTC dataset (``01``, ``02``, ... with ``_GT/SEG`` and ``_GT/TRA``) + synthesis.json.
 
 Each video is streamed frame by frame into :class:`~napari_bvdm.io.ctc_writer.CTCSequenceWriter`, which
-writes into a hidden temporary folder, validates the lineage against the labels (CTC rules 1-10) and
-renames the sequence into place: a cancel or an error removes only the unfinished video, finished
-ones stay valid. ``synthesis.json`` records the run's resolved configuration once, the package version and
-the SHA-256 of every model file, so the videos can be made again (``bvdm generate --config synthesis.json``;
-same seed -> same pixels).
+writes into a hidden temporary folder and validates the lineage against the labels (CTC rules 1-10); the
+masks are checked the same way before anything is painted. A finished video and its entry in
+``synthesis.json`` are published together (:func:`_publish_video`):
+
+- into a dataset folder that does not exist yet, the temporary folder, record included, is renamed into
+  place in one step (a parallel process that made the folder first makes the others add to it);
+- into an existing dataset, under the lock ``synthesis.json.lock``: the new record is written first, then
+  the sequence folders and the record are moved in; the lock file journals the move, so when a process
+  dies half way the next one to take the lock finishes it (:func:`tidy_dataset`).
+
+A cancel, an error, SIGTERM or a full disk removes only the unfinished video; finished ones stay valid and
+listed. ``synthesis.json`` records the run's resolved configuration once, the package version and the
+SHA-256 of every model file, so the videos can be made again (``bvdm generate --config synthesis.json``;
+same seed -> same pixels), and a run started again with ``resume`` adds only the videos still missing.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
-import tempfile
+import shutil
 import time
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,16 +33,21 @@ from typing import Any
 import numpy as np
 
 from ..io.video import InputError
-from ..runtime.files import usual_permissions
+from ..runtime.files import usual_folder_permissions
+from ..runtime.locks import FileLock, LockTimeout, owner_tag
 from ..runtime.progress import CancelToken, Job, Progress
+from ..runtime.signals import deferred_interrupts
 from ..runtime.weights import file_sha256
 from .background import SceneStats
 from .pipeline import SynthesisConfig, SynthFrame, generate_video
 
-__all__ = ["MaskSet", "export_dataset", "video_seed", "read_record", "SYNTHESIS_JSON", "RECORD_FORMAT",
-           "RECORD_VERSION"]
+__all__ = ["MaskSet", "export_dataset", "video_seed", "read_record", "tidy_dataset", "published_videos",
+           "SYNTHESIS_JSON", "RECORD_FORMAT", "RECORD_VERSION", "LOCK_TIMEOUT_S"]
 
 SYNTHESIS_JSON = "synthesis.json"
+LOCK = SYNTHESIS_JSON + ".lock"
+#: seconds a process waits for another one to finish publishing into the same dataset
+LOCK_TIMEOUT_S = 30.0
 RECORD_FORMAT = "napari-bvdm synthesis record"
 #: 2: the resolved GenerateConfig stored once (``config``), no per-video seeds (video n: seed + n - 1)
 RECORD_VERSION = 2
@@ -85,6 +101,7 @@ def export_dataset(
     model_files: dict[str, str | Path | None] | None = None,
     record: dict[str, Any] | None = None,
     overwrite: bool = False,
+    resume: bool = False,
     cancel: CancelToken | None = None,
     pixel_size: float | None = None,
 ) -> Job[Path]:
@@ -101,6 +118,8 @@ def export_dataset(
     record : what the run was made from (``config``: the resolved :class:`GenerateConfig` as a dict,
         ``source``, ``inputs``); an existing dataset only takes more videos of the same config.
     overwrite : replace existing sequences of the same numbers.
+    resume : keep the videos of the range that the dataset already holds and lists with these settings;
+        make only the missing ones (otherwise an existing sequence is an error, or replaced with overwrite).
     pixel_size : micrometres per pixel, written into every TIFF and the video's record (``None``: unknown).
     """
     cfg = config or SynthesisConfig()
@@ -111,17 +130,20 @@ def export_dataset(
     out_dir = Path(out_dir)
     run = _run_record(cfg, scene, painter, model_files, record)
     _check_existing(out_dir / SYNTHESIS_JSON, run)
+    tidy_dataset(out_dir)
     for i in range(n_videos):
         number = first_video + i
         seq = f"{number:02d}"
+        if resume and not overwrite and seq in published_videos(out_dir):
+            yield Progress(i + 1, n_videos, f"video {seq} is already in the dataset: kept", stage="export")
+            continue
         yield Progress(i, n_videos, f"video {seq}: masks", stage="export")
         seed = video_seed(cfg.seed, number)
         src = masks(number, seed) if callable(masks) else masks
         if isinstance(src, Generator):
             src = yield from _drain(src, cancel)
         entry = yield from _write_video(out_dir, seq, _as_maskset(src), painter, flow, scene, cfg.replace(seed=seed),
-                                        (i, n_videos), overwrite, cancel, pixel_size)
-        _update_record(out_dir / SYNTHESIS_JSON, run, seq, entry)
+                                        (i, n_videos), _Publish(run, overwrite, resume), cancel, pixel_size)
         yield Progress(i + 1, n_videos, f"video {seq} written ({entry['seconds']:.1f} s)", stage="export")
     return out_dir
 
@@ -137,19 +159,47 @@ def _run_record(cfg: SynthesisConfig, scene: SceneStats, painter: Any, model_fil
     return json.loads(json.dumps(run, default=_json_default))  # compare as stored
 
 
+@dataclass
+class _Publish:
+    """How a finished video goes into its dataset: the run it belongs to and what to do with an existing one."""
+
+    run: dict[str, Any]
+    overwrite: bool = False
+    resume: bool = False
+
+
+def _check_masks(seq: str, labels: Any, lineage: np.ndarray) -> None:
+    """CTC rules 1-8 for the masks and lineage of video ``seq``, before any frame is painted."""
+    from ..io.ctc_writer import ExportError
+    from ..io.lineage import frame_label_sets
+    from ..io.validator import check_lineage
+
+    n = int(labels.shape[0])
+    problems = check_lineage(lineage, frame_label_sets(labels[t] for t in range(n)), n)
+    if problems:
+        shown = "; ".join(str(v) for v in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        raise ExportError(f"the masks of video {seq} are not a valid CTC sequence, so nothing was painted: "
+                          f"{shown}{more}", problems)
+
+
 def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats,
-                 vcfg: SynthesisConfig, position: tuple[int, int], overwrite: bool, cancel: CancelToken | None,
+                 vcfg: SynthesisConfig, position: tuple[int, int], publish: _Publish, cancel: CancelToken | None,
                  pixel_size: float | None = None):
-    """Stream one video into its CTC sequence (atomic); returns its record entry."""
+    """Check the masks, stream one video into its temporary CTC sequence and publish it with its record
+    entry; returns the entry."""
     from ..io.ctc_writer import CTCSequenceWriter
+    from .pipeline import prepare_labels
 
     i, total = position
     n_frames = int(ms.labels.shape[0])
-    writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=overwrite, cancel=cancel,
+    labels, lineage = prepare_labels(ms.labels, ms.lineage)
+    _check_masks(seq, labels, lineage)
+    writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=publish.overwrite, cancel=cancel,
                                pixel_size=pixel_size)
     t0 = time.monotonic()
     try:
-        gen = generate_video(ms.labels, painter, flow, scene, vcfg, lineage=ms.lineage,
+        gen = generate_video(labels, painter, flow, scene, vcfg, lineage=lineage,
                              brightness=ms.brightness, video_index=0, cancel=cancel)
         while True:
             try:
@@ -162,11 +212,17 @@ def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, 
             else:
                 yield Progress(i * n_frames + ev.step, total * n_frames, f"video {seq}: {ev.message}",
                                metrics=ev.metrics, stage="export")
-        writer.close(result["lineage"])
-    except BaseException:
-        writer.abort()
-        raise
-    seconds = time.monotonic() - t0
+        writer.finish(result["lineage"])
+        entry = _entry(ms, result, n_frames, pixel_size, time.monotonic() - t0)
+        _publish_video(out_dir, writer, seq, entry, publish)
+    finally:
+        writer.abort()  # what is left of the temporary folder
+    return entry
+
+
+def _entry(ms: MaskSet, result: dict[str, Any], n_frames: int, pixel_size: float | None,
+           seconds: float) -> dict[str, Any]:
+    """The record entry of one finished video."""
     lin = result["lineage"]
     return {
         "frames": n_frames,
@@ -238,42 +294,160 @@ def _drain(job: Generator, cancel: CancelToken | None):
             yield Progress(ev.step, ev.total, f"masks: {ev.message}", metrics=ev.metrics, stage="export-masks")
 
 
-def _update_record(path: Path, run: dict[str, Any], seq: str, entry: dict[str, Any]) -> None:
-    """Merge this video into synthesis.json (atomic replace, under a lock file for parallel writers)."""
-    lock = path.with_name(path.name + ".lock")
-    for _ in range(200):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            break
-        except FileExistsError:
-            if time.time() - lock.stat().st_mtime > 60:
-                lock.unlink(missing_ok=True)
-            time.sleep(0.05)
-    else:  # pragma: no cover - a stuck writer
-        raise InputError(f"{lock} is held by another process for too long; remove it if no export is running")
+def published_videos(out_dir: str | Path) -> set[str]:
+    """Sequence names that ``synthesis.json`` lists and whose ``NN`` and ``NN_GT`` folders are present."""
+    out_dir = Path(out_dir)
+    path = out_dir / SYNTHESIS_JSON
+    if not path.is_file():
+        return set()
+    videos = read_record(path).get("videos", {})
+    return {seq for seq in videos if (out_dir / seq).is_dir() and (out_dir / f"{seq}_GT").is_dir()}
+
+
+def _record(run: dict[str, Any], videos: dict[str, Any]) -> dict[str, Any]:
+    return {"format": RECORD_FORMAT, "version": RECORD_VERSION, "run": run, "videos": dict(sorted(videos.items()))}
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to a new file, flushed to disk (a full disk raises here, before anything is published)."""
+    with open(path, "w") as f:
+        json.dump(data, f, indent=2, default=_json_default)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+@contextmanager
+def _dataset_lock(out_dir: Path, what: str, timeout: float | None = None) -> Iterator[FileLock]:
+    """The dataset's lock (waited for ``timeout`` s, default :data:`LOCK_TIMEOUT_S`); a previous holder's
+    unfinished publication is finished first."""
+    wait = LOCK_TIMEOUT_S if timeout is None else timeout
+    lock = FileLock(out_dir / LOCK, timeout=wait)
     try:
+        lock.acquire()
+    except LockTimeout:
+        raise LockTimeout(f"{lock.path} stayed locked by another process for {wait:.0f} s, so {what}; "
+                          "run the same command again once the other process is done") from None
+    try:
+        _recover(out_dir, lock.journal)
+        yield lock
+    finally:
+        lock.release()
+
+
+def _move_in(out_dir: Path, staging: Path, parts: list[str]) -> None:
+    """Move the sequence folders ``parts`` from ``staging`` into ``out_dir`` (an existing one aside into
+    ``staging/.replaced``); on an error the moves made are undone. Parts already moved are skipped."""
+    replaced = staging / ".replaced"
+    done: list[tuple[Path, Path]] = []
+    try:
+        for name in parts:
+            src, target = staging / name, out_dir / name
+            if not src.exists():
+                continue
+            if target.exists():
+                replaced.mkdir(exist_ok=True)
+                os.replace(target, replaced / name)
+                done.append((target, replaced / name))
+            os.replace(src, target)
+            done.append((src, target))
+    except OSError:
+        for a, b in reversed(done):
+            os.replace(b, a)
+        raise
+
+
+def _recover(out_dir: Path, journal: str) -> None:
+    """Finish the publication a process journalled in the lock and did not complete (it died)."""
+    from ..io.ctc_writer import PUBLISHING
+
+    try:
+        j = json.loads(journal)
+        staging, parts = Path(j["staging"]), [str(p) for p in j["parts"]]
+    except (ValueError, KeyError, TypeError):
+        return  # no journal, or one cut short before anything was moved
+    if (staging / PUBLISHING).is_file():
+        _move_in(out_dir, staging, parts)
+        os.replace(staging / PUBLISHING, out_dir / SYNTHESIS_JSON)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def tidy_dataset(out_dir: str | Path) -> None:
+    """Finish a publication that a killed process left half done, and remove the temporary folders of
+    runs that ended (a live run's folders are left alone)."""
+    from ..io.ctc_writer import remove_stale_exports
+
+    out_dir = Path(out_dir)
+    if not out_dir.is_dir():
+        remove_stale_exports(out_dir, keep_publishing=False)
+        return
+    try:
+        with _dataset_lock(out_dir, "the dataset was not tidied", timeout=0):
+            remove_stale_exports(out_dir, keep_publishing=False)
+    except LockTimeout:  # a live process is publishing: it finishes any leftover work itself
+        return
+    except PermissionError:  # a folder this process cannot write to: the writer says so
+        return
+
+
+def _publish_new_dataset(out_dir: Path, staging: Path, seq: str, entry: dict[str, Any], run: dict[str, Any]) -> bool:
+    """Rename the temporary folder, record included, into the dataset ``out_dir`` that does not exist yet;
+    False when another process made ``out_dir`` first (then the video is added to it)."""
+    _write_json(staging / SYNTHESIS_JSON, _record(run, {seq: entry}))
+    usual_folder_permissions(staging)
+    try:
+        os.rename(staging, out_dir)
+    except OSError as e:
+        (staging / SYNTHESIS_JSON).unlink(missing_ok=True)
+        if e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            return False
+        raise
+    return True
+
+
+def _publish_video(out_dir: Path, writer: Any, seq: str, entry: dict[str, Any], publish: _Publish) -> None:
+    """Publish the finished sequence of ``writer`` together with its record entry (all of it or nothing)."""
+    from ..io.ctc_writer import PUBLISHING
+
+    staging, parts = writer.staging, writer.parts
+    if not out_dir.exists() and staging.parent != out_dir:
+        try:
+            if _publish_new_dataset(out_dir, staging, seq, entry, publish.run):
+                return
+        except OSError as e:
+            raise _not_published(seq, e) from None
+    with _dataset_lock(out_dir, f"video {seq} was not published") as lock:
         videos: dict[str, Any] = {}
+        path = out_dir / SYNTHESIS_JSON
         if path.exists():
             data = read_record(path)
-            if not _same_run(data.get("run", {}), run):
-                raise InputError(f"{path.parent} now holds videos of other settings (written meanwhile by "
-                                 "another process); this video is not recorded")
+            if not _same_run(data.get("run", {}), publish.run):
+                raise InputError(f"{out_dir} now holds videos of other settings (written meanwhile by another "
+                                 f"process); video {seq} was not published")
             videos = data.get("videos", {})
+        present = [name for name in parts if (out_dir / name).exists()]
+        if publish.resume and seq in videos and len(present) == len(parts):
+            return  # another run of the same settings published it meanwhile
+        if present and not publish.overwrite:
+            raise FileExistsError(f"{out_dir / present[-1]} already exists; choose another folder or sequence, or "
+                                  "pass overwrite=True (--overwrite) to replace it")
         videos[seq] = entry
-        out = {"format": RECORD_FORMAT, "version": RECORD_VERSION, "run": run, "videos": dict(sorted(videos.items()))}
-        fd2, tmp = tempfile.mkstemp(prefix=".synthesis-", suffix=".json", dir=path.parent)
         try:
-            usual_permissions(tmp)
-            with os.fdopen(fd2, "w") as f:
-                json.dump(out, f, indent=2, default=_json_default)
-                f.write("\n")
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-    finally:
-        os.close(fd)
-        lock.unlink(missing_ok=True)
+            _write_json(staging / PUBLISHING, _record(publish.run, videos))
+            lock.write_journal(json.dumps({"owner": owner_tag(), "staging": str(staging), "parts": parts}))
+        except OSError as e:
+            raise _not_published(seq, e) from None
+        with deferred_interrupts():
+            _move_in(out_dir, staging, parts)
+            os.replace(staging / PUBLISHING, path)
+
+
+def _not_published(seq: str, e: OSError) -> OSError:
+    """One-line error for a publication that failed before anything was moved."""
+    where = f" ({e.filename})" if e.filename else ""
+    err = OSError(f"video {seq} was not published: {e.strerror or e}{where}; the dataset is as it was before")
+    err.errno = e.errno
+    return err
 
 
 def _json_default(o: Any) -> Any:
