@@ -211,6 +211,7 @@ def test_gowt1_gt_window_is_valid_ctc(gowt1, tmp_path):
     assert s["DET"] == 1.0 and s["TRA"] == 1.0 and math.isnan(s.get("SEG", math.nan))
 
 
+@pytest.mark.slow
 def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
     import torch
 
@@ -240,6 +241,7 @@ def test_training_is_seeded_and_weights_round_trip(gowt1, tmp_path):
     assert torch.allclose(m1(x), m3(x))
 
 
+@pytest.mark.slow
 def test_intensity_augmentation_is_seeded_and_changes_only_intensities():
     """--augment intensity: a random contrast/brightness/gamma/blur/noise per patch, the same for a seed."""
     import torch
@@ -274,6 +276,7 @@ def test_intensity_augmentation_is_seeded_and_changes_only_intensities():
         TrainConfig(augment="elastic")
 
 
+@pytest.mark.slow
 def test_phases_train_on_one_pool_then_the_other():
     """Pre-train / fine-tune curriculum: the steps of each phase draw only from that phase's pool."""
     from napari_bvdm.evaluate.data import Pair
@@ -306,6 +309,7 @@ def test_phases_train_on_one_pool_then_the_other():
         ExperimentConfig(real="x", real_share=1.0)
 
 
+@pytest.mark.slow
 def test_bvdm_evaluate_tiny_end_to_end(gowt1, simplus, tmp_path, capsys):
     """`bvdm evaluate` on 16 GOWT1 frames at 1/8 scale with SIM+ standing in for synthetic data."""
     pytest.importorskip("ctc_metrics")

@@ -20,6 +20,7 @@ def demo_layers():
         torch.set_num_threads(n)
 
 
+@pytest.mark.slow
 def test_demo_video_layers_are_synthetic_valid_and_seeded(demo_layers, tmp_path):
     from napari_bvdm._sample_data import demo_video
     from napari_bvdm.io.ctc_writer import export_video

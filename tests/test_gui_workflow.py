@@ -198,6 +198,7 @@ def gowt1_seg(gowt1):
     return seg
 
 
+@pytest.mark.slow
 def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI.
 
@@ -330,6 +331,7 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     _shot(viewer, wf, qtbot, "export", shots, exp.open_btn)
 
 
+@pytest.mark.slow
 def test_gui_stays_responsive_during_training(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     """The Qt event loop keeps serving a 20 ms timer while a texture model trains: no gap over 200 ms."""
     import time

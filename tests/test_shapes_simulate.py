@@ -260,6 +260,7 @@ def test_real_outlines_need_a_model_that_kept_them(model):
         SimulationConfig(outlines="spiky")
 
 
+@pytest.mark.slow
 def test_real_outlines_draw_msc_shapes(msc, tmp_path):
     """``outlines="real"``: valid CTC, seeded, and every whole cell is one of the stored real outlines."""
     import copy
@@ -352,6 +353,7 @@ def test_density_scale_crowds_the_population(model):
         SimulationConfig(density_scale=0)
 
 
+@pytest.mark.slow
 def test_brightness_follows_size_as_in_the_real_cells(msc):
     """MSC's larger (spread) cells are dimmer: the fit keeps the normal-score correlation of size and brightness
     and the simulation reproduces it, with both marginals kept; switched off (or a model fitted before it
@@ -388,6 +390,7 @@ def test_brightness_follows_size_as_in_the_real_cells(msc):
     assert ShapeModel.from_dict(d).params["brightness"]["area_corr"] == 0.0
 
 
+@pytest.mark.slow
 def test_fit_shapes_links_labels_numbered_frame_by_frame(simplus, tmp_path, capsys):
     """A segmenter's output (ids 1..N afresh in every frame) is linked by position, not taken as tracks:
     the fitted cell speeds match those fitted on the real tracks."""

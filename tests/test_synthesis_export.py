@@ -116,6 +116,7 @@ def test_existing_sequences_are_not_overwritten_silently(tmp_path, flow_file):
         run_job(_export(tmp_path / "ds", flow_file, n_videos=1, first_video=100))
 
 
+@pytest.mark.slow
 def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt1, capsys):
     from napari_bvdm.cli import main
 
@@ -137,6 +138,7 @@ def test_cli_generate_from_labels_with_real_background(tmp_path, flow_file, gowt
     assert rc == 2 and "safetensors" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     """A real video with labels (--real) gives the frames the real cells' halo, recorded with the run;
     without labels there (or without --real) there is none."""
@@ -161,6 +163,7 @@ def test_cli_generate_with_the_real_halo(tmp_path, flow_file, gowt1, capsys):
     assert rc == 2 and "real video" in capsys.readouterr().err  # a label video needs a scene to paint on
 
 
+@pytest.mark.slow
 def test_cli_generate_records_the_painter_settings(tmp_path, flow_file, gowt1, capsys):
     """Settings from --config reach the diffusion painter, and the record keeps the painter's settings."""
     from napari_bvdm.cli import main

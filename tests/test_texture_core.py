@@ -135,6 +135,7 @@ def test_weights_round_trip_and_clear_errors(tmp_path):
 
 
 # --- painters ----------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_diffusion_painter_is_deterministic_and_matches_brightness(crops):
     torch.manual_seed(0)
     model = TextureModel(TINY, crops.normalisation)

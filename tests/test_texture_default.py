@@ -17,6 +17,7 @@ def test_default_weights_load_with_config_and_normalisation():
     assert m.info["val_tracks"] and m.info["steps"] > 500
 
 
+@pytest.mark.slow
 def test_default_model_paints_held_out_gowt1_masks_with_mask_fidelity():
     from conftest import data_path
     from napari_bvdm.texture.crops import load_ctc_crops

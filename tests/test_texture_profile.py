@@ -144,6 +144,7 @@ def test_painters_draw_the_real_rim(crops, monkeypatch):
     assert a[0] / a[2] == pytest.approx(real[0] / real[2], abs=0.08)
 
 
+@pytest.mark.slow
 def test_evaluation_sets_hold_the_real_rim(msc, tmp_path):
     """`bvdm evaluate --generate` paints its sets with the training part's rim profile: the classical set's
     cells are dimmer at the outline than inside, as the real ones (a flat silhouette gave 0.847); the sets
@@ -220,6 +221,7 @@ def test_halo_of_real_msc_cells(msc):
     assert values[0] > 0.15 and np.all(np.diff(values) < 0) and values[3] > 0.02
 
 
+@pytest.mark.slow
 def test_recipe_measures_the_halo_on_the_real_video(msc):
     """A real video with labels gives the recipe the real cells' halo; without one there is none."""
     from napari_bvdm.io.readers import read_video
@@ -263,6 +265,7 @@ def test_gui_statistics_of_the_real_video_are_computed_once_per_video():
     assert derived(SimpleNamespace(video=None), "x", compute) == 5  # nothing to key on: computed every time
 
 
+@pytest.mark.slow
 def test_evaluation_sets_follow_crowding(msc, tmp_path):
     """``synthesis.shapes.crowding`` crowds the simulated videos of the evaluation sets; it is recorded next
     to them."""

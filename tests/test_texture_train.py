@@ -45,6 +45,7 @@ def test_training_yields_metrics_and_is_deterministic(crops, tmp_path):
     assert m1.info["val_tracks"] and m1.normalisation == crops.normalisation
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_checkpoint_and_resume_continues_exactly(crops, tmp_path):
     straight = run_job(train_texture(crops, TINY, FAST))
     ckpt = tmp_path / "run.ckpt.safetensors"
@@ -80,6 +81,7 @@ def test_cancel_keeps_a_checkpoint_and_resume_continues_exactly(crops, tmp_path)
         run_job(train_texture(crops, TINY, FAST, checkpoint=tmp_path / "none.safetensors", resume=True))
 
 
+@pytest.mark.slow
 def test_time_limit_stops_between_steps_keeps_checkpoint_and_resumes(crops, tmp_path):
     import time
 
@@ -108,6 +110,7 @@ def test_mask_conditioned_variant_trains(crops):
     assert m.mask_conditioned and m.net.stem.in_channels == 2
 
 
+@pytest.mark.slow
 def test_cli_train_texture_writes_weights_and_resumes(tmp_path, capsys):
     from conftest import data_path
 

@@ -232,6 +232,7 @@ def _two_ranks(rank: int, out) -> None:
     out[rank] = (loop.step, loop.stopped_by_time, saved, [e.metrics["loss"] for e in events])
 
 
+@pytest.mark.slow
 def test_two_ranks_average_metrics_stop_together_and_only_rank_0_saves():
     out = spawn_ranks(_two_ranks)
     (step0, stop0, saved0, loss0), (step1, stop1, saved1, loss1) = out[0], out[1]
@@ -240,6 +241,7 @@ def test_two_ranks_average_metrics_stop_together_and_only_rank_0_saves():
     assert loss0 == loss1 == [0.5, 0.5]
 
 
+@pytest.mark.slow
 def test_fine_tuning_starts_from_the_bundled_models_and_stops_on_time(gowt1, tmp_path):
     """``init="bundled"`` starts from the shipped weights (not random ones); ``max_seconds`` bounds the run."""
     import numpy as np
