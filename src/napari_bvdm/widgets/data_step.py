@@ -71,7 +71,22 @@ class DataWidget(StepWidget):
         self.summary_label.setWordWrap(True)
         self.add(self.summary_label)
 
-        # classical segmentation, offered when there are no labels
+        self._build_segmentation_box()
+        self.finish_layout()
+
+        ev = self.viewer.layers.events
+        for name in ("inserted", "removed", "moved", "reordered"):
+            sig = getattr(ev, name, None)
+            if sig is not None:
+                sig.connect(self._refresh_layers)
+        self.labels_combo.currentIndexChanged.connect(self._update_seg_box)
+        self.image_combo.currentIndexChanged.connect(self._guess_axis)
+        self.state.events.video.connect(self._on_video)
+        self._refresh_layers()
+        self._on_video(self.state.video)
+
+    def _build_segmentation_box(self) -> None:
+        """The classical segmentation, offered when there are no labels."""
         self.seg_box = QGroupBox("No labels? Start from a classical segmentation")
         seg_form = QFormLayout(self.seg_box)
         self.sigma = QDoubleSpinBox()
@@ -109,18 +124,6 @@ class DataWidget(StepWidget):
         for w, key in ((self.sigma, "sigma"), (self.threshold, "threshold"), (self.min_size, "min_size"),
                        (self.min_distance, "min_distance")):
             w.valueChanged.connect(lambda v, k=key: self.settings.set("data", k, v))
-        self.finish_layout()
-
-        ev = self.viewer.layers.events
-        for name in ("inserted", "removed", "moved", "reordered"):
-            sig = getattr(ev, name, None)
-            if sig is not None:
-                sig.connect(self._refresh_layers)
-        self.labels_combo.currentIndexChanged.connect(self._update_seg_box)
-        self.image_combo.currentIndexChanged.connect(self._guess_axis)
-        self.state.events.video.connect(self._on_video)
-        self._refresh_layers()
-        self._on_video(self.state.video)
 
     # ----------------------------------------------------------------------------- layers
     def _refresh_layers(self, *_args: Any) -> None:
