@@ -30,10 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import time
 
-    import numpy as np
-
-    from ..io.readers import read_video
-    from ..io.video import Video
+    from ..io.readers import label_video, read_video
     from ..runtime.progress import run_job
     from ..shapes import FitConfig, fit_shape_model
     from ._common import load_settings, progress_callback
@@ -49,9 +46,8 @@ def run(args: argparse.Namespace) -> int:
     _check_output(args.output, args.overwrite)
     t0 = time.perf_counter()
     video = read_video(args.path, lazy=True, sequence=args.sequence)
-    if not video.labels and video.image is not None and np.dtype(video.image.dtype).kind in "ui":
-        # a label TIFF / frame folder of integer labels: the "image" is the label video
-        video = Video(labels={"labels": video.image}, source=video.source)
+    if not video.labels and video.image is not None:
+        video = label_video(video)  # a label TIFF / frame folder: the "image" is the label video
     model = run_job(fit_shape_model(video, config), progress_callback(args))
     model.save(args.output)
     if args.summary or not args.quiet:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 NAME = "inspect"
 HELP = "describe a TIFF video, a folder of frames or a CTC dataset/sequence (frames, size, dtype, labels, tracks)"
@@ -50,16 +54,12 @@ def run(args: argparse.Namespace) -> int:
                   f"{p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} (8 frames)")
         main = video.main_labels()
         if main is not None:
-            from ..io.lineage import frame_label_sets
-
             kind, lab = main
             counts, sizes = [], []
             for t in range(video.n_frames):
-                f = np.asarray(lab[t])
-                ids = frame_label_sets([f])[0]
-                counts.append(len(ids))
-                if len(ids):
-                    sizes.extend(np.bincount(f.ravel())[ids].tolist())
+                px = _object_sizes(np.asarray(lab[t]))
+                counts.append(len(px))
+                sizes.extend(px.tolist())
             print(f"{kind} objects per frame: min {min(counts)}, mean {np.mean(counts):.1f}, max {max(counts)}"
                   + (f"; median object size {int(np.median(sizes))} px" if sizes else ""))
     if args.validate and meta.get("format") == "ctc":
@@ -71,3 +71,15 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {v}")
         return 0 if not problems else 1
     return 0
+
+
+def _object_sizes(frame: np.ndarray) -> np.ndarray:
+    """Pixel count of every non-zero label in one label frame."""
+    import numpy as np
+
+    if frame.size and frame.dtype.kind in "ub" and int(frame.max()) < 2**20:
+        px = np.bincount(frame.ravel())
+        px[0] = 0
+        return px[px > 0]
+    ids, px = np.unique(frame, return_counts=True)
+    return px[ids != 0]

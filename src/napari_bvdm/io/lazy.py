@@ -4,18 +4,97 @@ Compressed TIFF frames (LZW, zlib: all of the CTC data) cannot be memory-mapped,
 represented by :class:`FrameStack`: it knows its shape and dtype from the file headers and decodes
 a frame only when it is indexed. napari displays it directly (it only needs ``shape``, ``dtype``,
 ``ndim`` and ``__getitem__``), and ``np.asarray(stack)`` reads all frames into *one* preallocated
-array (no second copy).
+array (no second copy) after checking that it fits in memory (:func:`check_memory`).
 """
 
 from __future__ import annotations
 
+import os
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 
-__all__ = ["FrameStack", "materialize"]
+__all__ = ["FrameStack", "materialize", "memory_limit", "check_memory", "format_bytes", "MEMORY_LIMIT_ENV"]
+
+MEMORY_LIMIT_ENV = "NAPARI_BVDM_MAX_READ_GB"
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory the system can still hand out, or None where that cannot be told."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def memory_limit() -> tuple[int | None, str]:
+    """The most bytes one read may put into memory, and where that number comes from.
+
+    ``NAPARI_BVDM_MAX_READ_GB`` (GiB, e.g. ``"8"`` or ``"0.5"``) sets it; otherwise it is the memory
+    available now. ``(None, ...)`` means no limit is known.
+    """
+    env = os.environ.get(MEMORY_LIMIT_ENV, "").strip()
+    if env:
+        from .video import InputError
+
+        try:
+            gb = float(env)
+        except ValueError:
+            gb = -1.0
+        if not gb > 0:
+            raise InputError(f"{MEMORY_LIMIT_ENV}={env!r} must be a positive number of GiB, e.g. 8")
+        return int(gb * 2**30), f"the limit {MEMORY_LIMIT_ENV}={env}"
+    avail = _available_memory()
+    return avail, "the memory available now"
+
+
+def format_bytes(n: int | float) -> str:
+    """``1536`` -> ``"1.5 KiB"``; ``80000000000`` -> ``"74.5 GiB"``."""
+    if n < 1024:
+        return f"{int(n)} bytes"
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        n /= 1024
+        if n < 1024 or unit == "TiB":
+            break
+    return f"{n:.1f} {unit}"
+
+
+def check_memory(nbytes: int, what: str, hint: str = "") -> None:
+    """Raise :class:`~napari_bvdm.io.video.InputError` before ``what`` allocates more than allowed.
+
+    Parameters
+    ----------
+    nbytes : int
+        Bytes the allocation needs.
+    what : str
+        What would be allocated, starting the message (e.g. ``"reading x.tif (3 frames of ...)"``).
+    hint : str
+        What to do instead, appended to the message.
+    """
+    limit, source = memory_limit()
+    if limit is None or nbytes <= limit:
+        return
+    from .video import InputError
+
+    raise InputError(
+        f"{what} needs {format_bytes(nbytes)} of memory, more than {source} ({format_bytes(limit)}); "
+        + (hint or f"use a smaller video (or set {MEMORY_LIMIT_ENV} to the GiB you can spare)")
+    )
 
 
 class FrameStack:
@@ -38,6 +117,9 @@ class FrameStack:
         How many decoded frames to keep (least recently used are dropped).
     name : str
         Shown in error messages and ``repr``.
+    check : callable ``(t, frame) -> None``, optional
+        Called with every decoded frame; raises (e.g. :class:`~napari_bvdm.io.video.InputError`) for
+        values the frame must not hold, such as negative labels.
     """
 
     def __init__(
@@ -50,8 +132,10 @@ class FrameStack:
         present: Sequence[int] | None = None,
         cache_size: int = 4,
         name: str = "",
+        check: Callable[[int, np.ndarray], None] | None = None,
     ) -> None:
         self._load = load
+        self._check = check
         self._shape = (int(n_frames), int(frame_shape[0]), int(frame_shape[1]))
         self._dtype = np.dtype(dtype)
         self._present = (
@@ -143,6 +227,8 @@ class FrameStack:
         return out
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
+        check_memory(self.nbytes, f"reading all {self._shape[0]} frames of {self.name or 'the video'} into memory",
+                     f"read it frame by frame, or set {MEMORY_LIMIT_ENV} to the GiB you can spare")
         out = np.empty(self._shape, self._dtype)
         for t in range(self._shape[0]):
             if t in self._present:
@@ -160,6 +246,8 @@ class FrameStack:
                 f"{self.name or 'video'}: frame {t} has shape {arr.shape} and dtype {arr.dtype}, "
                 f"expected {self._shape[1:]} {self._dtype}; all frames must have one size and dtype"
             )
+        if self._check is not None:
+            self._check(t, arr)
         return arr
 
     def _load_uncached(self, t: int) -> np.ndarray:

@@ -18,9 +18,12 @@ Rules (java-ctcmetrics ``TRA.CheckConsistency`` / ``TrackDataCache.LoadTrackFile
 9. label images are 16-bit
 10. GT/RES (and raw/label) image pairs have the same size
 
-Extra checks (rule ``"naming"`` / ``"format"``): file names ``tTTT``/``man_trackTTT``/``man_segTTT``/
-``maskTTT`` with one digit width (3, or 4 for >= 1000 frames), frames numbered 0..T-1 without gaps,
-track file lines of four integers separated by single spaces with LF endings, sorted by L.
+Extra checks (rule ``"naming"`` / ``"format"`` / ``"file"``): file names ``tTTT``/``man_trackTTT``/
+``man_segTTT``/``maskTTT`` with one digit width (3, or 4 for >= 1000 frames), frames numbered 0..T-1
+without gaps, track file lines of four integers separated by single spaces with LF endings, sorted by L,
+numbers that fit in uint32; every raw frame's header (an empty, truncated or damaged file, a file that
+is no TIFF, a frame of another size or pixel type than the first; with ``deep=True`` every raw frame is
+also decoded); every label image is decoded.
 """
 
 from __future__ import annotations
@@ -28,8 +31,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .readers import TiffHeader
 
 __all__ = ["Violation", "check_lineage", "validate_ctc", "format_report"]
 
@@ -41,7 +48,8 @@ class Violation:
     Attributes
     ----------
     rule : int or str
-        1-10 for the CTC rules, ``"naming"`` or ``"format"`` for the extra checks.
+        1-10 for the CTC rules, ``"naming"``, ``"format"`` or ``"file"`` (a file that cannot be read)
+        for the extra checks.
     message : str
         What is wrong, naming the label and frame where they apply.
     label : int or None
@@ -136,6 +144,7 @@ _STRICT_LINE = re.compile(r"^\d+ \d+ \d+ \d+$")
 
 def _check_track_text(path: Path) -> tuple[list[Violation], np.ndarray | None]:
     from .lineage import parse_track_file
+    from .readers import check_track_text
     from .video import InputError
 
     out: list[Violation] = []
@@ -152,6 +161,7 @@ def _check_track_text(path: Path) -> tuple[list[Violation], np.ndarray | None]:
             out.append(Violation("format", f"{path.name}, line {i}: {line[:40]!r} is not four "
                                  "integers separated by single spaces", path=str(path)))
     try:
+        check_track_text(text, path.name)
         lin = parse_track_file(text, str(path))
     except InputError as e:
         return out + [Violation("format", str(e), path=str(path))], None
@@ -189,16 +199,26 @@ def _width_ok(widths: set[int], n_frames: int) -> bool:
     return widths <= {want}
 
 
-def _read_label(p: Path) -> np.ndarray:
+def _read_pixels(p: Path, header: TiffHeader | None = None) -> np.ndarray:
+    """A TIFF's pixels; :class:`~napari_bvdm.io.readers.FileProblem` when the file cannot be read.
+
+    ``header`` (:class:`~napari_bvdm.io.readers.TiffHeader`) is read when not given.
+    """
     import tifffile
 
-    return tifffile.imread(p)
+    from .lazy import check_memory
+    from .readers import decode_tiff, read_tiff_header
+
+    header = header or read_tiff_header(p)
+    check_memory(header.nbytes, f"reading {p}")
+    return decode_tiff(p, lambda: tifffile.imread(p))
 
 
 def _check_label_folder(files, n_frames: int, tracks_lin, kind: str, *, every_frame: bool,
                         ref_shape, out: list[Violation]) -> list[np.ndarray] | None:
     """Rules 9, 10 and frame coverage for one label folder; returns per-frame label sets."""
     from .lineage import frame_label_sets
+    from .readers import LABEL_MAX, FileProblem
 
     idx = [t for t, _, _ in files]
     if every_frame:
@@ -214,7 +234,11 @@ def _check_label_folder(files, n_frames: int, tracks_lin, kind: str, *, every_fr
     per_frame: list[np.ndarray] = [np.zeros(0, np.int64) for _ in range(n_frames)]
     seen_shape = ref_shape
     for t, p, _w in files:
-        arr = _read_label(p)
+        try:
+            arr = _read_pixels(p)
+        except FileProblem as e:
+            out.append(Violation("file", f"{kind}: {p.name} {e.problem}", frame=t, path=str(p)))
+            continue
         if arr.dtype != np.uint16:
             out.append(Violation(9, f"{kind}: {p.name} has {arr.dtype} pixels; label images must "
                                  "be 16-bit (uint16)", frame=t, path=str(p)))
@@ -231,15 +255,19 @@ def _check_label_folder(files, n_frames: int, tracks_lin, kind: str, *, every_fr
         if arr.dtype.kind not in "iu":
             continue
         if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-            out.append(Violation(9, f"{kind}: {p.name} has negative labels; label images must be "
-                                 "unsigned 16-bit", frame=t, path=str(p)))
+            out.append(Violation(9, f"{kind}: {p.name} has negative labels (min {arr.min()}); label images "
+                                 "must be unsigned 16-bit", frame=t, path=str(p)))
+            continue
+        if arr.dtype.itemsize > 4 and arr.size and int(arr.max()) > LABEL_MAX:
+            out.append(Violation(9, f"{kind}: {p.name} has label {int(arr.max())}, larger than {LABEL_MAX}; "
+                                 "label images must be unsigned 16-bit", frame=t, path=str(p)))
             continue
         if t < n_frames:
             per_frame[t] = frame_label_sets([arr])[0]
     return per_frame
 
 
-def validate_ctc(path: str | Path, *, n_frames: int | None = None) -> list[Violation]:
+def validate_ctc(path: str | Path, *, n_frames: int | None = None, deep: bool = False) -> list[Violation]:
     """Validate a CTC folder; an empty list means valid.
 
     Parameters
@@ -250,6 +278,10 @@ def validate_ctc(path: str | Path, *, n_frames: int | None = None) -> list[Viola
     n_frames : int, optional
         Number of frames, when no raw frames are beside a GT/RES folder (default: the raw frame
         count, else the number of TRA/RES images).
+    deep : bool
+        Also decode every raw frame (slow: reads the whole video); by default only each raw frame's
+        header is checked (readable, not truncated, same size and pixel type as the first frame).
+        Label images are always decoded.
 
     Returns
     -------
@@ -270,9 +302,9 @@ def validate_ctc(path: str | Path, *, n_frames: int | None = None) -> list[Viola
         kind = m.group(2)
         if kind in ("GT", "RES"):
             return _validate_part(path.parent, seq, kind, n_frames)
-        return _validate_sequence(path.parent, seq, n_frames)
+        return _validate_sequence(path.parent, seq, n_frames, deep)
     if _SEQ_DIR.match(path.name):
-        return _validate_sequence(path.parent, path.name, n_frames)
+        return _validate_sequence(path.parent, path.name, n_frames, deep)
     seqs = sorted({(mm.group(1) if (mm := _ANNOT_DIR.match(p.name)) else p.name)
                    for p in path.iterdir()
                    if p.is_dir() and (_SEQ_DIR.match(p.name) or _ANNOT_DIR.match(p.name))})
@@ -281,12 +313,13 @@ def validate_ctc(path: str | Path, *, n_frames: int | None = None) -> list[Viola
                           path=str(path))]
     out: list[Violation] = []
     for s in seqs:
-        out += _validate_sequence(path, s, n_frames)
+        out += _validate_sequence(path, s, n_frames, deep)
     return out
 
 
 def _raw_info(dataset: Path, seq: str) -> tuple[int | None, tuple | None, list[Violation]]:
-    import tifffile
+    """Number of raw frames, the shape of the first readable one, and naming violations."""
+    from .readers import FileProblem, read_tiff_header
 
     files, bad = _indexed(dataset / seq, "t")
     if not files:
@@ -300,15 +333,55 @@ def _raw_info(dataset: Path, seq: str) -> tuple[int | None, tuple | None, list[V
     if not _width_ok({w for _, _, w in files}, n):
         bad.append(Violation("naming", f"{seq}/: frame names must use {4 if n >= 1000 else 3} "
                              "digits (tTTT.tif)", path=str(dataset / seq)))
-    with tifffile.TiffFile(files[0][1]) as tif:
-        shape = tuple(tif.series[0].shape)
+    shape = None
+    for _, p, _ in files:
+        try:
+            shape = read_tiff_header(p).shape
+            break
+        except FileProblem:
+            continue
     return n, shape, bad
 
 
-def _validate_sequence(dataset: Path, seq: str, n_frames: int | None) -> list[Violation]:
+def _check_raw_frames(dataset: Path, seq: str, *, deep: bool) -> list[Violation]:
+    """Every raw frame's header (readable, one size and pixel type); with ``deep`` also its pixels."""
+    from .readers import FileProblem, read_tiff_header
+
+    files, _ = _indexed(dataset / seq, "t")
+    out: list[Violation] = []
+    ref = None
+    for t, p, _ in files:
+        name = f"{seq}/{p.name}"
+        try:
+            header = read_tiff_header(p)
+            if deep:
+                arr = _read_pixels(p, header)
+                if arr.shape != header.shape or arr.dtype != header.dtype:
+                    raise FileProblem(p, f"decodes to {arr.shape} {arr.dtype}, but its header says "
+                                         f"{header.shape} {header.dtype}")
+        except FileProblem as e:
+            out.append(Violation("file", f"{name} {e.problem}", frame=t, path=str(p)))
+            continue
+        if ref is None:
+            ref = (name, header)
+            continue
+        ref_name, ref_header = ref
+        if header.shape != ref_header.shape:
+            out.append(Violation(10, f"{name} has shape {header.shape} but {ref_name} has {ref_header.shape}; "
+                                 "every frame must have the same size", frame=t, path=str(p)))
+        elif header.dtype != ref_header.dtype:
+            out.append(Violation("format", f"{name} has {header.dtype} pixels but {ref_name} has "
+                                 f"{ref_header.dtype}; every frame must have one pixel type", frame=t,
+                                 path=str(p)))
+    return out
+
+
+def _validate_sequence(dataset: Path, seq: str, n_frames: int | None, deep: bool = False) -> list[Violation]:
     out: list[Violation] = []
     n_raw, _, bad = _raw_info(dataset, seq)
     out += bad
+    if n_raw is not None:
+        out += _check_raw_frames(dataset, seq, deep=deep)
     found = False
     for kind in ("GT", "RES"):
         if (dataset / f"{seq}_{kind}").is_dir():

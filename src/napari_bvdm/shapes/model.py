@@ -8,6 +8,7 @@ background statistics of the image. No pixel data is stored.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -243,12 +244,7 @@ class ShapeModel:
 
     @classmethod
     def from_dict(cls, data: Any, *, where: str = "shape model") -> ShapeModel:
-        if not isinstance(data, dict) or data.get("format") != FORMAT:
-            got = data.get("format") if isinstance(data, dict) else type(data).__name__
-            raise ShapeModelError(
-                f"{where} is not a napari-bvdm shape model (format {got!r}, expected {FORMAT!r}); "
-                "fit one with `bvdm fit-shapes`"
-            )
+        _check_kind(data, where)
         ver = data.get("format_version")
         if not isinstance(ver, int) or ver > FORMAT_VERSION or ver < 1:
             raise ShapeModelError(
@@ -386,6 +382,72 @@ class ShapeModel:
             f"  background: level {p['background']['level']:.3f}, noise {p['background']['noise']:.3f} (normalised)"
         )
         return "\n".join(lines)
+
+
+# Other napari-bvdm JSON files a shape model can be confused with, by their "format" field (the values of
+# synthesis.export.RECORD_FORMAT, widgets._settings.RUN_SETTINGS_FORMAT and runtime.weights.FORMAT).
+_OTHER_FORMATS = {
+    "napari-bvdm synthesis record": "a synthesis record (the synthesis.json of a generated dataset)",
+    "napari-bvdm-run-settings": "a run-settings file (saved by the GUI for `bvdm ... --settings`)",
+    "napari-bvdm-weights": "model-weights metadata",
+}
+# Configuration files (no "format" field), by keys only they have.
+_CONFIG_KEYS = (
+    ({"shapes", "texture", "flow", "scene", "output"}, "a `bvdm generate` configuration (docs/parameters.md)"),
+    ({"unet", "crop_size"}, "a texture-model configuration"),
+    ({"steps", "batch_size", "lr"}, "a training configuration"),
+    ({"level", "noise", "row_profile"}, "saved scene statistics"),
+)
+
+
+def _check_kind(data: Any, where: str) -> None:
+    """Refuse a file that is not a shape model, saying what it is instead.
+
+    Raises
+    ------
+    ShapeModelError
+        ``data`` is no JSON object, has another ``format``, or has this format and another ``kind``.
+    """
+    fmt = data.get("format") if isinstance(data, dict) else None
+    kind = data.get("kind", "shape-model") if isinstance(data, dict) else None
+    if fmt == FORMAT and kind == "shape-model":
+        return
+    what = _what_file_is(data)
+    raise ShapeModelError(
+        f"{where} is {what}, not a napari-bvdm shape model: give the .json file that `bvdm fit-shapes` writes "
+        f"(format \"{FORMAT}\"){_where_the_model_is(data)}"
+    )
+
+
+def _what_file_is(data: Any) -> str:
+    """A few words on what a JSON document that is not a shape model is."""
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}"
+    fmt, kind = data.get("format"), data.get("kind")
+    if fmt == FORMAT:
+        return f"a napari-bvdm file of kind {kind!r}"
+    if isinstance(fmt, str):
+        return _OTHER_FORMATS.get(fmt, f"a file of format {fmt!r}" + (f" (kind {kind!r})" if kind else ""))
+    if "params" in data and isinstance(data["params"], dict) and "shape" in data["params"]:
+        return "shape-model parameters without the file header (\"format\", \"format_version\")"
+    keys = set(data)
+    if keys and keys <= {f.name for f in dataclasses.fields(FitConfig)}:
+        return "fit-shapes settings (FitConfig)"
+    for needed, what in _CONFIG_KEYS:
+        if needed <= keys:
+            return what
+    shown = ", ".join(sorted(map(str, keys))[:6]) + (", ..." if len(keys) > 6 else "")
+    return f"a JSON object without a \"format\" field (keys: {shown or 'none'})"
+
+
+def _where_the_model_is(data: Any) -> str:
+    """For a synthesis record: the shape model it names; else nothing."""
+    if not isinstance(data, dict):
+        return ""
+    models = (data.get("run") or {}).get("models") if isinstance(data.get("run"), dict) else None
+    shapes = models.get("shapes") if isinstance(models, dict) else None
+    path = shapes.get("path") if isinstance(shapes, dict) else None
+    return f"; this dataset was made with the shape model {path}" if path else ""
 
 
 def _finite(v: Any) -> bool:
