@@ -226,7 +226,7 @@ def _page_problems(tif: tifffile.TiffFile, size: int) -> tuple[str | None, str |
         return "it holds no image (no pages)", None
     broken = _chain_problem(tif, size)
     if broken:
-        return f"its list of pages breaks off after page {n} ({broken})", None
+        return f"its list of pages breaks off after {n} page(s) ({broken})", None
     wrong = None
     for i, page in enumerate(pages):
         cut = _data_cut_short(page, i, size)
