@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from napari_bvdm.cli import main
 from napari_bvdm.io.validator import check_lineage, validate_ctc
@@ -169,6 +171,32 @@ def test_case2_processes_fill_one_new_folder(tmp_path, n):
     assert _hidden(out, tmp_path) == [] and not (out / LOCK).exists()
 
 
+# --- 3. more cells than the frame holds --------------------------------------------------------------------
+def test_case3_too_many_cells_is_refused_before_simulating(tmp_path, monkeypatch, capsys):
+    from napari_bvdm.shapes import ShapeModel
+    from napari_bvdm.shapes import simulate as sim
+    from napari_bvdm.shapes.simulate import max_cells
+
+    most = max_cells(ShapeModel.default(), 64, 64)
+    assert 2 <= most < 50
+    cfg = _config(tmp_path)
+
+    def never(self, cancel):
+        raise AssertionError("simulation started")
+
+    with monkeypatch.context() as m:
+        m.setattr(sim._Simulator, "run_frames", never)
+        t0 = time.monotonic()
+        assert main(_generate(cfg, tmp_path / "ds", "--cells", "10000")) == 2
+        assert time.monotonic() - t0 < 30
+    line = _one_line(capsys.readouterr().err)
+    assert "10000 cells do not fit on a 64 x 64 frame" in line and f"at most {most} fit" in line
+    assert not (tmp_path / "ds").exists()
+    with pytest.raises(sim.ConfigError, match=f"at most {most} fit"):
+        next(sim.simulate_masks(ShapeModel.default(), sim.SimulationConfig(height=64, width=64, cells=10000)))
+    assert main(_generate(cfg, tmp_path / "ds", "--cells", str(most))) == 0  # the most that fit is fine
+
+
 # --- 4. simulated lineage declaring a track twice ---------------------------------------------------------
 def test_case4_model_fitted_with_one_division_simulates_valid_lineages():
     """A mother whose division is postponed (contact inhibition) was listed as ended and then again."""
@@ -289,3 +317,113 @@ def test_case6_new_dataset_folder_follows_the_umask(tmp_path, umask):
     assert out.stat().st_mode & 0o777 == 0o777 & ~umask
     assert (out / "01").stat().st_mode & 0o777 == 0o777 & ~umask
     assert (out / SYNTHESIS_JSON).stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- 7. SIGKILL at random moments --------------------------------------------------------------------------
+_ZYGOTE = r"""
+import json, os, sys
+import torch
+torch.set_num_threads(1)
+from napari_bvdm.cli import main
+import napari_bvdm.commands.generate, napari_bvdm.synthesis.recipe, napari_bvdm.texture.painter, napari_bvdm.flow
+devnull = os.open(os.devnull, os.O_WRONLY)
+print("ready", flush=True)
+for line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+        rc = 1
+        try:
+            rc = main(json.loads(line))
+        finally:
+            os._exit(rc)
+    print(pid, flush=True)
+    print(os.waitpid(pid, 0)[1], flush=True)
+"""
+
+
+class _Zygote:
+    """A process that imported napari-bvdm once and forks one `bvdm` run per request (fast to start)."""
+
+    def __init__(self) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-c", _ZYGOTE], env=ENV, stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout.readline().strip() == "ready"
+
+    def start(self, argv: list[str]) -> int:
+        self.proc.stdin.write(json.dumps(argv) + "\n")
+        self.proc.stdin.flush()
+        return int(self.proc.stdout.readline())
+
+    def status(self) -> int:
+        return int(self.proc.stdout.readline())
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def _pixels(out: Path, seq: str) -> dict[str, np.ndarray]:
+    return {str(p.relative_to(out)): tifffile.imread(p) for p in sorted(out.glob(f"{seq}*/**/*.tif"))}
+
+
+def _check_after_kill(out: Path, ref: Path, before: list[str]) -> list[str]:
+    """The previous state or a later one: consistent, nothing lost, every video identical to the reference."""
+    if not out.exists():
+        assert before == []
+        return []
+    lock = out / LOCK
+    if lock.exists() and lock.read_text().strip():  # killed between moving a video in and its record
+        export.tidy_dataset(out)  # what the next run does first
+    _assert_consistent(out)
+    now = _videos(out)
+    assert set(before) <= set(now)
+    for seq in set(now) - set(before):
+        a, b = _pixels(out, seq), _pixels(ref, seq)
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a), seq
+    return now
+
+
+@pytest.mark.slow
+def test_case7_sigkill_at_random_moments_leaves_a_valid_dataset_and_the_same_command_resumes(tmp_path):
+    cfg = _config(tmp_path)
+    zygote = _Zygote()
+    try:
+        ref = tmp_path / "ref"
+        t0 = time.monotonic()
+        zygote.start(_generate(cfg, ref, "--videos", "3"))
+        assert zygote.status() == 0
+        duration = time.monotonic() - t0
+        rng = random.Random(20240607)
+        round_, before, kills = 0, [], 0
+        out = tmp_path / "ds0"
+        for _ in range(20):
+            pid = zygote.start(_generate(cfg, out, "--videos", "3"))
+            time.sleep(rng.uniform(0, duration))  # a resumed run has less to do: some end before
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            status = zygote.status()
+            kills += int(os.WIFSIGNALED(status))
+            before = _check_after_kill(out, ref, before)
+            if os.WIFEXITED(status):
+                assert os.WEXITSTATUS(status) == 0
+            if before == ["01", "02", "03"]:  # complete: the next kills go to a new dataset
+                round_ += 1
+                out, before = tmp_path / f"ds{round_}", []
+        assert kills >= 5
+        zygote.start(_generate(cfg, out, "--videos", "3"))  # the same command once more completes the run
+        assert zygote.status() == 0
+    finally:
+        zygote.close()
+    for k in range(round_ + 1):
+        done = tmp_path / f"ds{k}"
+        _assert_consistent(done)
+        assert _videos(done) == ["01", "02", "03"]
+        assert _hidden(done) == [] and not (done / LOCK).exists()
+        for seq in ("01", "02", "03"):
+            a, b = _pixels(done, seq), _pixels(ref, seq)
+            assert all(np.array_equal(a[key], b[key]) for key in a)
+    assert _hidden(tmp_path) == []

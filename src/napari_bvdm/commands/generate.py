@@ -14,7 +14,8 @@ DESCRIPTION = (
     "a real video. Models not given are the ones bundled with the package. Every other setting is in the "
     "configuration file (--config; docs/parameters.md); the dataset's synthesis.json is such a file and "
     "makes the same videos again. Several processes can fill one dataset: give each its own --first-video "
-    "range with the same settings and seed."
+    "range with the same settings and seed. The same command run again (after a crash, a kill or a full "
+    "disk) keeps the videos already written and makes the missing ones."
 )
 
 
@@ -39,7 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="cells in the first frame (default: as dense as in the real video the shapes were fitted on)")
     p.add_argument("--seed", type=int, default=None, help="the same seed gives the same videos (default 0)")
     p.add_argument("--device", default=None, help="auto (a GPU when there is one), cpu, cuda, cuda:N or mps")
-    p.add_argument("--overwrite", action="store_true", help="replace videos with the same numbers")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace videos with the same numbers (default: keep those written with the same settings)")
     add_config_argument(p, quiet=True)
 
 
@@ -75,6 +77,17 @@ def _fixed_mmap_threshold() -> None:
         pass
 
 
+def _kept(out: Path, numbers: range) -> list[int]:
+    """Videos of ``numbers`` that the dataset already holds and lists (made again only with --overwrite)."""
+    from ..synthesis.export import published_videos
+
+    try:
+        done = published_videos(out)
+    except Exception:  # noqa: BLE001 - a damaged record is reported by the run itself
+        return []
+    return [n for n in numbers if f"{n:02d}" in done]
+
+
 def run(args: argparse.Namespace) -> int:
     from ..runtime.progress import run_job
     from ..synthesis import recipe
@@ -82,11 +95,14 @@ def run(args: argparse.Namespace) -> int:
 
     _fixed_mmap_threshold()
     cfg = config_from_args(args)
+    first = cfg.output.first_video
+    numbers = range(first, first + cfg.output.videos)
+    kept = [] if args.overwrite else _kept(args.output, numbers)
     with warnings.catch_warnings():
         warnings.simplefilter("always")
-        out = run_job(recipe.generate(cfg, args.output, recipe.prepare(cfg), overwrite=args.overwrite),
-                      progress_callback(args))
-    first = cfg.output.first_video
-    last = first + cfg.output.videos - 1
-    print(f"wrote videos {first:02d}..{last:02d} to {out} (validated; settings in {out}/synthesis.json)")
+        out = run_job(recipe.generate(cfg, args.output, recipe.prepare(cfg), overwrite=args.overwrite,
+                                      resume=not args.overwrite), progress_callback(args))
+    span = f"{numbers[0]:02d}..{numbers[-1]:02d}"
+    note = f", {len(kept)} of them already there and kept" if kept else ""
+    print(f"wrote videos {span} to {out}{note} (validated; settings in {out}/synthesis.json)")
     return 0

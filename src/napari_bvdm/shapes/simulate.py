@@ -38,10 +38,13 @@ from ..runtime.seeding import numpy_rng
 from .contours import fill_polygon, outline_to_polygon, rasterise
 from .model import N_QUANTILES, ShapeModel
 
-__all__ = ["SimulationConfig", "MaskVideo", "simulate_masks"]
+__all__ = ["SimulationConfig", "MaskVideo", "simulate_masks", "max_cells", "check_cells_fit"]
 
 _LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
 MAX_ID = 65535
+#: how many times more cells than fit side by side a frame may start with (the simulator lets cells cover
+#: each other); beyond that a request is refused before simulating
+CROWDING_LIMIT = 4.0
 
 
 @dataclass
@@ -160,6 +163,41 @@ class MaskVideo:
 
 
 # ---------------------------------------------------------------------------------------------
+def _typical_area(model: ShapeModel) -> float:
+    """Median cell area (px) of the model's size table."""
+    return max(float(_from_q(np.asarray(model.params["area"]["sampler_quantiles"], float), 0.5)), 1.0)
+
+
+def max_cells(model: ShapeModel, height: int, width: int) -> int:
+    """The most cells a ``height`` x ``width`` first frame can start with: :data:`CROWDING_LIMIT` times the
+    frame area over the model's median cell area (at least 1)."""
+    return max(1, int(CROWDING_LIMIT * height * width / _typical_area(model)))
+
+
+def check_cells_fit(model: ShapeModel, cfg: SimulationConfig) -> None:
+    """Refuse a first frame with far more cells than the canvas holds, before anything is simulated.
+
+    Raises
+    ------
+    ConfigError
+        Naming the most cells that fit.
+    """
+    if model is None:
+        return
+    if cfg.cells is not None:
+        n = int(cfg.cells)
+    else:
+        n = int(round(float(model.params["population"]["density_knots"][0]) * cfg.height * cfg.width
+                      * cfg.density_scale))
+    most = max_cells(model, cfg.height, cfg.width)
+    if n <= most:
+        return
+    what = f"{n} cells" if cfg.cells is not None else f"{n} cells (the fitted density x {cfg.density_scale:g})"
+    raise ConfigError(f"{what} do not fit on a {cfg.height} x {cfg.width} frame: cells of this shape model cover "
+                      f"about {_typical_area(model):.0f} px each, so at most {most} fit; ask for {most} cells or "
+                      "fewer, or for a larger frame")
+
+
 def _elongate(radii: np.ndarray, factor: float) -> np.ndarray:
     """Scale the elongation (second angular harmonic) of an outline's radii by ``factor``."""
     if factor == 1.0 or len(radii) < 6:
@@ -199,6 +237,7 @@ def _to_g(q: np.ndarray, value: float) -> float:
 
 class _Simulator:
     def __init__(self, model: ShapeModel, cfg: SimulationConfig):
+        check_cells_fit(model, cfg)
         self.m, self.cfg = model, cfg
         p = model.params
         self.p = p

@@ -215,11 +215,13 @@ def mask_source(cfg: GenerateConfig, ing: Ingredients, cancel: CancelToken | Non
     if ing.labels is not None:
         return ing.labels
     from ..shapes import SimulationConfig, simulate_masks
+    from ..shapes.simulate import check_cells_fit
 
     s = cfg.shapes
     base = SimulationConfig(frames=s.frames, height=s.height, width=s.width, cells=s.cells,
                             density_scale=s.crowding if s.cells is None else 1.0, divisions=s.divisions,
                             outlines=s.outlines)
+    check_cells_fit(ing.shape_model, base)  # before any video is started
 
     def masks(number: int, seed: int):
         return simulate_masks(ing.shape_model, base.replace(seed=seed), cancel=cancel)
@@ -250,11 +252,13 @@ def preview(cfg: GenerateConfig, ing: Ingredients, *, frames: int | None = None,
 
 
 def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None = None, *,
-             overwrite: bool = False, source: str = "generate", cancel: CancelToken | None = None) -> Job[Path]:
+             overwrite: bool = False, resume: bool = False, source: str = "generate",
+             cancel: CancelToken | None = None) -> Job[Path]:
     """Job: write the configured videos into the CTC dataset ``out_dir`` (validated on write); returns it.
 
     ``source`` names the front end in the record (``generate`` records can be replayed with
-    ``bvdm generate --config``).
+    ``bvdm generate --config``); with ``resume`` the videos the dataset already holds with these settings
+    are kept and only the missing ones are made.
     """
     from .export import export_dataset
 
@@ -263,7 +267,8 @@ def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None =
     return (yield from export_dataset(out_dir, mask_source(cfg, ing, cancel), ing.painter, ing.flow, ing.scene,
                                       engine_config(cfg, ing.halo), n_videos=cfg.output.videos,
                                       first_video=cfg.output.first_video, model_files=ing.files, record=record,
-                                      overwrite=overwrite, cancel=cancel, pixel_size=pixel_size(cfg, ing)))
+                                      overwrite=overwrite, resume=resume, cancel=cancel,
+                                      pixel_size=pixel_size(cfg, ing)))
 
 
 def pixel_size(cfg: GenerateConfig, ing: Ingredients) -> float | None:
