@@ -427,3 +427,47 @@ def test_case7_sigkill_at_random_moments_leaves_a_valid_dataset_and_the_same_com
             a, b = _pixels(done, seq), _pixels(ref, seq)
             assert all(np.array_equal(a[key], b[key]) for key in a)
     assert _hidden(tmp_path) == []
+
+
+# --- 8. demo --overwrite -------------------------------------------------------------------------------------
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_case8_demo_overwrite_replaces_only_its_own_dataset_after_checking_every_option(tmp_path, monkeypatch,
+                                                                                     capsys):
+    cfg = _config(tmp_path)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    assert main(["demo", "--out", str(mine), "--config", str(cfg), "--overwrite", "--quiet"]) == 2
+    assert "not a dataset written by napari-bvdm" in _one_line(capsys.readouterr().err)
+    assert _files(mine) == {"notes.txt": b"keep me"}
+
+    demo = tmp_path / "demo"
+    assert main(["demo", "--out", str(demo), "--config", str(cfg), "--quiet"]) == 0
+    old = _files(demo)
+    capsys.readouterr()
+    bad_value = tmp_path / "bad.json"
+    bad_value.write_text(json.dumps({**TINY, "shapes": {**TINY["shapes"], "frames": 0}}))
+    crowded = _config(tmp_path, "crowded.json", cells=10000)
+    for argv in (["--config", str(bad_value)], ["--config", str(crowded)], ["--config", str(cfg), "--seed", "x"]):
+        try:
+            rc = main(["demo", "--out", str(demo), "--overwrite", "--quiet", *argv])
+        except SystemExit as e:  # argparse refuses the option itself
+            rc = e.code
+        assert rc == 2, argv
+        assert _files(demo) == old and _hidden(tmp_path) == []
+    capsys.readouterr()
+    from napari_bvdm import preview
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(preview, "write_preview", full_disk)  # fails after the new dataset was generated
+    assert main(["demo", "--out", str(demo), "--config", str(cfg), "--overwrite", "--seed", "5", "--quiet"]) == 1
+    assert "No space left on device" in _one_line(capsys.readouterr().err)
+    assert _files(demo) == old and _hidden(tmp_path) == []
+    monkeypatch.undo()
+    assert main(["demo", "--out", str(demo), "--config", str(cfg), "--overwrite", "--seed", "5", "--quiet"]) == 0
+    assert _files(demo) != old and validate_ctc(demo) == [] and _hidden(tmp_path) == []

@@ -48,12 +48,22 @@ def _check_replaceable(out: Path, overwrite: bool) -> None:
 
 
 def _publish(tmp: Path, out: Path) -> None:
-    """Swap the new dataset in: the old one is moved aside first and removed only once the new one is in place."""
+    """Swap the new dataset in: the old one is moved aside first and removed only once the new one is in place
+    (Ctrl-C and SIGTERM wait until the swap is done)."""
+    from ..runtime.signals import deferred_interrupts
+
     old = None
     if out.exists():
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}-old-", dir=out.parent))
-        out.rename(old / out.name)
-    tmp.rename(out)
+    with deferred_interrupts():
+        if old is not None:
+            out.rename(old / out.name)
+        try:
+            tmp.rename(out)
+        except OSError:
+            if old is not None:
+                (old / out.name).rename(out)
+            raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
