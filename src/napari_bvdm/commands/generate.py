@@ -102,7 +102,15 @@ def run(args: argparse.Namespace) -> int:
         warnings.simplefilter("always")
         out = run_job(recipe.generate(cfg, args.output, recipe.prepare(cfg), overwrite=args.overwrite,
                                       resume=not args.overwrite), progress_callback(args))
-    span = f"{numbers[0]:02d}..{numbers[-1]:02d}"
-    note = f", {len(kept)} of them already there and kept" if kept else ""
-    print(f"wrote videos {span} to {out}{note} (validated; settings in {out}/synthesis.json)")
+    written = [n for n in numbers if n not in kept]
+    done = f"wrote videos {_numbers(written)} to {out}" if written else f"wrote no video to {out}"
+    note = f", kept {_numbers(kept)} (already there with these settings)" if kept else ""
+    print(f"{done}{note} (validated; settings in {out}/synthesis.json)")
     return 0
+
+
+def _numbers(numbers: list[int]) -> str:
+    """``01..03`` for a run of numbers, else ``01, 03``."""
+    if len(numbers) > 2 and numbers[-1] - numbers[0] == len(numbers) - 1:
+        return f"{numbers[0]:02d}..{numbers[-1]:02d}"
+    return ", ".join(f"{n:02d}" for n in numbers)
