@@ -156,6 +156,35 @@ def test_case1_lock_held_by_another_process_publishes_nothing(tmp_path, monkeypa
     _assert_consistent(out)
 
 
+@pytest.mark.parametrize("writes_before_full", [0, 4, 8])
+def test_case1_full_disk_while_writing_frames_publishes_nothing(tmp_path, monkeypatch, capsys, writes_before_full):
+    from napari_bvdm.io import ctc_writer
+
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    assert main(_generate(cfg, out)) == 0
+    before = (out / SYNTHESIS_JSON).read_text()
+    capsys.readouterr()
+    imwrite, calls = tifffile.imwrite, []
+
+    def fills_up(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > writes_before_full:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return imwrite(*args, **kwargs)
+
+    monkeypatch.setattr(ctc_writer.tifffile, "imwrite", fills_up)
+    assert main(_generate(cfg, out, "--first-video", "2")) == 1
+    assert "No space left on device" in _one_line(capsys.readouterr().err)
+    assert _videos(out) == ["01"] and (out / SYNTHESIS_JSON).read_text() == before
+    _assert_consistent(out)
+    assert _hidden(out, tmp_path) == []
+    monkeypatch.undo()
+    assert main(_generate(cfg, out, "--first-video", "2")) == 0
+    assert _videos(out) == ["01", "02"]
+    _assert_consistent(out)
+
+
 # --- 2. parallel processes filling one new folder --------------------------------------------------------
 @pytest.mark.parametrize("n", [2, 4])
 def test_case2_processes_fill_one_new_folder(tmp_path, n):
