@@ -234,7 +234,7 @@ class TrainingLoop:
     def _steps(self, step_fn, after_step) -> Generator[Progress, None, None]:
         window: deque[float] = deque(maxlen=20)
         losses: deque[float] = deque(maxlen=self.report_every)
-        started = time.monotonic()
+        started = self._started = time.monotonic()
         while self.step < self.total:
             if self.cancel is not None:
                 self.cancel.check()
@@ -267,8 +267,12 @@ class TrainingLoop:
         shown.pop(self.rate_name)
         shown.update(more or {})
         shown[self.rate_name] = rate
-        shown["eta_s"] = (self.total - self.step) * self.items_per_step / rate
-        return Progress(self.step, self.total, self.message, shown, self.stage)
+        total = self.total
+        if self.max_seconds:  # a time budget: the steps it will reach at the current rate
+            left = max(0.0, self.max_seconds - (time.monotonic() - self._started))
+            total = min(total, self.step + max(1, int(left * rate / self.items_per_step)))
+        shown["eta_s"] = (total - self.step) * self.items_per_step / rate
+        return Progress(self.step, total, self.message, shown, self.stage)
 
     def _out_of_time(self, started: float) -> bool:
         if not self.max_seconds:

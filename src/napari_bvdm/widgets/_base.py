@@ -56,6 +56,7 @@ class StepWidget(QWidget):
         self._layout.addWidget(self.status_label)
         self.status_text = ""
         self.status_colour = MISSING
+        self.advanced: Any = None  # the collapsed "Advanced settings" section, made by add_advanced
 
     # ---------------------------------------------------------------- helpers for subclasses
     def set_status(self, text: str, colour: str = MISSING) -> None:
@@ -84,8 +85,21 @@ class StepWidget(QWidget):
         self._layout.addWidget(widget)
         return widget
 
+    def add_advanced(self, widget: QWidget) -> QWidget:
+        """Put ``widget`` into this step's "Advanced settings" section (collapsed until opened)."""
+        if self.advanced is None:
+            from superqt import QCollapsible
+
+            self.advanced = QCollapsible("Advanced settings")
+            self.advanced.setToolTip("every other setting of this step; the defaults suit a first run")
+            self.advanced.setObjectName("bvdm-advanced")
+        self.advanced.addWidget(widget)
+        return widget
+
     def finish_layout(self) -> None:
         self._layout.addWidget(self.runner)
+        if self.advanced is not None:
+            self._layout.addWidget(self.advanced)
         self._layout.addStretch(1)
 
     def _on_running_changed(self, running: bool) -> None:

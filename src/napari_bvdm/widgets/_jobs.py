@@ -16,6 +16,7 @@ their result (see ``docs/dev/contracts.md``). :class:`JobRunner` wraps one in a 
 
 from __future__ import annotations
 
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -232,9 +233,9 @@ class JobRunner(QWidget):
         eta_txt = format_eta(eta)
         label = f"{ev.message or self._title} {ev.step}/{ev.total or '?'}"
         self.bar.setFormat(label[:60])
-        nums = " ".join(
-            f"{k}={v:.4g}" for k, v in (ev.metrics or {}).items()
-            if isinstance(v, (int, float)) and k != "eta_s"
+        nums = "  ".join(  # plain names; a value that is not a number (nan, inf) is left out
+            f"{k.replace('_per_s', '/s').replace('_', ' ')} {v:.4g}" for k, v in (ev.metrics or {}).items()
+            if isinstance(v, (int, float)) and k != "eta_s" and math.isfinite(v)
         )
         self.status.setText(
             f"{ev.message or self._title}" + (f"  {nums}" if nums else "")

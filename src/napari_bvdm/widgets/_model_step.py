@@ -14,6 +14,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QLineEdit,
     QPushButton,
+    QSpinBox,
     QWidget,
 )
 
@@ -35,22 +36,46 @@ class ModelStepWidget(StepWidget):
     train_api: tuple[str, tuple[str, ...]] = ("", ())
     load_api: tuple[str, tuple[str, ...]] = ("", ())
     default_name = "model.safetensors"
+    #: Fine-tune's default time (minutes) and what a fine-tune of that length gained when measured
+    finetune_minutes = 10
+    finetune_gain = ""
+    #: seconds per step of the default full training on a 2-core CPU (measured), for its up-front estimate
+    cpu_seconds_per_step = 0.0
 
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent, loss_plot=True)
         self.train_missing = unavailable_reason(*self.train_api)
         self.load_missing = unavailable_reason(*self.load_api)
+        # ---- Basic: the bundled model, or a short fine-tune of it on this video
+        basic = QGridLayout()
+        self.default_btn = QPushButton("Use bundled model")
+        self.default_btn.setToolTip("the small model that ships with napari-bvdm (trained on a real sequence): "
+                                    "ready at once, no training")
+        self.finetune_btn = QPushButton(f"Fine-tune {self.finetune_minutes} min")
+        self.finetune_btn.setToolTip("continue training the bundled model on this video for a fixed time (set the "
+                                     "minutes under Advanced settings); the result is saved as the weights file")
+        basic.addWidget(self.default_btn, 0, 0)
+        basic.addWidget(self.finetune_btn, 0, 1)
+        holder = QWidget()
+        holder.setLayout(basic)
+        basic.setContentsMargins(0, 0, 0, 0)
+        self.add(holder)
+        self.plan_label = QLabel("")
+        self.plan_label.setWordWrap(True)
+        self.add(self.plan_label)
+
+        # ---- Advanced: device, weights file, fine-tune time, full training and its settings
         self.device_picker = DevicePicker(device=self.state.device)
         self.device_picker.device_changed.connect(self._device_changed)
         self.state.events.device.connect(self._state_device)
-        self.add(self.device_picker)
-
+        self.add_advanced(self.device_picker)
         row = QHBoxLayout()
         self.path_edit = QLineEdit(self.settings.get(self.key, "weights_path", "") or self._default_path())
-        self.path_edit.setToolTip("weights file (.safetensors) written by Train / Save and read by Load")
+        self.path_edit.setToolTip("weights file (.safetensors) written by Fine-tune, Train and Save, read by Load")
         self.path_edit.editingFinished.connect(lambda: self.settings.set(self.key, "weights_path", self.path))
         browse = QPushButton("…")
         browse.setMaximumWidth(28)
+        browse.setToolTip("choose the weights file")
         browse.clicked.connect(self._browse)
         row.addWidget(QLabel("Weights"))
         row.addWidget(self.path_edit, 1)
@@ -58,27 +83,39 @@ class ModelStepWidget(StepWidget):
         holder = QWidget()
         holder.setLayout(row)
         row.setContentsMargins(0, 0, 0, 0)
-        self.add(holder)
+        self.add_advanced(holder)
+        self.minutes = QSpinBox()
+        self.minutes.setRange(1, 24 * 60)
+        self.minutes.setSuffix(" min")
+        self.minutes.setValue(int(self.settings.get(self.key, "finetune_minutes", self.finetune_minutes)))
+        self.minutes.setToolTip("how long Fine-tune trains (the model of the last finished step is kept)")
+        self.minutes.valueChanged.connect(self._minutes_changed)
+        mrow = QHBoxLayout()
+        mrow.addWidget(QLabel("Fine-tune for"))
+        mrow.addWidget(self.minutes, 1)
+        mrow.setContentsMargins(0, 0, 0, 0)
+        holder = QWidget()
+        holder.setLayout(mrow)
+        self.add_advanced(holder)
 
         self.form_holder = QWidget()
         self.form_layout = QHBoxLayout(self.form_holder)
         self.form_layout.setContentsMargins(0, 0, 0, 0)
-        self.add(self.form_holder)
+        self.add_advanced(self.form_holder)
 
         grid = QGridLayout()
-        self.train_btn = QPushButton("Train")
+        self.train_btn = QPushButton("Train from scratch")
         self.resume_box = QCheckBox("resume")
         self.resume_box.setToolTip("resume from the checkpoint: continue a cancelled or crashed run (the checkpoint "
                                    "sits next to the weights file)")
-        self.load_btn = QPushButton("Load weights")
+        self.load_btn = QPushButton("Load weights…")
+        self.load_btn.setToolTip("use a weights file trained earlier (.safetensors)")
         self.save_btn = QPushButton("Save weights")
-        self.default_btn = QPushButton("Use default model")
-        self.default_btn.setToolTip("the small model bundled with napari-bvdm (trained on a real sequence)")
+        self.save_btn.setToolTip("save the model in use as the weights file above (asks before replacing a file)")
         grid.addWidget(self.train_btn, 0, 0)
         grid.addWidget(self.resume_box, 0, 1)
         grid.addWidget(self.load_btn, 1, 0)
         grid.addWidget(self.save_btn, 1, 1)
-        grid.addWidget(self.default_btn, 2, 0)
         self.child_box = QCheckBox("separate process")
         self.child_box.setToolTip("train in a separate process: frees all (GPU) memory when training ends and keeps "
                                   "napari fully responsive; costs a few seconds to start")
@@ -88,8 +125,9 @@ class ModelStepWidget(StepWidget):
         buttons = QWidget()
         buttons.setLayout(grid)
         grid.setContentsMargins(0, 0, 0, 0)
-        self.add(buttons)
-        self.train_btn.clicked.connect(self.train)
+        self.add_advanced(buttons)
+        self.train_btn.clicked.connect(lambda: self.train())
+        self.finetune_btn.clicked.connect(self.fine_tune)
         self.load_btn.clicked.connect(lambda: self.load())
         self.save_btn.clicked.connect(lambda: self.save())
         self.default_btn.clicked.connect(self.use_default)
@@ -101,8 +139,9 @@ class ModelStepWidget(StepWidget):
         self.state.events.video.connect(self._refresh)
 
     # ------------------------------------------------------------------ hooks for subclasses
-    def _train_spec(self, resume: bool) -> tuple[str, dict[str, Any]]:  # pragma: no cover - abstract
-        """``("module:function", kwargs)`` of a Qt-free training job that writes the weights file."""
+    def _train_spec(self, resume: bool, extra: dict[str, Any]) -> tuple[str, dict[str, Any]]:  # pragma: no cover
+        """``("module:function", kwargs)`` of a Qt-free training job that writes the weights file; ``extra``
+        overrides training settings (fine-tuning: ``init`` and ``max_seconds``)."""
         raise NotImplementedError
 
     def _load_model(self, path: str):  # pragma: no cover - abstract
@@ -140,7 +179,7 @@ class ModelStepWidget(StepWidget):
             self.device_picker.set_device(device)
 
     def run_buttons(self) -> list[QWidget]:
-        return [self.train_btn, self.load_btn, self.save_btn, self.default_btn, self.child_box]
+        return [self.train_btn, self.finetune_btn, self.load_btn, self.save_btn, self.default_btn, self.child_box]
 
     def _on_running_changed(self, running: bool) -> None:
         super()._on_running_changed(running)
@@ -151,8 +190,11 @@ class ModelStepWidget(StepWidget):
         model = getattr(self.state, self.model_attr)
         self.train_btn.setEnabled(self.train_missing is None and self.state.video is not None
                                   and not self.runner.running)
+        self.finetune_btn.setEnabled(self.train_btn.isEnabled())
         self.train_btn.setToolTip(self.train_missing or ("pick the data first" if self.state.video is None else
-                                                          "train on the Data step's video"))
+                                                          "train a new model from random weights on the Data step's "
+                                                          "video: " + self._full_estimate()))
+        self._update_plan()
         self.load_btn.setEnabled(self.load_missing is None and not self.runner.running)
         self.save_btn.setEnabled(model is not None and not self.runner.running)
         self.default_btn.setEnabled(self.load_missing is None and not self.runner.running)
@@ -165,22 +207,59 @@ class ModelStepWidget(StepWidget):
         else:
             self.set_status("missing: train on the data, or load a weights file / the default model", MISSING)
 
+    def _minutes_changed(self, minutes: int) -> None:
+        self.settings.set(self.key, "finetune_minutes", int(minutes))
+        self.finetune_btn.setText(f"Fine-tune {minutes} min")
+        self._update_plan()
+
+    def _full_estimate(self) -> str:
+        """The full training's length: steps, and the time on a 2-core CPU estimated from a measured rate."""
+        form = getattr(self, "train_form", None)
+        try:
+            steps = int(form.values().get("steps", 0)) if form is not None else 0
+        except (TypeError, ValueError):
+            steps = 0
+        if not steps or not self.cpu_seconds_per_step:
+            return "its time is shown once it runs"
+        from ._jobs import format_eta
+
+        return (f"{steps} steps, about {format_eta(steps * self.cpu_seconds_per_step)} on a 2-core CPU, minutes on "
+                "a GPU")
+
+    def _update_plan(self) -> None:
+        """What the two Basic buttons give, in plain words."""
+        minutes = self.minutes.value()
+        text = (f"Use bundled model: ready at once. Fine-tune: {minutes} min on this video, starting from the "
+                f"bundled model, saved as {Path(self.path).name}.")
+        if self.finetune_gain and minutes == self.finetune_minutes:
+            text += f" Measured: {self.finetune_gain}."
+        text += f" Train from scratch (Advanced): {self._full_estimate()}."
+        self.plan_label.setText(text)
+
     # ------------------------------------------------------------------ actions
-    def train(self) -> None:
+    def finetune_seconds(self) -> float:
+        return 60.0 * self.minutes.value()
+
+    def fine_tune(self) -> None:
+        """Train the bundled model further on this video for the chosen minutes."""
+        self.train(fine_tune=True)
+
+    def train(self, fine_tune: bool = False) -> None:
         if self.train_missing:
             self.set_status(f"unavailable: {self.train_missing}", UNAVAILABLE)
             return
         if self.state.video is None:
             self.set_status("missing: pick the real video in the Data step first", MISSING)
             return
-        resume = self.resume_box.isChecked()
+        resume = self.resume_box.isChecked() and not fine_tune
         path = self.path
         if not path.endswith(".safetensors"):
             self.set_status("the weights file must end in .safetensors", MISSING)
             return
         if not resume and not self.confirm_overwrite(path, f"the newly trained {self.title.lower()}"):
             return
-        target, kwargs = self._train_spec(resume)  # forms validated here: a bad value names its field
+        extra = {"init": "bundled", "max_seconds": self.finetune_seconds()} if fine_tune else {}
+        target, kwargs = self._train_spec(resume, extra)  # forms validated here: a bad value names its field
         in_child = self.child_box.isChecked()
         load = self._load_model
 
@@ -203,7 +282,8 @@ class ModelStepWidget(StepWidget):
             setattr(self.state, self.path_attr, path)
             setattr(self.state, self.model_attr, model)
 
-        self.runner.start(factory, done, title=f"Training {self.title.lower()}", clear_plot=not resume)
+        title = f"Fine-tuning {self.title.lower()}" if fine_tune else f"Training {self.title.lower()}"
+        self.runner.start(factory, done, title=title, clear_plot=not resume)
 
     def load(self, path: str | None = None) -> None:
         if path is None:

@@ -20,8 +20,12 @@ def texture_training(image: Any, labels: Any, tracks: Any, model: dict[str, Any]
     from ..texture.model import TextureModelConfig
     from ..texture.train import TrainConfig, checkpoint_path_for, train_texture
 
-    mc = TextureModelConfig.from_dict(model)
     tc = TrainConfig.from_dict(train)
+    if tc.init:  # fine-tuning: the crops and the network are the initial model's
+        from ..texture.train import initial_model
+
+        model = initial_model(tc.init).config.to_dict()
+    mc = TextureModelConfig.from_dict(model)
     yield Progress(0, tc.steps, "cutting cell crops", stage="train")
     crops = extract_crops(image, labels, tracks=tracks, crop_size=mc.crop_size)
     result = yield from train_texture(crops, mc, tc, checkpoint=checkpoint_path_for(path), resume=resume,

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qtpy.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
+    QFileDialog,
     QFormLayout,
     QGroupBox,
     QLabel,
+    QMenu,
     QPushButton,
+    QSizePolicy,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -39,20 +44,35 @@ class DataWidget(StepWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.summary: dict[str, Any] | None = None
+        self.open_btn = QToolButton()
+        self.open_btn.setText("Open a video…")
+        self.open_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.open_btn.setToolTip("open a TIFF stack, a folder of frames or a CTC sequence with napari-bvdm (no "
+                                 "reader chooser); its image and labels are picked and used at once")
+        menu = QMenu(self.open_btn)
+        menu.addAction("TIFF file…", lambda: self.open_dialog(folder=False))
+        menu.addAction("Folder of frames or CTC sequence…", lambda: self.open_dialog(folder=True))
+        self.open_btn.setMenu(menu)
+        self.open_btn.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
+        self.add(self.open_btn)
         form = QFormLayout()
         box = QWidget()
         box.setLayout(form)
+        form.setContentsMargins(0, 0, 0, 0)
         self.image_combo = QComboBox()
         self.labels_combo = QComboBox()
-        self.image_combo.setToolTip("the real video (T, Y, X); drop a TIFF or a CTC folder on napari")
-        self.labels_combo.setToolTip("its instance labels (CTC TRA/SEG/ST or any Labels layer)")
+        self.image_combo.setToolTip("the real video (time, y, x): any image layer, e.g. a dropped TIFF or CTC folder")
+        self.labels_combo.setToolTip("its cell labels (CTC TRA/SEG or any Labels layer); '(none)' offers a "
+                                     "classical segmentation")
+        for combo in (self.image_combo, self.labels_combo):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(12)
         self.axis_combo = QComboBox()
         self.axis_combo.addItems(["time", "z (depth)"])
         self.axis_combo.setToolTip("what the image's first axis is: time points of a time-lapse, or z-slices of a "
-                                   "3D stack (3D stacks are not supported yet)")
+                                   "3D stack (3D stacks are not supported yet); read from the file where it says")
         form.addRow("Image", self.image_combo)
         form.addRow("Labels", self.labels_combo)
-        form.addRow("First axis", self.axis_combo)
         self.pixel_size = QDoubleSpinBox()
         self.pixel_size.setRange(0.0, 1000.0)
         self.pixel_size.setDecimals(4)
@@ -61,8 +81,13 @@ class DataWidget(StepWidget):
         self.pixel_size.setSpecialValueText("unknown")
         self.pixel_size.setToolTip("size of one pixel in micrometres; read from the file where it says so, else "
                                    "type it in (it is written into the exported TIFFs)")
-        form.addRow("Pixel size", self.pixel_size)
         self.add(box)
+        adv_form = QFormLayout()
+        adv = QWidget()
+        adv.setLayout(adv_form)
+        adv_form.addRow("First axis", self.axis_combo)
+        adv_form.addRow("Pixel size", self.pixel_size)
+        self.add_advanced(adv)
         self.use_btn = QPushButton("Use these layers")
         self.use_btn.setToolTip("summarise the video and make it the input of every step")
         self.use_btn.clicked.connect(self.use_layers)
@@ -172,6 +197,37 @@ class DataWidget(StepWidget):
         self._guess_axis()
 
     # ----------------------------------------------------------------------------- actions
+    def open_dialog(self, folder: bool) -> None:
+        start = str(self.settings.get("data", "last_opened", "") or "")
+        if folder:
+            path = QFileDialog.getExistingDirectory(self, "Open a folder of frames or a CTC sequence", start)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, "Open a TIFF video", start, "TIFF (*.tif *.tiff)")
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str) -> None:
+        """Open ``path`` with napari-bvdm's reader (never a chooser), pick its layers and use them."""
+        from ..io.video import InputError
+
+        self.settings.set("data", "last_opened", str(path))
+        try:
+            layers = self.viewer.open(str(path), plugin="napari-bvdm")
+        except Exception as e:  # napari wraps reader errors; show the reader's own reason
+            cause = e
+            while cause.__cause__ is not None and not isinstance(cause, InputError):
+                cause = cause.__cause__
+            self.set_status(f"could not open {Path(path).name}: {cause}", MISSING)
+            return
+        images = [layer.name for layer in layers if type(layer).__name__ == "Image"]
+        labels = [layer.name for layer in layers if type(layer).__name__ == "Labels"]
+        if not images:
+            self.set_status(f"{Path(path).name} holds no image", MISSING)
+            return
+        tra = [n for n in labels if n.endswith("TRA")]
+        self.select(images[0], (tra or labels or [None])[0])
+        self.use_layers()
+
     def use_layers(self) -> None:
         image_layer = self.layer(self.image_combo.currentText())
         labels_name = self.labels_combo.currentText()
@@ -254,6 +310,9 @@ class DataWidget(StepWidget):
             return
         summary = video.meta.get("summary") if getattr(video, "meta", None) else None
         text = format_summary(summary) if summary else video.describe()
+        px = (getattr(video, "meta", None) or {}).get("pixel_size")
+        text += (f"\npixel size: {px:g} µm" if px else
+                 "\npixel size: unknown (type it under Advanced settings if you know it)")
         self.summary_label.setText(text)
         if not video.labels:
             self.set_status("image only: segment it (below) or add a labels layer; shape and flow models "

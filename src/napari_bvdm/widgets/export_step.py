@@ -9,11 +9,11 @@ from qtpy.QtWidgets import (
     QCheckBox,
     QFileDialog,
     QFormLayout,
-    QHBoxLayout,
     QLabel,
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QStyle,
     QWidget,
 )
 
@@ -35,32 +35,37 @@ class ExportWidget(StepWidget):
         self.missing = unavailable_reason("napari_bvdm.synthesis.export", ("export_dataset",)) or \
             unavailable_reason("napari_bvdm.io.validator", ("validate_ctc", "format_report"))
         form = QFormLayout()
-        row = QHBoxLayout()
         self.folder = QLineEdit(self.settings.get("export", "folder", str(Path.home() / "bvdm-synthetic")))
         self.folder.setToolTip("dataset folder: videos 01, 02, ... with _GT/SEG and _GT/TRA, plus synthesis.json")
         self.folder.editingFinished.connect(lambda: self.settings.set("export", "folder", self.folder.text()))
-        browse = QPushButton("…")
-        browse.setMaximumWidth(28)
-        browse.clicked.connect(self._browse)
-        row.addWidget(self.folder, 1)
-        row.addWidget(browse)
-        row.setContentsMargins(0, 0, 0, 0)
-        holder = QWidget()
-        holder.setLayout(row)
+        browse = self.folder.addAction(self.style().standardIcon(QStyle.StandardPixmap.SP_DirOpenIcon),
+                                       QLineEdit.ActionPosition.TrailingPosition)
+        browse.setToolTip("choose the dataset folder")
+        browse.triggered.connect(self._browse)
+        holder = self.folder
         form.addRow("Folder", holder)
         self.n_videos = QSpinBox()
         self.n_videos.setRange(1, 99)
         self.n_videos.setValue(int(self.settings.get("export", "n_videos", 2)))
         self.n_videos.valueChanged.connect(lambda v: self.settings.set("export", "n_videos", v))
         form.addRow("Videos", self.n_videos)
-        self.overwrite = QCheckBox("replace existing videos of the same numbers")
-        form.addRow(self.overwrite)
+        self.n_videos.setToolTip("how many synthetic videos (01, 02, ...) to write; each has its own cells and "
+                                 "motion")
         box = QWidget()
         box.setLayout(form)
         self.add(box)
-        self.add(QLabel("Frames, size, seed and painter come from the Generate step."))
+        self.overwrite = QCheckBox("replace videos already there")
+        self.overwrite.setToolTip("replace videos of the same numbers already in the folder; without it they are "
+                                  "kept when they were made with the same settings, else Export stops and says so")
+        self.add_advanced(self.overwrite)
+        note = QLabel("Frames, size, seed and painter come from the Generate step.")
+        note.setWordWrap(True)
+        self.add_advanced(note)
         self.export_btn = QPushButton("Export CTC dataset")
+        self.export_btn.setToolTip("write the videos with their labels (SEG, TRA, man_track.txt), check them, and "
+                                   "save the settings as synthesis.json in the folder")
         self.open_btn = QPushButton("Open the result in napari")
+        self.open_btn.setToolTip("open the exported dataset's first video with its labels and tracks")
         self.open_btn.setEnabled(False)
         self.add(self.export_btn)
         self.result_label = QLabel("")

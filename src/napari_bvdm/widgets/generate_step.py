@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from qtpy.QtWidgets import QHBoxLayout, QLabel, QPushButton, QWidget
+from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
 from ._form import ConfigForm
@@ -15,6 +15,7 @@ __all__ = ["GenerateWidget"]
 
 PREVIEW = ("BVDM preview", "BVDM preview labels", "BVDM preview tracks")
 FULL = ("BVDM synthetic", "BVDM synthetic labels", "BVDM synthetic tracks")
+REAL = ("BVDM real (same frames)", "BVDM real labels (same frames)", "BVDM real tracks (same frames)")
 
 
 class GenerateWidget(StepWidget):
@@ -27,19 +28,23 @@ class GenerateWidget(StepWidget):
         super().__init__(napari_viewer, parent)
         self.missing = unavailable_reason("napari_bvdm.synthesis", ("generate_video", "fit_scene_stats",
                                                                     "SynthesisConfig"))
-        self.form = self.add(ConfigForm(GenerateParams, "generate"))
+        self.form = ConfigForm(GenerateParams, "generate")
         self._apply_model_defaults()
-        row = QHBoxLayout()
-        self.preview_btn = QPushButton("Preview")
-        self.preview_btn.setToolTip("generate the first few frames and show them beside the real video (grid)")
-        self.generate_btn = QPushButton("Generate")
-        self.generate_btn.setToolTip("generate the whole video; frames stream into the viewer as they come")
-        row.addWidget(self.preview_btn)
-        row.addWidget(self.generate_btn)
-        holder = QWidget()
-        holder.setLayout(row)
-        row.setContentsMargins(0, 0, 0, 0)
-        self.add(holder)
+        self.preview_btn = QPushButton("Preview side by side")
+        self.preview_btn.setToolTip("make the first few frames of synthetic video 01 and show them next to the same "
+                                    "number of real frames, each with its labels and tracks (seconds to a minute "
+                                    "on a CPU); Export later reuses them")
+        self.add(self.preview_btn)
+        self.back_btn = QPushButton("Back to the normal view")
+        self.back_btn.setToolTip("end the side-by-side view: the layers, their visibility and the grid as before")
+        self.back_btn.setVisible(False)
+        self.back_btn.clicked.connect(self.end_side_by_side)
+        self.add(self.back_btn)
+        self.add_advanced(self.form)
+        self.generate_btn = QPushButton("Generate the whole video")
+        self.generate_btn.setToolTip("make all frames of video 01 into the viewer, as they come; Export writes it "
+                                     "without making it again")
+        self.add_advanced(self.generate_btn)
         self.info_label = QLabel("")
         self.info_label.setWordWrap(True)
         self.add(self.info_label)
@@ -107,10 +112,12 @@ class GenerateWidget(StepWidget):
 
     # ------------------------------------------------------------------ actions
     def preview(self) -> None:
+        self.end_side_by_side()
         params = self.generate_params()
         self._run(params, params.preview_frames, PREVIEW, grid=True)
 
     def generate(self) -> None:
+        self.end_side_by_side()
         params = self.generate_params()
         self._run(params, params.frames, FULL, grid=False)
 
@@ -191,9 +198,73 @@ class GenerateWidget(StepWidget):
             pass
 
     def _side_by_side(self, names: tuple[str, str, str]) -> None:
-        """napari grid: the real video next to the synthetic image, labels and tracks."""
-        keep = {self.state.image_layer, *names}
+        """Two canvases in napari's grid: the same number of real frames (same size, same scale) with their labels
+        and tracks on the left, the synthetic ones on the right; every other layer hidden until
+        :meth:`end_side_by_side` puts the view back as it was."""
+        self.end_side_by_side()
+        synth = [self.viewer.layers[n] for n in names if n in self.viewer.layers]
+        if not synth:
+            return
+        n, h, w = synth[0].data.shape[:3]
+        real = self._real_excerpt(n, h, w)
+        self._view_before = {
+            "visible": {id(layer): layer.visible for layer in self.viewer.layers},
+            "grid": (self.viewer.grid.enabled, tuple(self.viewer.grid.shape), int(self.viewer.grid.stride)),
+            "step": tuple(self.viewer.dims.current_step)}
+        scale = self._scale()
+        added = []
+        for name, kind, data, kw in real:
+            added.append(getattr(self.viewer, f"add_{kind}")(data, name=name, **kw, **scale))
+        self._real_layers = added
+        group = [*synth, *added]  # the top three (real) fill the left canvas, the next three the right one
         for layer in self.viewer.layers:
-            layer.visible = layer.name in keep
+            layer.visible = any(layer is g for g in group)
+        for layer in group:
+            self.viewer.layers.move(self.viewer.layers.index(layer), len(self.viewer.layers))
+        self.viewer.grid.stride = len(added) if len(added) == len(synth) else 1
+        self.viewer.grid.shape = (1, 2) if len(added) == len(synth) else (-1, -1)
         self.viewer.grid.enabled = True
         self.viewer.reset_view()
+        self.back_btn.setVisible(True)
+
+    def _real_excerpt(self, n: int, h: int, w: int) -> list[tuple[str, str, Any, dict[str, Any]]]:
+        """The real video's first ``n`` frames cut to ``h`` x ``w``, with labels and tracks, as layer specs."""
+        from ._layers import tracks_layer_data
+
+        video = self.state.video
+        if video is None or video.image is None:
+            return []
+        win = (slice(0, n), slice(0, h), slice(0, w))
+        image = np.asarray(video.image[win])
+        dense = video.dense_labels()
+        specs = [(REAL[0], "image", image, {})]
+        if dense is not None:
+            labels = np.asarray(dense[1][win])
+            specs.append((REAL[1], "labels", labels, {}))
+            data, graph = tracks_layer_data(labels, getattr(video, "lineage", None))
+            if len(data):
+                specs.append((REAL[2], "tracks", data, {"graph": graph}))
+        return specs
+
+    def end_side_by_side(self) -> None:
+        """Put the view back as it was before the side-by-side preview (the synthetic layers stay)."""
+        before = getattr(self, "_view_before", None)
+        if before is None:
+            return
+        self._view_before = None
+        for layer in getattr(self, "_real_layers", []):
+            if layer in self.viewer.layers:
+                self.viewer.layers.remove(layer)
+        self._real_layers = []
+        for layer in self.viewer.layers:
+            layer.visible = before["visible"].get(id(layer), layer.visible)
+        enabled, shape, stride = before["grid"]
+        self.viewer.grid.stride = stride
+        self.viewer.grid.shape = shape
+        self.viewer.grid.enabled = enabled
+        try:
+            self.viewer.dims.current_step = before["step"]
+        except Exception:  # the layers changed size meanwhile
+            pass
+        self.viewer.reset_view()
+        self.back_btn.setVisible(False)

@@ -107,6 +107,14 @@ def apply_run_settings(steps: dict[str, StepWidget], data: dict[str, Any]) -> No
             steps[key].set_params(data[key])
 
 
+def _ancestors(widget: QWidget, stop: QWidget) -> list[QWidget]:
+    out, p = [], widget.parentWidget()
+    while p is not None and p is not stop:
+        out.append(p)
+        p = p.parentWidget()
+    return out
+
+
 class WorkflowWidget(QWidget):
     """Dock widget "BVDM synthesis": the ordered workflow in one place."""
 
@@ -125,14 +133,24 @@ class WorkflowWidget(QWidget):
         self.device_picker = DevicePicker(device=self.state.device)
         self.device_picker.device_changed.connect(self._device_changed)
         self.state.events.device.connect(self._state_device)
-        top.addWidget(self.device_picker)
         row = QHBoxLayout()
         self.save_btn = QPushButton("Save run settings…")
-        self.save_btn.setToolTip("one JSON file with every step's settings; `bvdm <command> --settings FILE` reads it")
+        self.save_btn.setToolTip("one JSON file with every step's settings, to repeat this run later (or on a "
+                                 "cluster with the bvdm command)")
         self.load_btn = QPushButton("Load run settings…")
+        self.load_btn.setToolTip("put the settings of a saved run into every step")
         row.addWidget(self.save_btn)
         row.addWidget(self.load_btn)
-        top.addLayout(row)
+        row.setContentsMargins(0, 0, 0, 0)
+        buttons = QWidget()
+        buttons.setLayout(row)
+        self.general = QCollapsible("Device and run settings")
+        self.general.setObjectName("bvdm-advanced")
+        self.general.setToolTip(f"where training and generation run (now: {self.state.device}); save or load every "
+                                "step's settings")
+        self.general.addWidget(self.device_picker)
+        self.general.addWidget(buttons)
+        top.addWidget(self.general)
         self.save_btn.clicked.connect(lambda: self.save_settings())
         self.load_btn.clicked.connect(lambda: self.load_settings())
 
@@ -143,6 +161,7 @@ class WorkflowWidget(QWidget):
             w = classes[key](napari_viewer)
             if hasattr(w, "device_picker"):
                 w.device_picker.setVisible(False)  # the workflow's picker applies to every step
+            w.layout().setContentsMargins(0, 4, 0, 4)  # the section already indents it
             sec = QCollapsible(title)
             sec.addWidget(w)
             self.steps[key] = w
@@ -158,6 +177,9 @@ class WorkflowWidget(QWidget):
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(inner)
         self.scroll = scroll
+        # room for the widest step and the vertical scroll bar: the dock scrolls, never clips
+        scroll.setMinimumWidth(inner.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width()
+                               + 2 * scroll.frameWidth())
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(scroll)
@@ -183,6 +205,31 @@ class WorkflowWidget(QWidget):
         for k, sec in self.sections.items():
             (sec.expand if k == key else sec.collapse)(animate=False)
         self.scroll.ensureWidgetVisible(widget or self.sections[key], 0, 0)
+
+    def control_counts(self) -> dict[str, int]:
+        """Controls a user can operate: ``basic`` (shown with every Advanced section closed) and ``advanced``.
+
+        A control is a button, check box, combo box, spin box or text field that is not hidden; the headers
+        of the sections themselves and the progress bar's Cancel button are not counted.
+        """
+        from qtpy.QtWidgets import QAbstractButton, QAbstractSpinBox, QComboBox, QLineEdit
+
+        counts = {"basic": 0, "advanced": 0}
+        skip = {id(b) for sec in [*self.sections.values(), *self._advanced_sections()]
+                for b in sec.findChildren(QAbstractButton) if b.parent() is sec}
+        skip |= {id(b) for w in self.steps.values() for b in w.runner.findChildren(QAbstractButton)}
+        for kind in (QAbstractButton, QComboBox, QAbstractSpinBox, QLineEdit):
+            for w in self.findChildren(kind):
+                if id(w) in skip or w.isHidden() or isinstance(w.parent(), (QComboBox, QAbstractSpinBox, QLineEdit)):
+                    continue
+                if not all(p.isHidden() is False for p in _ancestors(w, self)):
+                    continue
+                advanced = any(p.objectName() == "bvdm-advanced" for p in _ancestors(w, self))
+                counts["advanced" if advanced else "basic"] += 1
+        return counts
+
+    def _advanced_sections(self) -> list[QWidget]:
+        return [self.general, *(w.advanced for w in self.steps.values() if w.advanced is not None)]
 
     # ------------------------------------------------------------------ device and settings
     def _device_changed(self, device: str) -> None:
