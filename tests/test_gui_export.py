@@ -48,3 +48,44 @@ def test_export_saves_models_used_from_memory_beside_the_dataset(make_napari_vie
     assert run["models"]["shapes"]["path"] == str(saved) and len(run["models"]["shapes"]["sha256"]) == 64
     assert run["config"]["flow"]["model"] == ""  # the bundled flow model, hashed as such
     assert "flow" in run["models"]
+
+
+def test_export_writes_the_previewed_frames_and_paints_only_the_rest(make_napari_viewer_proxy, qtbot, tmp_path,
+                                                                       monkeypatch):
+    import numpy as np
+    import tifffile
+
+    from napari_bvdm.flow import FlowModel
+    from napari_bvdm.io.validator import validate_ctc
+    from napari_bvdm.shapes import ShapeModel
+    from napari_bvdm.synthesis import pipeline
+    from napari_bvdm.widgets import ExportWidget, GenerateWidget
+    from napari_bvdm.widgets._recipe import BUNDLED_DEFAULT
+
+    viewer = make_napari_viewer_proxy()
+    gen, exp = GenerateWidget(viewer), ExportWidget(viewer)
+    qtbot.addWidget(gen)
+    qtbot.addWidget(exp)
+    gen.form.set_values({"frames": 4, "height": 64, "width": 64, "cells": 2, "painter": "classical", "seed": 2,
+                         "preview_frames": 2})
+    gen.state.shape_model, gen.state.shape_path = ShapeModel.default(), BUNDLED_DEFAULT
+    gen.state.flow_model, gen.state.flow_path = FlowModel.default(), BUNDLED_DEFAULT
+    painted = []
+    frame = pipeline._frame
+    monkeypatch.setattr(pipeline, "_frame", lambda v, t: painted.append(t) or frame(v, t))
+    gen.preview()
+    qtbot.waitUntil(lambda: not gen.runner.running, timeout=120_000)
+    assert gen.runner.last_outcome.status == "done", gen.runner.last_outcome
+    assert painted == [0, 1]
+    shown = np.asarray(viewer.layers["BVDM preview"].data).copy()
+    out = tmp_path / "synthetic"
+    outcome = _export(qtbot, exp, out, 2)
+    assert outcome.status == "done", outcome
+    assert painted == [0, 1, 2, 3, 0, 1, 2, 3]  # video 01 continued from the preview, video 02 made whole
+    assert validate_ctc(out) == []
+    for t in range(2):  # the exported frames are the previewed ones (the TIFFs hold raw units)
+        assert np.array_equal(tifffile.imread(out / "01" / f"t{t:03d}.tif"), shown[t])
+    # exporting again into the same folder keeps the videos made with these settings
+    outcome = _export(qtbot, exp, out, 2)
+    assert outcome.status == "done", outcome
+    assert painted == [0, 1, 2, 3, 0, 1, 2, 3]

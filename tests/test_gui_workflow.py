@@ -304,9 +304,19 @@ def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     prev_labels = viewer.layers["BVDM preview labels"].data
     assert prev.shape == (2, 256, 256) and prev_labels.max() > 0
     assert prev[0][prev_labels[0] > 0].mean() > prev[0][prev_labels[0] == 0].mean()  # cells brighter than background
-    assert viewer.grid.enabled and "BVDM preview tracks" in viewer.layers
+    # side by side: exactly the real excerpt (same frames, same size) and the synthetic layers, one short slider
+    from napari_bvdm.widgets.generate_step import PREVIEW, REAL
+
+    assert {layer.name for layer in viewer.layers if layer.visible} == {*PREVIEW, *REAL}
+    assert viewer.grid.enabled and tuple(viewer.grid.shape) == (1, 2) and viewer.grid.stride == 3
+    assert viewer.layers[REAL[0]].data.shape == prev.shape and viewer.dims.nsteps[0] == 2
+    np.testing.assert_array_equal(viewer.layers[REAL[0]].data, np.asarray(image)[:2, :256, :256])
+    assert [layer.name for layer in viewer.layers][-6:] == [*PREVIEW, *REAL]  # real on the left canvas
     assert wf.step_ready("generate")
     _shot(viewer, wf, qtbot, "generate", shots, gen.runner)
+    gen.end_side_by_side()  # the view as before: every layer visible, no grid, the real video's slider
+    assert not viewer.grid.enabled and not any(name in viewer.layers for name in REAL)
+    assert all(layer.visible for layer in viewer.layers) and viewer.dims.nsteps[0] == len(image)
     # the full video streams into the viewer frame by frame
     seen = []
     gen.runner.finished.connect(lambda _o: seen.append(viewer.layers["BVDM synthetic"].data.copy()))

@@ -280,3 +280,38 @@ def test_old_and_damaged_records_give_clear_errors(tmp_path, flow_file):
             run_job(_export(out, flow_file, n_videos=1))
         assert (out / SYNTHESIS_JSON).read_text() == text
         assert _sequences(out) == [SYNTHESIS_JSON]
+
+
+def test_a_draft_is_continued_not_made_again(tmp_path, monkeypatch):
+    """A preview's frames (a draft) are written as they are; only the frames it lacks are painted, and the
+    dataset is byte-identical to one made without the draft."""
+    from napari_bvdm.synthesis import pipeline, recipe
+    from napari_bvdm.synthesis.config import GenerateConfig
+
+    cfg = GenerateConfig.from_dict({"seed": 3, "shapes": {"frames": 4, "height": 64, "width": 64, "cells": 2},
+                                    "texture": {"model": "classical"}, "output": {"videos": 2}})
+    ing = recipe.prepare(cfg)
+    run_job(recipe.generate(cfg, tmp_path / "plain", ing))
+    painted = []
+    frame = pipeline._frame
+    monkeypatch.setattr(pipeline, "_frame", lambda v, t: painted.append(t) or frame(v, t))
+    draft = run_job(recipe.start_video(cfg, ing))
+    run_job(draft.run(2))  # a preview of 2 frames
+    run_job(draft.run(1))  # a shorter look paints nothing
+    assert painted == [0, 1] and len(draft.frames) == 2 and not draft.complete
+    run_job(recipe.generate(cfg, tmp_path / "drafted", ing, drafts={1: draft}))
+    assert painted == [0, 1, 2, 3, 0, 1, 2, 3]  # video 01: frames 2, 3 only; video 02: all four
+    assert draft.complete
+    files = sorted(p.relative_to(tmp_path / "plain") for p in (tmp_path / "plain").rglob("*.tif"))
+    assert len(files) == 2 * 4 * 3  # raw, SEG and TRA frames of two videos
+    for f in files:
+        assert (tmp_path / "plain" / f).read_bytes() == (tmp_path / "drafted" / f).read_bytes(), f
+    # a cancelled continuation drops the draft's frames: the next run starts the video afresh
+    token = CancelToken()
+    draft2 = run_job(recipe.start_video(cfg, ing))
+    run_job(draft2.run(1))
+    token.cancel()
+    with pytest.raises(Cancelled):
+        run_job(draft2.run(3, cancel=token))
+    assert draft2.frames == []
+    np.testing.assert_array_equal(run_job(draft2.run(1)).frames[0].image, draft.frames[0].image)

@@ -39,7 +39,7 @@ from ..runtime.progress import CancelToken, Job, Progress
 from ..runtime.signals import deferred_interrupts
 from ..runtime.weights import file_sha256
 from .background import SceneStats
-from .pipeline import SynthesisConfig, SynthFrame, generate_video
+from .pipeline import SynthesisConfig, SynthFrame
 
 __all__ = ["MaskSet", "export_dataset", "video_seed", "read_record", "tidy_dataset", "published_videos",
            "SYNTHESIS_JSON", "RECORD_FORMAT", "RECORD_VERSION", "LOCK_TIMEOUT_S"]
@@ -104,6 +104,7 @@ def export_dataset(
     resume: bool = False,
     cancel: CancelToken | None = None,
     pixel_size: float | None = None,
+    drafts: dict[int, Any] | None = None,
 ) -> Job[Path]:
     """Generate and write ``n_videos`` videos; yields Progress, returns the dataset folder.
 
@@ -121,8 +122,11 @@ def export_dataset(
     resume : keep the videos of the range that the dataset already holds and lists with these settings;
         make only the missing ones (otherwise an existing sequence is an error, or replaced with overwrite).
     pixel_size : micrometres per pixel, written into every TIFF and the video's record (``None``: unknown).
+    drafts : video number -> :class:`~napari_bvdm.synthesis.draft.VideoDraft` of that video made with these
+        settings (e.g. a preview): its masks and frames are used, only the frames it lacks are painted.
     """
     cfg = config or SynthesisConfig()
+    drafts = drafts or {}
     if n_videos < 1:
         raise InputError(f"n_videos = {n_videos}: give at least one video")
     if first_video < 1 or first_video + n_videos - 1 > 99:
@@ -139,11 +143,15 @@ def export_dataset(
             continue
         yield Progress(i, n_videos, f"video {seq}: masks", stage="export")
         seed = video_seed(cfg.seed, number)
-        src = masks(number, seed) if callable(masks) else masks
-        if isinstance(src, Generator):
-            src = yield from _drain(src, cancel)
-        entry = yield from _write_video(out_dir, seq, _as_maskset(src), painter, flow, scene, cfg.replace(seed=seed),
-                                        (i, n_videos), _Publish(run, overwrite, resume), cancel, pixel_size)
+        draft = drafts.get(number)
+        src = None
+        if draft is None:
+            src = masks(number, seed) if callable(masks) else masks
+            if isinstance(src, Generator):
+                src = yield from _drain(src, cancel)
+            src = _as_maskset(src)
+        entry = yield from _write_video(out_dir, seq, src, painter, flow, scene, cfg.replace(seed=seed),
+                                        (i, n_videos), _Publish(run, overwrite, resume), cancel, pixel_size, draft)
         yield Progress(i + 1, n_videos, f"video {seq} written ({entry['seconds']:.1f} s)", stage="export")
     return out_dir
 
@@ -185,39 +193,48 @@ def _check_masks(seq: str, labels: Any, lineage: np.ndarray) -> None:
 
 def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats,
                  vcfg: SynthesisConfig, position: tuple[int, int], publish: _Publish, cancel: CancelToken | None,
-                 pixel_size: float | None = None):
+                 pixel_size: float | None = None, draft: Any = None):
     """Check the masks, stream one video into its temporary CTC sequence and publish it with its record
-    entry; returns the entry."""
+    entry; returns the entry. A ``draft`` (:class:`~napari_bvdm.synthesis.draft.VideoDraft`) of this video
+    gives its masks and the frames it already made; only the rest are painted."""
     from ..io.ctc_writer import CTCSequenceWriter
-    from .pipeline import prepare_labels
 
     i, total = position
-    n_frames = int(ms.labels.shape[0])
-    labels, lineage = prepare_labels(ms.labels, ms.lineage)
-    _check_masks(seq, labels, lineage)
+    if draft is None:
+        draft = new_draft(seq, ms, painter, flow, scene, vcfg)
+    n_frames = draft.n_frames
     writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=publish.overwrite, cancel=cancel,
                                pixel_size=pixel_size)
     t0 = time.monotonic()
     try:
-        gen = generate_video(labels, painter, flow, scene, vcfg, lineage=lineage,
-                             brightness=ms.brightness, video_index=0, cancel=cancel)
+        gen = draft.run(cancel=cancel)
         while True:
             try:
                 ev = next(gen)
-            except StopIteration as stop:
-                result = stop.value
+            except StopIteration:
                 break
             if isinstance(ev, SynthFrame):
                 writer.write_frame(ev.t, ev.image, ev.labels)
             else:
                 yield Progress(i * n_frames + ev.step, total * n_frames, f"video {seq}: {ev.message}",
                                metrics=ev.metrics, stage="export")
-        writer.finish(result["lineage"])
-        entry = _entry(ms, result, n_frames, pixel_size, time.monotonic() - t0)
+        writer.finish(draft.result["lineage"])
+        entry = _entry(MaskSet(draft.labels, draft.lineage, draft.brightness, draft.info), draft.result, n_frames,
+                       pixel_size, time.monotonic() - t0)
         _publish_video(out_dir, writer, seq, entry, publish)
     finally:
         writer.abort()  # what is left of the temporary folder
     return entry
+
+
+def new_draft(seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats, vcfg: SynthesisConfig):
+    """A :class:`~napari_bvdm.synthesis.draft.VideoDraft` of video ``seq``, its masks checked (CTC rules 1-8)."""
+    from .draft import VideoDraft
+    from .pipeline import prepare_labels
+
+    labels, lineage = prepare_labels(ms.labels, ms.lineage)
+    _check_masks(seq, labels, lineage)
+    return VideoDraft(labels, lineage, painter, flow, scene, vcfg, brightness=ms.brightness, info=ms.info)
 
 
 def _entry(ms: MaskSet, result: dict[str, Any], n_frames: int, pixel_size: float | None,

@@ -27,7 +27,7 @@ from ..runtime.config import ConfigError
 from ..runtime.progress import CancelToken, Job, Progress
 from .config import CLASSICAL, UNSAVED, GenerateConfig
 
-__all__ = ["Ingredients", "prepare", "preview", "generate", "engine_config", "mask_source", "DEFAULTS",
+__all__ = ["Ingredients", "prepare", "preview", "start_video", "generate", "engine_config", "mask_source", "DEFAULTS",
            "build_painter", "scene_from_shape_model"]
 
 DEFAULTS = Path(__file__).resolve().parents[1] / "defaults"
@@ -251,14 +251,32 @@ def preview(cfg: GenerateConfig, ing: Ingredients, *, frames: int | None = None,
     return {"masks": masks, "info": info, "scene": ing.scene, "config": cfg}
 
 
+def start_video(cfg: GenerateConfig, ing: Ingredients, *, number: int = 1,
+                cancel: CancelToken | None = None) -> Job[Any]:
+    """Job: a :class:`~napari_bvdm.synthesis.draft.VideoDraft` of video ``number``: its masks simulated and
+    checked, no frame painted yet. ``draft.run(k)`` paints the first ``k`` frames (a preview); :func:`generate`
+    with ``drafts={number: draft}`` writes it, painting only the frames it lacks. The frames are exactly
+    those :func:`generate` makes without a draft."""
+    from .export import MaskSet, _as_maskset, new_draft, video_seed
+
+    seed = video_seed(cfg.seed, number)
+    yield Progress(0, cfg.shapes.frames, "simulating masks", stage="generate")
+    src = mask_source(cfg, ing, cancel)
+    masks = (yield from src(number, seed)) if callable(src) else src
+    ms: MaskSet = _as_maskset(masks)
+    return new_draft(f"{number:02d}", ms, ing.painter, ing.flow, ing.scene,
+                     engine_config(cfg, ing.halo).replace(seed=seed))
+
+
 def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None = None, *,
              overwrite: bool = False, resume: bool = False, source: str = "generate",
-             cancel: CancelToken | None = None) -> Job[Path]:
+             cancel: CancelToken | None = None, drafts: dict[int, Any] | None = None) -> Job[Path]:
     """Job: write the configured videos into the CTC dataset ``out_dir`` (validated on write); returns it.
 
     ``source`` names the front end in the record (``generate`` records can be replayed with
     ``bvdm generate --config``); with ``resume`` the videos the dataset already holds with these settings
-    are kept and only the missing ones are made.
+    are kept and only the missing ones are made; ``drafts`` (see :func:`start_video`) are videos already
+    (partly) made with this config.
     """
     from .export import export_dataset
 
@@ -268,7 +286,7 @@ def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None =
                                       engine_config(cfg, ing.halo), n_videos=cfg.output.videos,
                                       first_video=cfg.output.first_video, model_files=ing.files, record=record,
                                       overwrite=overwrite, resume=resume, cancel=cancel,
-                                      pixel_size=pixel_size(cfg, ing)))
+                                      pixel_size=pixel_size(cfg, ing), drafts=drafts))
 
 
 def pixel_size(cfg: GenerateConfig, ing: Ingredients) -> float | None:

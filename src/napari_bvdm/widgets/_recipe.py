@@ -177,13 +177,46 @@ def ingredients(state: Any, cfg: GenerateConfig):
 
 def generate_job(state: Any, params: GenerateParams, *, frames: int | None = None,
                  cancel: CancelToken | None = None):
-    """Job: video 01 of the form's settings (or its first ``frames``); yields Progress and SynthFrame."""
+    """Job: the first ``frames`` (default all) of video 01 of the form's settings; yields Progress and SynthFrame.
+
+    The video is kept on ``state`` as a draft (:func:`~napari_bvdm.synthesis.recipe.start_video`): a later
+    preview, the whole video and the export continue it instead of painting its frames again, as long as the
+    settings, the models and the real video stay the same.
+    """
     from ..synthesis import recipe
+    from ._layers import tracks_layer_data
 
     cfg = params.to_config(state)
-    yield Progress(0, int(frames or cfg.shapes.frames), "preparing painter and background", stage="generate")
-    result = yield from recipe.preview(cfg, ingredients(state, cfg), frames=frames, cancel=cancel)
-    return {**result, "params": params.to_dict()}
+    n = int(frames or cfg.shapes.frames)
+    yield Progress(0, n, "preparing painter and background", stage="generate")
+    draft = current_draft(state, params)
+    if draft is None:
+        draft = yield from recipe.start_video(cfg, ingredients(state, cfg), cancel=cancel)
+        state.extras["draft"] = (_draft_key(state, params), draft)
+    yield from draft.run(n, cancel=cancel)
+    made = np.asarray(draft.labels[:n])
+    tracks = tracks_layer_data(made, draft.lineage)
+    n_tracks = int(len(np.unique(made))) - int((made == 0).any())
+    daughters = int(sum(1 for lab, b, _e, p in draft.lineage if p > 0 and b < n))
+    info = draft.result or {}
+    return {"draft": draft, "tracks": tracks, "frames": n, "n_tracks": n_tracks, "daughters": daughters,
+            "info": info, "config": cfg, "params": params.to_dict()}
+
+
+def _draft_key(state: Any, params: GenerateParams) -> tuple:
+    video = getattr(state, "video", None)
+    return (tuple(sorted(params.to_dict().items(), key=lambda kv: kv[0])),
+            *(id(getattr(state, a, None)) for a in ("shape_model", "texture_model", "flow_model")),
+            id(video), _labels_stamp(video) if video is not None else None,
+            getattr(state, "shape_path", None), getattr(state, "texture_path", None), getattr(state, "flow_path", None))
+
+
+def current_draft(state: Any, params: GenerateParams):
+    """The kept draft of video 01 when it was made with exactly these settings, models and real video."""
+    kept = getattr(state, "extras", {}).get("draft")
+    if kept is None or kept[0] != _draft_key(state, params):
+        return None
+    return kept[1]
 
 
 def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, *, overwrite: bool = False,
@@ -191,11 +224,14 @@ def export_job(state: Any, params: GenerateParams, out_dir: str, n_videos: int, 
     """Job: write ``n_videos`` synthetic videos as a CTC dataset (validated on write); returns its folder."""
     from ..synthesis import recipe
 
+    draft = current_draft(state, params)  # before the models get their file names below
     cfg = params.to_config(state, n_videos)
     cfg = _save_unsaved_models(state, cfg, Path(out_dir))
+    if draft is not None:
+        state.extras["draft"] = (_draft_key(state, params), draft)  # still the same video
     yield Progress(0, n_videos, "preparing painter and background", stage="export")
-    return (yield from recipe.generate(cfg, out_dir, ingredients(state, cfg), overwrite=overwrite, source="gui",
-                                       cancel=cancel))
+    return (yield from recipe.generate(cfg, out_dir, ingredients(state, cfg), overwrite=overwrite, resume=not overwrite,
+                                       source="gui", cancel=cancel, drafts={1: draft} if draft is not None else None))
 
 
 def _same_model_file(a: Path, b: Path) -> bool:

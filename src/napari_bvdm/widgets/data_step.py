@@ -249,7 +249,7 @@ class DataWidget(StepWidget):
             # the other annotations of the same CTC sequence (SEG beside TRA, ...) come along
             for other in self.viewer.layers:
                 o = layer_info(other.metadata) if type(other).__name__ == "Labels" else {}
-                if other is not labels_layer and o.get("source") and o.get("source") == info.get("source") \
+                if other.name != labels_layer.name and o.get("source") and o.get("source") == info.get("source") \
                         and o.get("kind") and o["kind"] not in label_videos and o["kind"] != "RES":
                     label_videos[str(o["kind"])] = other.data
                     if o["kind"] == "SEG":

@@ -56,6 +56,8 @@ class GenerateWidget(StepWidget):
         self.state.events.texture_model.connect(self._apply_model_defaults)
         self.state.events.video.connect(self._apply_video_defaults)
         self._streaming: dict[str, Any] = {}
+        self._view_before: dict[str, Any] | None = None
+        self._real_layers: list[str] = []
         self._refresh()
 
     def params(self) -> dict[str, Any]:
@@ -130,20 +132,22 @@ class GenerateWidget(StepWidget):
                 self._show_frame(item)
 
         def done(result: dict[str, Any]) -> None:
-            masks = result["masks"]
-            data, graph = masks.tracks_layer_data()
+            data, graph = result["tracks"]
             if names[2] in self.viewer.layers:
                 self.viewer.layers.remove(names[2])
             if len(data):
                 self.viewer.add_tracks(data, graph=graph, name=names[2], **self._scale())
-            info = result.get("info") or {}
-            warn = info.get("warnings") or []
+            warn = (result.get("info") or {}).get("warnings") or []
+            whole = result["draft"].n_frames
             self.info_label.setText(
-                f"{frames} frames of {params.height} x {params.width}, {len(masks.lineage)} tracks, "
-                f"{int((masks.lineage[:, 3] > 0).sum())} daughters"
-                + (f"; warnings: {'; '.join(map(str, warn))}" if warn else ""))
+                f"{frames} of {whole} frames of {params.height} x {params.width}, {result['n_tracks']} tracks, "
+                f"{result['daughters']} daughters" + (f"; warnings: {'; '.join(map(str, warn))}" if warn else "")
+                + ("" if frames >= whole else "; Generate or Export continues this video"))
             if grid:
                 self._side_by_side(names)
+                if self._view_before is not None:
+                    self.info_label.setText(self.info_label.text() + f". Left: the real video's first {frames} "
+                                            "frames (same size); right: synthetic video 01; labels as outlines.")
             state.generated = result
 
         self._made = 0
@@ -208,24 +212,42 @@ class GenerateWidget(StepWidget):
         n, h, w = synth[0].data.shape[:3]
         real = self._real_excerpt(n, h, w)
         self._view_before = {
-            "visible": {id(layer): layer.visible for layer in self.viewer.layers},
+            "visible": {layer.name: layer.visible for layer in self.viewer.layers},
             "grid": (self.viewer.grid.enabled, tuple(self.viewer.grid.shape), int(self.viewer.grid.stride)),
             "step": tuple(self.viewer.dims.current_step)}
         scale = self._scale()
         added = []
         for name, kind, data, kw in real:
             added.append(getattr(self.viewer, f"add_{kind}")(data, name=name, **kw, **scale))
-        self._real_layers = added
-        group = [*synth, *added]  # the top three (real) fill the left canvas, the next three the right one
+        self._real_layers = [layer.name for layer in added]
+        # the top three (real) fill the left canvas, the next three the right one; layers are matched by name
+        # (the viewer handed to a plugin wraps each layer in a new proxy object on every access)
+        group = [layer.name for layer in (*synth, *added)]
         for layer in self.viewer.layers:
-            layer.visible = any(layer is g for g in group)
-        for layer in group:
-            self.viewer.layers.move(self.viewer.layers.index(layer), len(self.viewer.layers))
+            layer.visible = layer.name in group
+        for name in group:
+            self.viewer.layers.move(self.viewer.layers.index(name), len(self.viewer.layers))
         self.viewer.grid.stride = len(added) if len(added) == len(synth) else 1
         self.viewer.grid.shape = (1, 2) if len(added) == len(synth) else (-1, -1)
         self.viewer.grid.enabled = True
+        for name in group:  # outlines, so the texture under the labels stays visible
+            layer = self.viewer.layers[name]
+            if hasattr(layer, "contour"):
+                layer.contour = 2
         self.viewer.reset_view()
+        self._limit_time_slider(n)
         self.back_btn.setVisible(True)
+
+    def _limit_time_slider(self, n: int) -> None:
+        """The time slider over the ``n`` previewed frames only (the hidden layers are longer)."""
+        dims = self.viewer.dims
+        try:
+            ranges = list(dims.range)
+            ranges[0] = (0.0, float(n - 1), 1.0)
+            dims.range = tuple(ranges)
+            dims.set_current_step(0, 0)
+        except Exception:  # napari versions without a settable range keep the full slider
+            pass
 
     def _real_excerpt(self, n: int, h: int, w: int) -> list[tuple[str, str, Any, dict[str, Any]]]:
         """The real video's first ``n`` frames cut to ``h`` x ``w``, with labels and tracks, as layer specs."""
@@ -252,12 +274,14 @@ class GenerateWidget(StepWidget):
         if before is None:
             return
         self._view_before = None
-        for layer in getattr(self, "_real_layers", []):
-            if layer in self.viewer.layers:
-                self.viewer.layers.remove(layer)
+        for name in getattr(self, "_real_layers", []):
+            if name in self.viewer.layers:
+                self.viewer.layers.remove(name)
         self._real_layers = []
         for layer in self.viewer.layers:
-            layer.visible = before["visible"].get(id(layer), layer.visible)
+            layer.visible = before["visible"].get(layer.name, layer.visible)
+            if layer.name in PREVIEW and hasattr(layer, "contour"):
+                layer.contour = 0
         enabled, shape, stride = before["grid"]
         self.viewer.grid.stride = stride
         self.viewer.grid.shape = shape
