@@ -3,6 +3,8 @@ or training into an existing file never replaces it without the user's yes."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 pytestmark = pytest.mark.gui
@@ -105,3 +107,32 @@ def test_saving_a_shape_model_over_a_file_asks(make_napari_viewer_proxy, qtbot, 
     asked = _answer(monkeypatch, yes=False)
     w.save(str(target))
     assert asked and target.read_text() == "{}"
+
+
+@pytest.mark.parametrize("name", ["TextureModelWidget", "FlowModelWidget"])
+def test_fine_tune_trains_the_bundled_model_for_the_chosen_time(make_napari_viewer_proxy, qtbot, tmp_path,
+                                                                 monkeypatch, gowt1, name):
+    import napari_bvdm.widgets as widgets
+    from napari_bvdm.io.readers import read_ctc
+
+    w = getattr(widgets, name)(make_napari_viewer_proxy())
+    qtbot.addWidget(w)
+    w.state.video = read_ctc(gowt1 / "01").frames(0, 4)
+    assert w.finetune_btn.isEnabled() and w.finetune_btn.text() == f"Fine-tune {w.finetune_minutes} min"
+    plan = w.plan_label.text()
+    assert "Measured:" in plan and "Train from scratch (Advanced):" in plan
+    assert re.search(r"steps, about \d+ h( \d+ min)? on a 2-core CPU", plan), plan
+    w.minutes.setValue(3)
+    assert w.finetune_btn.text() == "Fine-tune 3 min" and "Measured:" not in w.plan_label.text()
+    w.child_box.setChecked(False)
+    target = tmp_path / "tuned.safetensors"
+    w.set_path(target)
+    monkeypatch.setattr(type(w), "finetune_seconds", lambda self: 3.0)
+    w.fine_tune()
+    qtbot.waitUntil(lambda: not w.runner.running, timeout=120_000)
+    assert w.runner.last_outcome.status == "done", w.runner.last_outcome
+    model = getattr(w.state, w.model_attr)
+    assert target.is_file() and getattr(w.state, w.path_attr) == str(target)
+    info = getattr(model, "info", None) or getattr(model, "extra", {})
+    init = info.get("init") or (info.get("train_config") or {}).get("init")
+    assert init == "bundled" and info.get("stopped_by_time") in (True, "True", 1), info

@@ -143,6 +143,8 @@ class DataWidget(StepWidget):
         seg_form.addRow("min size", self.min_size)
         seg_form.addRow("seed distance", self.min_distance)
         self.segment_btn = QPushButton("Segment (threshold + watershed)")
+        self.segment_btn.setToolTip("find the cells by thresholding the smoothed image and splitting touching ones "
+                                    "(watershed); adds a Labels layer to check before 'Use these layers'")
         self.segment_btn.clicked.connect(self.segment)
         seg_form.addRow(self.segment_btn)
         self.add(self.seg_box)

@@ -25,6 +25,8 @@ class FlowModelWidget(ModelStepWidget):
     train_api = ("napari_bvdm.flow.train", ("train_flow", "FlowTrainConfig"))
     load_api = ("napari_bvdm.flow.model", ("FlowModel", "FlowConfig"))
     default_name = "flow.safetensors"
+    finetune_gain = ("on Fluo-C2DL-MSC, 5 min on 1 CPU core raised the overlap of warped and true next masks "
+                     "(Dice) from 0.93 to 0.99")
     finetune_minutes = 5
     cpu_seconds_per_step = 21.6  # default network, batch 32: 3000 steps in 11-25 h on the 2-core CPU
 

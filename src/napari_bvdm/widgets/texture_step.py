@@ -26,6 +26,8 @@ class TextureModelWidget(ModelStepWidget):
     train_api = ("napari_bvdm.texture.train", ("train_texture", "TrainConfig", "checkpoint_path_for"))
     load_api = ("napari_bvdm.texture.model", ("TextureModel", "TextureModelConfig"))
     default_name = "texture.safetensors"
+    finetune_gain = ("on a cell type the bundled model never saw (Fluo-C2DL-MSC), 10 min on 1 CPU core lowered the "
+                     "validation loss from 0.064 to 0.056 (10 min from scratch: 0.062)")
     finetune_minutes = 10
     cpu_seconds_per_step = 14.4  # default UNet, batch 16: 2000 steps in 7-9 h on the 2-core CPU
 
