@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from qtpy.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -33,6 +34,36 @@ from ._layers import (
 __all__ = ["DataWidget"]
 
 NONE = "(none)"
+#: napari reader-preference patterns of the inputs napari-bvdm reads (a folder is matched with a trailing "/")
+READER_PATTERNS = ("*.tif", "*.tiff", "*/")
+PLUGIN = "napari-bvdm"
+
+
+def _reader_settings():
+    from napari.settings import get_settings
+
+    return get_settings().plugins
+
+
+def reader_preferred() -> bool:
+    """Whether napari opens TIFFs and folders with napari-bvdm without asking."""
+    try:
+        prefs = _reader_settings().extension2reader
+    except Exception:  # no napari settings (e.g. a read-only settings file)
+        return False
+    return all(prefs.get(p) == PLUGIN for p in READER_PATTERNS)
+
+
+def prefer_reader(on: bool) -> None:
+    """Set (or remove) napari's reader preference for TIFFs and folders to napari-bvdm."""
+    plugins = _reader_settings()
+    prefs = dict(plugins.extension2reader)
+    for pattern in READER_PATTERNS:
+        if on:
+            prefs[pattern] = PLUGIN
+        elif prefs.get(pattern) == PLUGIN:
+            del prefs[pattern]
+    plugins.extension2reader = prefs
 
 
 class DataWidget(StepWidget):
@@ -88,6 +119,13 @@ class DataWidget(StepWidget):
         adv_form.addRow("First axis", self.axis_combo)
         adv_form.addRow("Pixel size", self.pixel_size)
         self.add_advanced(adv)
+        self.reader_box = QCheckBox("Open dropped TIFFs and folders with napari-bvdm")
+        self.reader_box.setToolTip("napari asks which plugin should read a dropped file when several can (napari's "
+                                   "own reader, napari-ctc-io, ...); with this on, TIFF files and folders open with "
+                                   "napari-bvdm without asking (napari's Preferences > Plugins keep the choice)")
+        self.reader_box.setChecked(reader_preferred())
+        self.reader_box.toggled.connect(prefer_reader)
+        self.add_advanced(self.reader_box)
         self.use_btn = QPushButton("Use these layers")
         self.use_btn.setToolTip("summarise the video and make it the input of every step")
         self.use_btn.clicked.connect(self.use_layers)
