@@ -231,3 +231,24 @@ def test_child_process_job_result_error_and_hard_cancel():
     with pytest.raises(Cancelled, match="terminated"):
         run_job(job)
     assert time.monotonic() - t0 < 10
+
+
+def test_child_process_does_not_run_a_script_without_a_main_guard(tmp_path):
+    """A user's script that trains at its top level (no ``if __name__ == "__main__":``) runs once."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    marks = tmp_path / "runs.txt"
+    script = tmp_path / "my_script.py"
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        f"open({str(marks)!r}, 'a').write('ran\\n')\n"
+        "from napari_bvdm.runtime.progress import run_job\n"
+        "from napari_bvdm.widgets._child import child_job\n"
+        "print(run_job(child_job('test_gui_widgets:_child_counts', {'n': 2})))\n")
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "counted 2"
+    assert marks.read_text() == "ran\n"  # the child did not run the script again

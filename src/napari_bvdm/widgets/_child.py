@@ -13,10 +13,12 @@ when it can be pickled), and turns Cancel into a request the child's job sees th
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing as mp
 import pickle
 import queue as queue_mod
+import sys
 import time
 import traceback
 from typing import Any
@@ -55,20 +57,40 @@ def _child_main(target: str, kwargs: dict[str, Any], q, cancel_event) -> None:  
         q.put(("error", (payload, f"{type(e).__name__}: {e}", traceback.format_exc())))
 
 
+@contextlib.contextmanager
+def _main_script_hidden():
+    """While a child is spawned, the parent's ``__main__`` names no script, so the child does not run it.
+
+    ``spawn`` re-imports the parent's main module in the child (to find functions defined there); the
+    child's target lives in napari-bvdm, so the user's script (which may open napari at its top level) is
+    not needed and must not run twice.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: getattr(main, k) for k in ("__file__", "__spec__") if main is not None and hasattr(main, k)}
+    try:
+        for k in saved:
+            setattr(main, k, None) if k == "__spec__" else delattr(main, k)
+        yield
+    finally:
+        for k, v in saved.items():
+            setattr(main, k, v)
+
+
 def child_job(target: str, kwargs: dict[str, Any], token: CancelToken | None = None, *,
               poll_s: float = 0.1, grace_s: float = 30.0):
     """Job generator running ``target`` (``"module:function"``, a job taking ``cancel=``) in a child.
 
     ``kwargs`` must be picklable (arrays, config dicts, paths); the result should be small (a path).
     A child that does not stop within ``grace_s`` of a Cancel is terminated. The child is started with
-    the ``spawn`` method: a script that calls this must guard its top level with
-    ``if __name__ == "__main__":`` (napari, pytest and notebooks do).
+    the ``spawn`` method without importing the parent's main script (:func:`_main_script_hidden`), so a
+    user's script that opens napari without an ``if __name__ == "__main__":`` guard is not run again.
     """
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
     cancel_event = ctx.Event()
     proc = ctx.Process(target=_child_main, args=(target, kwargs, q, cancel_event), daemon=True)
-    proc.start()
+    with _main_script_hidden():
+        proc.start()
     cancelled_at = None
     try:
         while True:
