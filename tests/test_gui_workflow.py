@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -157,9 +154,7 @@ def test_flow_train_and_bad_weights(make_napari_viewer, qtbot, gowt1_frames, tmp
 
 
 def _screenshot_dir(tmp_path):
-    # the user guide's screenshots: written into docs/images when BVDM_UPDATE_SCREENSHOTS=1, else to tmp
-    if os.environ.get("BVDM_UPDATE_SCREENSHOTS") == "1":
-        return Path(__file__).resolve().parents[1] / "docs" / "images"
+    # screenshots of every step, checked to be real pictures (the user guide's come from benchmarks/bench_gui.py)
     return tmp_path / "images"
 
 
@@ -202,7 +197,7 @@ def gowt1_seg(gowt1):
 def test_workflow_end_to_end(make_napari_viewer, qtbot, gowt1_frames, tmp_path):
     """Drop data, fit, train (cancel + resume), preview side by side, export, validate, open: all from the GUI.
 
-    Takes the screenshots of every step for docs/gui.md on the way.
+    Takes a screenshot of every step on the way.
     """
     from napari_bvdm.io.validator import validate_ctc
     from napari_bvdm.widgets import WorkflowWidget

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import Signal
+from qtpy.QtCore import QTimer, Signal
 from qtpy.QtWidgets import QLabel, QMessageBox, QVBoxLayout, QWidget
 
 from ._jobs import JobRunner
@@ -64,6 +64,18 @@ class StepWidget(QWidget):
         self.status_colour = colour
         self.status_label.setText(f"<span style='color:{colour}'>●</span> {text}")
         self.status_changed.emit(colour, text)
+        QTimer.singleShot(0, self.fit_labels)
+
+    def fit_labels(self) -> None:
+        """Give every word-wrapped label the height its text needs at its width (Qt's layouts in a scrolling
+        dock size them for a wider line and cut their last lines off)."""
+        for label in self.findChildren(QLabel):
+            if label.wordWrap() and label.width() > 0:
+                label.setMinimumHeight(label.heightForWidth(label.width()) if label.text() else 0)
+
+    def resizeEvent(self, event: Any) -> None:
+        super().resizeEvent(event)
+        self.fit_labels()
 
     def confirm_overwrite(self, path: str, what: str) -> bool:
         """``True`` when ``path`` does not exist yet or the user agrees to replace it (a dialog asks)."""
@@ -88,9 +100,9 @@ class StepWidget(QWidget):
     def add_advanced(self, widget: QWidget) -> QWidget:
         """Put ``widget`` into this step's "Advanced settings" section (collapsed until opened)."""
         if self.advanced is None:
-            from superqt import QCollapsible
+            from ._section import Section
 
-            self.advanced = QCollapsible("Advanced settings")
+            self.advanced = Section("Advanced settings")
             self.advanced.setToolTip("every other setting of this step; the defaults suit a first run")
             self.advanced.setObjectName("bvdm-advanced")
         self.advanced.addWidget(widget)

@@ -15,9 +15,7 @@ from qtpy.QtWidgets import (
     QLabel,
     QMenu,
     QPushButton,
-    QSizePolicy,
     QSpinBox,
-    QToolButton,
     QWidget,
 )
 
@@ -75,16 +73,13 @@ class DataWidget(StepWidget):
     def __init__(self, napari_viewer: Any, parent: QWidget | None = None) -> None:
         super().__init__(napari_viewer, parent)
         self.summary: dict[str, Any] | None = None
-        self.open_btn = QToolButton()
-        self.open_btn.setText("Open a video…")
-        self.open_btn.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.open_btn = QPushButton("Open a video…")
         self.open_btn.setToolTip("open a TIFF stack, a folder of frames or a CTC sequence with napari-bvdm (no "
                                  "reader chooser); its image and labels are picked and used at once")
         menu = QMenu(self.open_btn)
         menu.addAction("TIFF file…", lambda: self.open_dialog(folder=False))
         menu.addAction("Folder of frames or CTC sequence…", lambda: self.open_dialog(folder=True))
         self.open_btn.setMenu(menu)
-        self.open_btn.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.add(self.open_btn)
         form = QFormLayout()
         box = QWidget()

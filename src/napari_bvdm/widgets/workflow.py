@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from qtpy.QtCore import Qt
+from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -20,10 +20,10 @@ from qtpy.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
-from superqt import QCollapsible
 
 from ._base import READY, UNAVAILABLE, StepWidget
 from ._device import DevicePicker
+from ._section import Section
 from ._settings import gui_settings, load_run_settings, save_run_settings
 from ._state import STEPS, get_state
 
@@ -144,7 +144,7 @@ class WorkflowWidget(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         buttons = QWidget()
         buttons.setLayout(row)
-        self.general = QCollapsible("Device and run settings")
+        self.general = Section("Device and run settings")
         self.general.setObjectName("bvdm-advanced")
         self.general.setToolTip(f"where training and generation run (now: {self.state.device}); save or load every "
                                 "step's settings")
@@ -155,14 +155,14 @@ class WorkflowWidget(QWidget):
         self.load_btn.clicked.connect(lambda: self.load_settings())
 
         self.steps: dict[str, StepWidget] = {}
-        self.sections: dict[str, QCollapsible] = {}
+        self.sections: dict[str, Section] = {}
         classes = _step_classes()
         for key, title, _attr in STEPS:
             w = classes[key](napari_viewer)
             if hasattr(w, "device_picker"):
                 w.device_picker.setVisible(False)  # the workflow's picker applies to every step
             w.layout().setContentsMargins(0, 4, 0, 4)  # the section already indents it
-            sec = QCollapsible(title)
+            sec = Section(title)
             sec.addWidget(w)
             self.steps[key] = w
             self.sections[key] = sec
@@ -191,8 +191,11 @@ class WorkflowWidget(QWidget):
         title = next(t for k, t, _a in STEPS if k == key)
         mark = _SYMBOL.get(w.status_colour, "•")
         text = w.status_text.split(":", 1)[0] if w.status_text else ""
-        self.sections[key].setText(f"{mark} {title} — {text}" if text else f"{mark} {title}")
-        self.sections[key].setToolTip(w.status_text)
+        sec = self.sections[key]
+        sec.setText(f"{mark} {title} — {text}" if text else f"{mark} {title}")
+        sec.setToolTip(w.status_text)
+        if sec.isExpanded():  # the step's text changed: let the open section take its new height
+            QTimer.singleShot(0, lambda: sec.expand(animate=False) if sec.isExpanded() else None)
 
     def step_ready(self, key: str) -> bool:
         return self.steps[key].status_colour == READY
