@@ -500,3 +500,68 @@ def test_case8_demo_overwrite_replaces_only_its_own_dataset_after_checking_every
     monkeypatch.undo()
     assert main(["demo", "--out", str(demo), "--config", str(cfg), "--overwrite", "--seed", "5", "--quiet"]) == 0
     assert _files(demo) != old and validate_ctc(demo) == [] and _hidden(tmp_path) == []
+
+
+# --- 9. a full disk in the middle of a run of several videos -------------------------------------------------
+def test_case9_full_disk_in_a_multi_video_run_says_what_is_complete(tmp_path, monkeypatch, capsys):
+    from napari_bvdm.io import ctc_writer
+
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    imwrite, calls = tifffile.imwrite, []
+
+    def fills_up(*args, **kwargs):  # room for two videos of 3 frames x 3 files
+        calls.append(1)
+        if len(calls) > 18:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return imwrite(*args, **kwargs)
+
+    monkeypatch.setattr(ctc_writer.tifffile, "imwrite", fills_up)
+    assert main(_generate(cfg, out, "--videos", "4")) == 1
+    line = _one_line(capsys.readouterr().err)
+    assert "No space left on device" in line and "video 03 was not written; videos 01, 02 are complete" in line
+    _assert_consistent(out)
+    assert _videos(out) == ["01", "02"]
+    monkeypatch.undo()
+    assert main(_generate(cfg, out, "--videos", "4")) == 0  # the same command makes the rest
+    assert _videos(out) == ["01", "02", "03", "04"]
+
+
+# --- 10. output paths and records that are not what they seem ---------------------------------------------
+def test_case10_outputs_under_a_file_and_records_that_are_not_text(tmp_path, capsys):
+    cfg = _config(tmp_path)
+    efile = tmp_path / "efile"
+    efile.write_text("mine")
+    assert main(_generate(cfg, efile / "sub")) == 2
+    assert "efile is a file, not a folder, so" in _one_line(capsys.readouterr().err)
+    assert main(_generate(cfg, tmp_path / "ds", "--first-video", "100")) == 2
+    assert "first_video = 100: must be at most 99" in _one_line(capsys.readouterr().err)
+    binary = tmp_path / "bin"
+    binary.mkdir()
+    (binary / SYNTHESIS_JSON).write_bytes(b"\xff\xfe\x00")
+    assert main(_generate(cfg, binary)) == 2
+    assert f"{SYNTHESIS_JSON} is damaged" in _one_line(capsys.readouterr().err)
+    assert (binary / SYNTHESIS_JSON).read_bytes() == b"\xff\xfe\x00" and efile.read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_case10_fit_shapes_overwrite_never_replaces_a_synthesis_record(tmp_path, capsys, simplus):
+    cfg = _config(tmp_path)
+    out = tmp_path / "ds"
+    assert main(_generate(cfg, out)) == 0
+    before = (out / SYNTHESIS_JSON).read_bytes()
+    capsys.readouterr()
+    rc = main(["fit-shapes", str(simplus / "01"), "-o", str(out / SYNTHESIS_JSON), "--overwrite", "--quiet"])
+    assert rc == 2
+    line = _one_line(capsys.readouterr().err)
+    assert "is a synthesis record" in line and "--overwrite replaces only a shape model file" in line
+    assert (out / SYNTHESIS_JSON).read_bytes() == before
+    # an older shape model is replaced with --overwrite
+    from napari_bvdm.shapes import ShapeModel
+
+    model = tmp_path / "shapes.json"
+    ShapeModel.default().save(model)
+    old = model.read_bytes()
+    assert main(["fit-shapes", str(simplus / "01"), "-o", str(model), "--overwrite", "--variance-share", "0.95",
+                 "--quiet"]) == 0
+    assert model.read_bytes() != old and ShapeModel.load(model).source

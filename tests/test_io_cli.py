@@ -40,3 +40,15 @@ def test_inspect_bad_input_is_a_one_line_error(tmp_path, capsys):
     assert main(["inspect", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "Traceback" not in err
+
+
+def test_inspect_stats_names_the_frames_it_sampled(tmp_path, capsys):
+    import numpy as np
+    import tifffile
+
+    from napari_bvdm.cli import main
+
+    path = tmp_path / "v.tif"
+    tifffile.imwrite(path, (np.arange(5 * 16 * 16) % 200).astype(np.uint8).reshape(5, 16, 16), photometric="minisblack")
+    assert main(["inspect", str(path), "--stats"]) == 0
+    assert "(5 frames)" in capsys.readouterr().out

@@ -70,3 +70,17 @@ def _check_output(path: Path, overwrite: bool) -> None:
         raise InputError(f"-o {path}: a shape model file ends in .json")
     if path.exists() and not overwrite:
         raise InputError(f"{path} already exists; choose another name, or add --overwrite to replace it")
+    if path.exists():  # --overwrite replaces a shape model, never another file (e.g. a dataset's synthesis.json)
+        import json
+
+        from ..shapes.model import ShapeModelError, _check_kind
+
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return  # not JSON: nothing of napari-bvdm's is lost
+        try:
+            _check_kind(data, str(path))
+        except ShapeModelError as e:
+            raise InputError(f"-o {e.args[0].split(', not a napari-bvdm shape model')[0]}, not a shape model; "
+                             "--overwrite replaces only a shape model file: choose another name") from None

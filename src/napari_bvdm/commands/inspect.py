@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
                                np.unique(np.linspace(0, video.n_frames - 1, 8).round().astype(int))])
             p = np.percentile(sample, [1, 50, 99])
             print(f"intensity: min {sample.min()}, max {sample.max()}, 1/50/99th percentile "
-                  f"{p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} (8 frames)")
+                  f"{p[0]:.1f} / {p[1]:.1f} / {p[2]:.1f} ({len(sample)} frames)")
         main = video.main_labels()
         if main is not None:
             kind, lab = main

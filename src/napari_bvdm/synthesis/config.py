@@ -130,6 +130,7 @@ class OutputSection(Config):
                       "must be a positive size in micrometres")
         self._require(self.videos >= 1, "videos", "must be at least 1")
         self._require(self.first_video >= 1, "first_video", "must be at least 1")
+        self._require(self.first_video <= 99, "first_video", "must be at most 99 (sequence numbers are 01..99)")
         self._require(self.first_video + self.videos - 1 <= 99, "videos",
                       f"sequence numbers must stay within 01..99 (first_video {self.first_video})")
 

@@ -132,6 +132,7 @@ def export_dataset(
     if first_video < 1 or first_video + n_videos - 1 > 99:
         raise InputError(f"videos {first_video}..{first_video + n_videos - 1}: sequence numbers must be 1..99")
     out_dir = Path(out_dir)
+    _check_folder_path(out_dir)
     run = _run_record(cfg, scene, painter, model_files, record)
     _check_existing(out_dir / SYNTHESIS_JSON, run)
     tidy_dataset(out_dir)
@@ -150,10 +151,29 @@ def export_dataset(
             if isinstance(src, Generator):
                 src = yield from _drain(src, cancel)
             src = _as_maskset(src)
-        entry = yield from _write_video(out_dir, seq, src, painter, flow, scene, cfg.replace(seed=seed),
-                                        (i, n_videos), _Publish(run, overwrite, resume), cancel, pixel_size, draft)
+        try:
+            entry = yield from _write_video(out_dir, seq, src, painter, flow, scene, cfg.replace(seed=seed),
+                                            (i, n_videos), _Publish(run, overwrite, resume), cancel, pixel_size,
+                                            draft)
+        except OSError as e:
+            if not e.errno or type(e) is not OSError:  # already says what was published, or a usage error
+                raise
+            made = ", ".join(f"{first_video + k:02d}" for k in range(i))
+            raise OSError(e.errno, f"{e.strerror or e}{f' ({e.filename})' if e.filename else ''}: video {seq} was "
+                          "not written" + (f"; videos {made} are complete" if made else "")
+                          + "; run the same command again to make the rest") from e
         yield Progress(i + 1, n_videos, f"video {seq} written ({entry['seconds']:.1f} s)", stage="export")
     return out_dir
+
+
+def _check_folder_path(out_dir: Path) -> None:
+    """The dataset folder, or the nearest of its parents that exists, must be a folder."""
+    for p in (out_dir, *out_dir.parents):
+        if p.exists():
+            if not p.is_dir():
+                inside = "" if p == out_dir else f", so {out_dir} cannot be made inside it"
+                raise InputError(f"{p} is a file, not a folder{inside}; choose another output folder")
+            return
 
 
 def _run_record(cfg: SynthesisConfig, scene: SceneStats, painter: Any, model_files: dict | None,
@@ -261,7 +281,7 @@ def read_record(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     try:
         data = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise InputError(f"{path} is damaged ({e}); it is left as it is: repair it or write into a new folder") \
             from None
     except OSError as e:
