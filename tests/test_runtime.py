@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -159,3 +160,27 @@ def test_weights_file_is_readable_by_others(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE(p.stat().st_mode) == 0o644
+
+
+def test_precision_auto_is_bf16_only_where_the_cpu_computes_it_natively(tmp_path):
+    from napari_bvdm.runtime.device import native_bf16, resolve_precision
+    from napari_bvdm.synthesis import recipe
+    from napari_bvdm.synthesis.config import GenerateConfig
+
+    flags = open("/proc/cpuinfo").read() if os.path.exists("/proc/cpuinfo") else ""
+    assert native_bf16("cpu") == ("avx512_bf16" in flags or "amx_bf16" in flags)
+    assert resolve_precision("auto", "cpu") == ("bf16" if native_bf16("cpu") else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32" and resolve_precision("bf16", "cpu") == "bf16"
+    cfg = GenerateConfig.from_dict({"device": "cpu"})
+    assert cfg.texture.precision == "auto"
+    assert recipe.resolved(cfg).texture.precision == resolve_precision("auto", "cpu")  # what a record keeps
+
+
+def test_generation_keeps_freed_memory_on_glibc():
+    import sys
+
+    from napari_bvdm.runtime.memory import keep_freed_memory
+
+    expected = sys.platform.startswith("linux") and os.environ.get("NAPARI_BVDM_KEEP_FREED_MEMORY", "1") != "0"
+    assert keep_freed_memory() is expected  # glibc's mallopt took both settings
+    assert keep_freed_memory() is expected  # once per process

@@ -49,6 +49,31 @@ def resolve_device(device: str | None = "auto"):
     raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda, cuda:N or mps")
 
 
+def native_bf16(device: str | None = "auto") -> bool:
+    """Whether ``device`` computes bfloat16 natively: a CPU with AVX512-BF16 or AMX (Linux), a CUDA GPU that
+    supports it (compute capability 8 or newer). Elsewhere bf16 is emulated and slower than fp32."""
+    dev = resolve_device(device)
+    if dev.type == "cuda":
+        import torch
+
+        return bool(torch.cuda.is_bf16_supported())
+    if dev.type != "cpu":
+        return False
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "").split()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_precision(precision: str, device: str | None = "auto") -> str:
+    """``"fp32"`` or ``"bf16"`` for a precision setting; ``"auto"`` is bf16 where :func:`native_bf16`."""
+    if precision != "auto":
+        return precision
+    return "bf16" if native_bf16(device) else "fp32"
+
+
 def list_devices() -> list[DeviceInfo]:
     """All devices usable here, CPU last, with names and free memory where known.
 

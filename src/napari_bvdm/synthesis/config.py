@@ -83,8 +83,10 @@ class TextureSection(Config):
     #: Noise level a carried-over cell is refreshed from every frame (the reference's Tf_non0 is 10; 100 makes
     #: cells change from frame to frame as much as real GOWT1 cells do).
     refresh_strength: int = 100
-    #: Arithmetic of the network: ``fp32``, or ``bf16`` (faster on CPUs with AVX512-BF16 and on GPUs).
-    precision: Literal["fp32", "bf16"] = "fp32"
+    #: Arithmetic of the network: ``auto`` (bf16 where the device computes it natively: CPUs with AVX512-BF16 or
+    #: AMX, CUDA GPUs of compute capability 8 or newer; else fp32), ``fp32`` or ``bf16``. The record of a
+    #: dataset names the one used.
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
 
     def check(self) -> None:
         self._require(1 <= self.passes <= 1000, "passes", "must be between 1 and 1000")

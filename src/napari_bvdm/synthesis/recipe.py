@@ -92,8 +92,11 @@ def build_painter(cfg: GenerateConfig, texture_model: Any = None, *, crops: Any 
         texture_model = TextureModel.load(path, device="cpu" if cfg.device == "auto" else cfg.device)
     elif t.model and Path(t.model).is_file():
         path = Path(t.model)
+    from ..runtime.device import resolve_precision
+
     pcfg = DiffusionPainterConfig(sampler=t.sampler, ddim_steps=t.passes, ddim_eta=0.5, tf0=t.first_strength,
-                                  tf_non0=t.refresh_strength, precision=t.precision, device=cfg.device)
+                                  tf_non0=t.refresh_strength, precision=resolve_precision(t.precision, cfg.device),
+                                  device=cfg.device)
     return DiffusionPainter(texture_model, sampler=t.sampler, config=pcfg, profile=profile), path
 
 
@@ -172,9 +175,13 @@ def prepare(cfg: GenerateConfig, *, shape_model: Any = None, texture_model: Any 
     """Load what ``cfg`` names; objects given here (e.g. the GUI's models in memory) are used instead.
 
     ``real_video`` (an :class:`~napari_bvdm.io.video.Video`) replaces reading ``cfg.scene.real``; ``scene``
-    replaces fitting the scene statistics; ``crops`` and ``profile`` go to :func:`build_painter`.
+    replaces fitting the scene statistics; ``crops`` and ``profile`` go to :func:`build_painter`. Tunes the
+    C allocator for painting (:func:`~napari_bvdm.runtime.memory.keep_freed_memory`).
     """
     from ..flow import FlowModel
+    from ..runtime.memory import keep_freed_memory
+
+    keep_freed_memory()
 
     memo = memo or _no_memo
     given = {"shapes": shape_model, "texture": texture_model, "flow": flow_model}
@@ -281,12 +288,22 @@ def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None =
     from .export import export_dataset
 
     ing = ing or prepare(cfg)
-    record = {"config": cfg.to_dict(), "source": source, "inputs": ing.inputs}
+    record = {"config": resolved(cfg).to_dict(), "source": source, "inputs": ing.inputs}
     return (yield from export_dataset(out_dir, mask_source(cfg, ing, cancel), ing.painter, ing.flow, ing.scene,
                                       engine_config(cfg, ing.halo), n_videos=cfg.output.videos,
                                       first_video=cfg.output.first_video, model_files=ing.files, record=record,
                                       overwrite=overwrite, resume=resume, cancel=cancel,
                                       pixel_size=pixel_size(cfg, ing), drafts=drafts))
+
+
+def resolved(cfg: GenerateConfig) -> GenerateConfig:
+    """The config with ``texture.precision = "auto"`` replaced by the precision this machine uses, as the
+    dataset's record keeps it (so the record remakes the same videos elsewhere)."""
+    from ..runtime.device import resolve_precision
+
+    if cfg.texture.precision != "auto" or cfg.texture.model == CLASSICAL:
+        return cfg
+    return cfg.with_updates({"texture.precision": resolve_precision("auto", cfg.device)})
 
 
 def pixel_size(cfg: GenerateConfig, ing: Ingredients) -> float | None:
