@@ -207,3 +207,24 @@ def test_ctc_st_and_res_beside_the_gt(tmp_path):
     np.testing.assert_array_equal(v.labels["RES"], labels)
     assert v.main_labels()[0] == "TRA"
     assert "labels ST" in v.describe()
+
+
+def test_a_dataset_root_opens_every_sequence(tmp_path):
+    """napari's reader on a dataset folder (e.g. one `bvdm generate` wrote, with synthesis.json and models/)
+    gives the layers of every sequence, named by sequence."""
+    import json
+
+    from napari_bvdm._reader import get_reader
+    from napari_bvdm.cli import main
+
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"seed": 1, "shapes": {"frames": 3, "height": 48, "width": 48, "cells": 2},
+                               "texture": {"model": "classical"}, "output": {"videos": 2}}))
+    out = tmp_path / "ds"
+    assert main(["generate", "--config", str(cfg), "-o", str(out), "--quiet"]) == 0
+    reader = get_reader(str(out))
+    assert reader is not None
+    layers = reader(str(out))
+    images = [meta["name"] for _d, meta, kind in layers if kind == "image"]
+    assert images == ["ds 01", "ds 02"]
+    assert {meta["name"] for _d, meta, kind in layers if kind == "labels"} >= {"ds 01 TRA", "ds 02 TRA"}

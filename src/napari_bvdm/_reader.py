@@ -47,6 +47,12 @@ def read_layers(path: str | list[str]) -> list[LayerData]:
     """Read ``path`` lazily and return napari layer data."""
     if isinstance(path, (list, tuple)):
         path = path[0]
+    lay = find_ctc(path) if Path(path).is_dir() else None
+    if lay is not None and lay.other_sequences:  # a dataset folder: every sequence, layers named by sequence
+        out: list[LayerData] = []
+        for seq in [lay.sequence, *lay.other_sequences]:
+            out += video_to_layers(read_video(path, lazy=True, sequence=seq, check=False))
+        return out
     video = read_video(path, lazy=True, check=False)
     return video_to_layers(video)
 
