@@ -1,0 +1,38 @@
+"""``bvdm export DATASET --to FORMAT -o DIR``: image/mask pairs for Cellpose or StarDist from a CTC dataset."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "export"
+HELP = "convert a CTC dataset (real or synthetic) into image/mask pairs for Cellpose or StarDist training"
+DESCRIPTION = (
+    "Write one image/mask pair per frame with full masks (every SEG frame of every sequence) in the layout "
+    "a segmenter trains from. cellpose: NAME.tif and NAME_masks.tif in one folder (train with `python -m "
+    "cellpose --train --dir DIR --mask_filter _masks`); stardist: images/NAME.tif and masks/NAME.tif. NAME "
+    "is <sequence>_t<frame>; images keep their pixel type and pixel size."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..io.training_pairs import FORMATS
+
+    p.add_argument("dataset", type=Path, help="CTC dataset or sequence folder (e.g. a `bvdm generate` output)")
+    p.add_argument("--to", required=True, choices=sorted(FORMATS),
+                   help="; ".join(f"{k}: {v}" for k, v in FORMATS.items()))
+    p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (must not exist)")
+    p.add_argument("--overwrite", action="store_true", help="replace the output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..io.training_pairs import export_training_pairs
+    from ..runtime.progress import run_job
+    from ._common import progress_callback
+
+    out = run_job(export_training_pairs(args.dataset, args.output, args.to, overwrite=args.overwrite),
+                  progress_callback(args))
+    n = len(list(out.rglob("*.tif"))) // 2
+    print(f"wrote {n} image/mask pairs for {args.to} to {out}")
+    return 0

@@ -1,0 +1,70 @@
+"""`bvdm export --to cellpose|stardist`: one image/mask pair per frame with full masks, in each tool's layout."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import tifffile
+
+from napari_bvdm.cli import main
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pairs")
+    cfg = root / "c.json"
+    cfg.write_text(json.dumps({"seed": 2, "shapes": {"frames": 3, "height": 48, "width": 64, "cells": 2},
+                               "texture": {"model": "classical"}, "output": {"videos": 2}}))
+    assert main(["generate", "--config", str(cfg), "-o", str(root / "ds"), "--quiet"]) == 0
+    return root / "ds"
+
+
+def test_cellpose_layout_pairs_every_frame_with_its_masks(dataset, tmp_path, capsys):
+    out = tmp_path / "cellpose"
+    assert main(["export", str(dataset), "--to", "cellpose", "-o", str(out), "--quiet"]) == 0
+    assert "wrote 6 image/mask pairs for cellpose" in capsys.readouterr().out
+    images = sorted(p for p in out.glob("*.tif") if not p.stem.endswith("_masks"))
+    assert [p.stem for p in images] == [f"{s}_t{t:03d}" for s in ("01", "02") for t in range(3)]
+    for img in images:  # Cellpose's convention: NAME.tif beside NAME_masks.tif
+        seq, t = img.stem.split("_t")
+        masks = tifffile.imread(img.with_name(img.stem + "_masks.tif"))
+        np.testing.assert_array_equal(tifffile.imread(img), tifffile.imread(dataset / seq / f"t{t}.tif"))
+        np.testing.assert_array_equal(masks, tifffile.imread(dataset / f"{seq}_GT" / "SEG" / f"man_seg{t}.tif"))
+        assert masks.dtype == np.uint16 and masks.max() > 0
+
+
+def test_stardist_layout_has_matching_names(dataset, tmp_path):
+    out = tmp_path / "stardist"
+    assert main(["export", str(dataset), "--to", "stardist", "-o", str(out), "--quiet"]) == 0
+    images = sorted(p.name for p in (out / "images").glob("*.tif"))
+    assert images == sorted(p.name for p in (out / "masks").glob("*.tif")) and len(images) == 6
+
+
+def test_a_real_sequence_exports_its_annotated_frames_with_the_pixel_size(gowt1, tmp_path):
+    from napari_bvdm.io.physical import read_physical
+
+    out = tmp_path / "g"
+    assert main(["export", str(gowt1), "--to", "cellpose", "-o", str(out), "--quiet"]) == 0
+    masks = sorted(out.glob("*_masks.tif"))
+    assert len(masks) == len(list((gowt1 / "01_GT" / "SEG").glob("man_seg*.tif")))
+    px = read_physical(out / masks[0].name.replace("_masks", ""))
+    assert px and abs(px.get("pixel_size", 0) - 0.2405) < 1e-3
+
+
+def test_refusals_leave_everything_as_it_was(dataset, tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "keep.txt").write_text("x")
+    assert main(["export", str(dataset), "--to", "cellpose", "-o", str(out), "--quiet"]) == 2
+    assert "exists" in capsys.readouterr().err and (out / "keep.txt").read_text() == "x"
+    no_seg = tmp_path / "noseg"
+    shutil.copytree(dataset, no_seg)
+    for seq in ("01", "02"):
+        shutil.rmtree(no_seg / f"{seq}_GT" / "SEG")
+    assert main(["export", str(no_seg), "--to", "stardist", "-o", str(tmp_path / "s"), "--quiet"]) == 2
+    assert "no full masks" in capsys.readouterr().err and not (tmp_path / "s").exists()
+    assert not [p for p in tmp_path.iterdir() if "bvdm-pairs" in p.name]
+    assert main(["export", str(tmp_path / "nothing"), "--to", "stardist", "-o", str(tmp_path / "s")]) == 2
