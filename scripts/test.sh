@@ -11,3 +11,7 @@ echo "[test] ruff"
 .venv/bin/ruff check src tests benchmarks
 echo "[test] pytest"
 .venv/bin/python -m pytest -q -ra --durations=30 "$@"
+if [ "$#" = 0 ]; then  # the whole run: also what `pip install` of the wheel gives a user
+  echo "[test] wheel"
+  bash scripts/wheel_smoke.sh
+fi

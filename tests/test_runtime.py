@@ -184,3 +184,13 @@ def test_generation_keeps_freed_memory_on_glibc():
     expected = sys.platform.startswith("linux") and os.environ.get("NAPARI_BVDM_KEEP_FREED_MEMORY", "1") != "0"
     assert keep_freed_memory() is expected  # glibc's mallopt took both settings
     assert keep_freed_memory() is expected  # once per process
+
+
+def test_owner_check_never_signals_a_process_on_windows(monkeypatch):
+    """os.kill(pid, 0) would end the process on Windows: there a temp folder's owner counts as alive."""
+    from napari_bvdm.runtime import locks
+
+    called = []
+    monkeypatch.setattr(locks.os, "name", "nt")
+    monkeypatch.setattr(locks.os, "kill", lambda *a: called.append(a))
+    assert locks.owner_gone(locks._host(), 999_999) is False and called == []

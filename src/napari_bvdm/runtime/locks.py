@@ -47,6 +47,8 @@ def owner_gone(host: str, pid: int) -> bool:
         return False  # another machine: its processes cannot be seen from here
     if pid == os.getpid():
         return False
+    if os.name == "nt":  # os.kill would end the process there; keep what may still be in use
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
