@@ -89,3 +89,25 @@ def test_export_writes_the_previewed_frames_and_paints_only_the_rest(make_napari
     outcome = _export(qtbot, exp, out, 2)
     assert outcome.status == "done", outcome
     assert painted == [0, 1, 2, 3, 0, 1, 2, 3]
+
+
+def test_export_can_add_cellpose_training_pairs(make_napari_viewer_proxy, qtbot, tmp_path):
+    from napari_bvdm.flow import FlowModel
+    from napari_bvdm.shapes import ShapeModel
+    from napari_bvdm.widgets import ExportWidget
+    from napari_bvdm.widgets._recipe import BUNDLED_DEFAULT
+
+    w = ExportWidget(make_napari_viewer_proxy())
+    qtbot.addWidget(w)
+    for key, value in (("frames", 3), ("height", 64), ("width", 64), ("cells", 2), ("painter", "classical")):
+        w.settings.set("generate", key, value)
+    w.state.shape_model, w.state.shape_path = ShapeModel.default(), BUNDLED_DEFAULT
+    w.state.flow_model, w.state.flow_path = FlowModel.default(), BUNDLED_DEFAULT
+    w.pairs_combo.setCurrentIndex(w.pairs_combo.findData("cellpose"))
+    outcome = _export(qtbot, w, tmp_path / "synthetic", 1)
+    assert outcome.status == "done", outcome
+    pairs = tmp_path / "synthetic-cellpose"
+    assert len(list(pairs.glob("*_masks.tif"))) == 3 and "cellpose training pairs" in w.result_label.text()
+    outcome = _export(qtbot, w, tmp_path / "synthetic", 2)  # a second export refreshes the pairs
+    assert outcome.status == "done", outcome
+    assert len(list(pairs.glob("*_masks.tif"))) == 6

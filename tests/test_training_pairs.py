@@ -68,3 +68,16 @@ def test_refusals_leave_everything_as_it_was(dataset, tmp_path, capsys):
     assert "no full masks" in capsys.readouterr().err and not (tmp_path / "s").exists()
     assert not [p for p in tmp_path.iterdir() if "bvdm-pairs" in p.name]
     assert main(["export", str(tmp_path / "nothing"), "--to", "stardist", "-o", str(tmp_path / "s")]) == 2
+
+
+def test_overwrite_replaces_only_a_pairs_folder(dataset, tmp_path, capsys):
+    out = tmp_path / "cp"
+    assert main(["export", str(dataset), "--to", "cellpose", "-o", str(out), "--quiet"]) == 0
+    assert json.loads((out / "bvdm-pairs.json").read_text())["pairs"] == 6
+    assert main(["export", str(dataset), "--to", "stardist", "-o", str(out), "--overwrite", "--quiet"]) == 0
+    assert (out / "images").is_dir() and not list(out.glob("*_masks.tif"))
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("x")
+    assert main(["export", str(dataset), "--to", "cellpose", "-o", str(mine), "--overwrite", "--quiet"]) == 2
+    assert "did not write" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "x"

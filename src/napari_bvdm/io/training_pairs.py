@@ -9,7 +9,8 @@
 One pair per frame that has full masks: every ``SEG`` frame (a synthetic dataset annotates them all; a real
 CTC sequence its ``man_seg`` frames). ``NAME`` is ``<sequence>_t<frame>``. Images keep their pixel type and
 pixel size (TIFF resolution); masks are ``uint16`` (``uint32`` above 65535 labels). The folder is written
-beside its target and renamed into place, so an interrupted export leaves nothing.
+beside its target and renamed into place, so an interrupted export leaves nothing; it holds ``bvdm-pairs.json``
+(format, source dataset, number of pairs), and ``overwrite`` replaces only a folder holding it (or an empty one).
 """
 
 from __future__ import annotations
@@ -26,7 +27,10 @@ from .physical import resolution_tags
 from .readers import find_ctc, read_ctc
 from .video import InputError
 
-__all__ = ["FORMATS", "export_training_pairs"]
+__all__ = ["FORMATS", "export_training_pairs", "MARKER"]
+
+#: written into every pairs folder: what it was made from (a folder holding it may be replaced by a new export)
+MARKER = "bvdm-pairs.json"
 
 #: format name -> what it is, for help texts
 FORMATS = {"cellpose": "NAME.tif + NAME_masks.tif in one folder (Cellpose training)",
@@ -60,6 +64,9 @@ def export_training_pairs(dataset: str | Path, out: str | Path, fmt: str, *, ove
     dataset, out = Path(dataset), Path(out)
     if out.exists() and not overwrite:
         raise InputError(f"{out} exists; choose another folder, or replace it with --overwrite")
+    if out.is_dir() and overwrite and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(f"{out} holds files napari-bvdm did not write (no {MARKER}); it is left as it is: "
+                         "choose another folder")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} is a file, not a folder; choose another folder")
     videos = [read_ctc(dataset, lazy=True, sequence=seq) for seq in _sequences(dataset)]
@@ -85,6 +92,10 @@ def export_training_pairs(dataset: str | Path, out: str | Path, fmt: str, *, ove
             tifffile.imwrite(img_path, image, **tags)
             tifffile.imwrite(mask_path, mask, **tags)
             yield Progress(i + 1, len(jobs), f"{fmt}: {name}", stage="export")
+        import json
+
+        (tmp / MARKER).write_text(json.dumps({"format": fmt, "dataset": str(dataset.resolve()),
+                                              "pairs": len(jobs)}, indent=1))
         if out.exists():
             shutil.rmtree(out)
         tmp.rename(out)

@@ -7,6 +7,7 @@ from typing import Any
 
 from qtpy.QtWidgets import (
     QCheckBox,
+    QComboBox,
     QFileDialog,
     QFormLayout,
     QLabel,
@@ -58,6 +59,17 @@ class ExportWidget(StepWidget):
         self.overwrite.setToolTip("replace videos of the same numbers already in the folder; without it they are "
                                   "kept when they were made with the same settings, else Export stops and says so")
         self.add_advanced(self.overwrite)
+        self.pairs_combo = QComboBox()
+        self.pairs_combo.addItem("CTC only", "")
+        self.pairs_combo.addItem("CTC + Cellpose training pairs", "cellpose")
+        self.pairs_combo.addItem("CTC + StarDist training pairs", "stardist")
+        self.pairs_combo.setToolTip("also write image/mask pairs for training Cellpose (NAME.tif + NAME_masks.tif) "
+                                    "or StarDist (images/ + masks/) into a folder beside the dataset, named "
+                                    "<folder>-cellpose or <folder>-stardist (replaced on every export)")
+        self.pairs_combo.setCurrentIndex(max(0, self.pairs_combo.findData(self.settings.get("export", "pairs", ""))))
+        self.pairs_combo.currentIndexChanged.connect(
+            lambda _i: self.settings.set("export", "pairs", self.pairs_combo.currentData()))
+        self.add_advanced(self.pairs_combo)
         note = QLabel("Frames, size, seed and painter come from the Generate step.")
         note.setWordWrap(True)
         self.add_advanced(note)
@@ -129,14 +141,24 @@ class ExportWidget(StepWidget):
         overwrite = self.overwrite.isChecked()
         state = self.state
 
+        pairs = self.pairs_combo.currentData() or ""
+
         def job(token):
             folder = yield from export_job(state, params, out, n, overwrite=overwrite, cancel=token)
-            return folder, validate_ctc(folder)
+            violations = validate_ctc(folder)
+            written = None
+            if pairs and not violations:
+                from ..io.training_pairs import export_training_pairs
 
-        def done(result: tuple[Path, list]) -> None:
-            folder, violations = result
+                target = Path(folder).with_name(f"{Path(folder).name}-{pairs}")
+                written = yield from export_training_pairs(folder, target, pairs, overwrite=True, cancel=token)
+            return folder, violations, written
+
+        def done(result: tuple[Path, list, Path | None]) -> None:
+            folder, violations, written = result
             self.violations = violations
-            self.result_label.setText(format_report(violations, folder))
+            self.result_label.setText(format_report(violations, folder)
+                                      + (f"\n{pairs} training pairs: {written}" if written else ""))
             if not violations:
                 self.state.export_path = str(folder)
             self._refresh()
