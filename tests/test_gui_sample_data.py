@@ -10,12 +10,12 @@ import pytest
 def demo_layers():
     import torch
 
-    from napari_bvdm._sample_data import make_demo_video
+    from napari_bvdm._sample_data import finished_demo_layers
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)  # CI's 2 cores are shared; oversubscribed torch threads are many times slower
     try:
-        yield make_demo_video()
+        yield finished_demo_layers()
     finally:
         torch.set_num_threads(n)
 
@@ -56,3 +56,22 @@ def test_demo_video_opens_in_napari(demo_layers, make_napari_viewer):
     for data, kwargs, kind in demo_layers:
         getattr(viewer, f"add_{kind}")(data, **kwargs)
     assert [type(layer).__name__ for layer in viewer.layers] == ["Image", "Labels", "Tracks"]
+
+
+@pytest.mark.gui
+def test_the_sample_menu_fills_the_layers_in_the_background(make_napari_viewer, qtbot):
+    """In napari the sample returns at once with empty layers; the frames are painted into them off the GUI
+    thread and the tracks layer follows."""
+    import time
+
+    viewer = make_napari_viewer()
+    t0 = time.perf_counter()
+    viewer.open_sample("napari-bvdm", "demo")
+    returned = time.perf_counter() - t0
+    assert returned < 5.0  # the painting itself takes several seconds more
+    assert "BVDM demo labels" in viewer.layers
+    qtbot.waitUntil(lambda: "BVDM demo tracks" in viewer.layers, timeout=300_000)
+    image, labels = viewer.layers["BVDM demo"].data, viewer.layers["BVDM demo labels"].data
+    assert all(frame.std() > 0 for frame in image) and all(frame.max() > 0 for frame in labels)
+    assert image[labels > 0].mean() > image[labels == 0].mean()
+    assert viewer.layers["BVDM demo labels"].metadata["lineage"] is not None
