@@ -107,7 +107,7 @@ def test_export_can_add_cellpose_training_pairs(make_napari_viewer_proxy, qtbot,
     outcome = _export(qtbot, w, tmp_path / "synthetic", 1)
     assert outcome.status == "done", outcome
     pairs = tmp_path / "synthetic-cellpose"
-    assert len(list(pairs.glob("*_masks.tif"))) == 3 and "cellpose training pairs" in w.result_label.text()
+    assert len(list(pairs.glob("*_masks.tif"))) == 3 and f"cellpose: {pairs}" in w.result_label.text()
     outcome = _export(qtbot, w, tmp_path / "synthetic", 2)  # a second export refreshes the pairs
     assert outcome.status == "done", outcome
     assert len(list(pairs.glob("*_masks.tif"))) == 6

@@ -81,3 +81,35 @@ def test_overwrite_replaces_only_a_pairs_folder(dataset, tmp_path, capsys):
     (mine / "notes.txt").write_text("x")
     assert main(["export", str(dataset), "--to", "cellpose", "-o", str(mine), "--overwrite", "--quiet"]) == 2
     assert "did not write" in capsys.readouterr().err and (mine / "notes.txt").read_text() == "x"
+
+
+@pytest.mark.slow
+def test_ome_zarr_reads_back_with_the_ome_zarr_library(dataset, tmp_path, gowt1):
+    ome_zarr = pytest.importorskip("ome_zarr", reason="pip install ome-zarr")
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    out = tmp_path / "oz"
+    assert main(["export", str(dataset), "--to", "ome-zarr", "-o", str(out), "--quiet"]) == 0
+    assert sorted(p.name for p in out.glob("*.ome.zarr")) == ["01.ome.zarr", "02.ome.zarr"]
+    nodes = list(Reader(parse_url(str(out / "01.ome.zarr")))())
+    image = next(n for n in nodes if n.metadata.get("name") == "image")
+    names = {n.metadata.get("name") for n in nodes}
+    assert {"tracks", "segmentation"} <= names, names
+    np.testing.assert_array_equal(np.asarray(image.data[0][1]), tifffile.imread(dataset / "01" / "t001.tif"))
+    tracks = next(n for n in nodes if n.metadata.get("name") == "tracks")
+    np.testing.assert_array_equal(np.asarray(tracks.data[0][2]),
+                                  tifffile.imread(dataset / "01_GT" / "TRA" / "man_track002.tif"))
+    lineage = np.loadtxt(out / "01_lineage.csv", delimiter=",", skiprows=1, ndmin=2)
+    truth = np.loadtxt(dataset / "01_GT" / "TRA" / "man_track.txt", ndmin=2)
+    np.testing.assert_array_equal(lineage, truth)
+    table = np.loadtxt(out / "01_tracks.csv", delimiter=",", skiprows=1, ndmin=2)
+    assert set(table[:, 0].astype(int)) == set(truth[:, 0].astype(int)) and ome_zarr is not None
+    # a real sequence keeps its pixel size (GOWT1: 0.2405 um)
+    real = tmp_path / "real"
+    assert main(["export", str(gowt1), "--to", "ome-zarr", "-o", str(real), "--quiet"]) == 0
+    node = next(n for n in Reader(parse_url(str(real / "01.ome.zarr")))() if n.metadata.get("name") == "image")
+    scale = node.metadata["coordinateTransformations"][0][0]["scale"]
+    assert scale[0] == 1.0 and abs(scale[1] - 0.2405) < 1e-6 and abs(scale[2] - 0.2405) < 1e-6
+    axes = node.metadata["axes"]
+    assert [a["name"] for a in axes] == ["t", "y", "x"] and axes[1].get("unit") == "micrometer"

@@ -63,9 +63,11 @@ class ExportWidget(StepWidget):
         self.pairs_combo.addItem("CTC only", "")
         self.pairs_combo.addItem("CTC + Cellpose training pairs", "cellpose")
         self.pairs_combo.addItem("CTC + StarDist training pairs", "stardist")
-        self.pairs_combo.setToolTip("also write image/mask pairs for training Cellpose (NAME.tif + NAME_masks.tif) "
-                                    "or StarDist (images/ + masks/) into a folder beside the dataset, named "
-                                    "<folder>-cellpose or <folder>-stardist (replaced on every export)")
+        self.pairs_combo.addItem("CTC + OME-Zarr (with lineage tables)", "ome-zarr")
+        self.pairs_combo.setToolTip("also write image/mask pairs for training Cellpose (NAME.tif + "
+                                    "NAME_masks.tif) or StarDist (images/ + masks/), or the videos as OME-Zarr with "
+                                    "lineage tables, into a folder beside the dataset named <folder>-cellpose, "
+                                    "-stardist or -ome-zarr (replaced on every export)")
         self.pairs_combo.setCurrentIndex(max(0, self.pairs_combo.findData(self.settings.get("export", "pairs", ""))))
         self.pairs_combo.currentIndexChanged.connect(
             lambda _i: self.settings.set("export", "pairs", self.pairs_combo.currentData()))
@@ -148,17 +150,22 @@ class ExportWidget(StepWidget):
             violations = validate_ctc(folder)
             written = None
             if pairs and not violations:
-                from ..io.training_pairs import export_training_pairs
-
                 target = Path(folder).with_name(f"{Path(folder).name}-{pairs}")
-                written = yield from export_training_pairs(folder, target, pairs, overwrite=True, cancel=token)
+                if pairs == "ome-zarr":
+                    from ..io.ome_zarr_export import export_ome_zarr
+
+                    written = yield from export_ome_zarr(folder, target, overwrite=True, cancel=token)
+                else:
+                    from ..io.training_pairs import export_training_pairs
+
+                    written = yield from export_training_pairs(folder, target, pairs, overwrite=True, cancel=token)
             return folder, violations, written
 
         def done(result: tuple[Path, list, Path | None]) -> None:
             folder, violations, written = result
             self.violations = violations
             self.result_label.setText(format_report(violations, folder)
-                                      + (f"\n{pairs} training pairs: {written}" if written else ""))
+                                      + (f"\n{pairs}: {written}" if written else ""))
             if not violations:
                 self.state.export_path = str(folder)
             self._refresh()
