@@ -19,6 +19,7 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..io.training_pairs import FORMATS
+    from ._common import add_settings_argument
 
     p.add_argument("dataset", type=Path, help="CTC dataset or sequence folder (e.g. a `bvdm generate` output)")
     p.add_argument("--to", required=True, choices=[*sorted(FORMATS), "ome-zarr"],
@@ -26,14 +27,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    + "; ome-zarr: NGFF image + labels per sequence, lineage tables")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace the output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_settings_argument(p)
+
+
+_DEFAULTS = {"overwrite": False}
 
 
 def run(args: argparse.Namespace) -> int:
     from ..io.training_pairs import export_training_pairs
     from ..runtime.progress import run_job
-    from ._common import progress_callback
+    from ._common import apply_settings, progress_callback
 
+    apply_settings(args, _DEFAULTS, "export")
     if args.to == "ome-zarr":
         from ..io.ome_zarr_export import export_ome_zarr
 
