@@ -12,8 +12,8 @@ drift        GOWT1 01, all 92 frames: per-cell mean and texture contrast (cv of 
              warping (sequential, nearest); docs/images/synthesis_texture_contrast.png.
 speed        shape-model masks: seconds per frame at 512 x 512 with 20 cells and 1024 x 1024 with 50 cells
              (``--big-frames`` frames, 100 for the issue's target), resident memory at frame 10 vs the last.
-reference    512 x 512, 20 cells, ``--ref-frames`` frames: the reference schedule one cell at a time
-             (DDPM 200 + 10 per later frame, sequential nearest warps) vs ours (DDIM, batched, composed),
+reference    ``--ref-size`` (1024) with ``--ref-cells`` (50), ``--ref-frames`` frames: the reference schedule one
+             cell at a time (DDPM 200 + 10 per later frame, sequential nearest warps) vs ours (DDIM, batched, composed),
              same masks, same run: time ratio and the quality measures of both.
 figure       docs/images/synthesis_side_by_side.png: real frame, synthetic frame, labels.
 memory       resident memory over an 80-frame 768 x 768 video (not in the default set); run it plainly and
@@ -277,21 +277,43 @@ def part_warp(args, out):
     print(f"wrote {IMAGES / 'synthesis_drift.png'}")
 
 
+def flops_per_pass(painter, crop: int) -> float:
+    """Floating-point operations of one network pass on one ``crop`` x ``crop`` cell (torch's FLOP counter)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = painter.model.net.eval()
+    channels = 2 if painter.model.mask_conditioned else 1
+    x = torch.zeros(1, channels, crop, crop)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        net(x, torch.zeros(1, dtype=torch.long))
+    return float(counter.get_total_flops())
+
+
 def part_speed(args, flow, fast, scene, out):
     res = {}
     for size, cells, frames in ((512, 20, 10), (1024, 50, args.big_frames)):
         mv = shape_masks(size, cells, frames, seed=3)
         n_cells = [len(np.unique(mv.labels[t])) - 1 for t in range(frames)]
+        fast.passes = 0
         _, t, info, rss = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=3), lineage=mv.lineage,
                                     brightness=mv.brightness, keep=False, rss_at=(10, frames))
         key = f"{size}x{size}, {cells} cells"
         res[key] = {"frames": frames, "seconds": t, "seconds_per_frame": t / frames,
                     "cpu_seconds_per_frame": info["cpu_seconds"] / frames,
                     "cells_mean": float(np.mean(n_cells)), "rss_mb": rss, "painter_calls": info["painter_calls"]}
+        if hasattr(fast, "model") and fast.passes:
+            gflop = flops_per_pass(fast, int(info["crop_size"])) * fast.passes / 1e9
+            res[key]["network_gflop"] = gflop
+            res[key]["gflop_per_s_over_the_whole_run"] = gflop / t
         print(f"\n[speed] {key}: {frames} frames ({np.mean(n_cells):.1f} cells/frame) in {t:.1f} s = "
               f"{t / frames:.2f} s/frame (CPU time {info['cpu_seconds'] / frames:.2f} s/frame over "
               f"{args.threads} threads); RSS MB at frame {rss}")
     out["speed"] = res
+    big = res.get("1024x1024, 50 cells")
+    if big:
+        out["s_per_frame_1024_50"] = big["seconds_per_frame"]
+        if "gflop_per_s_over_the_whole_run" in big:
+            out["unet_gflop_per_s"] = big["gflop_per_s_over_the_whole_run"]
 
 
 def part_memory(args, flow, scene, out):
@@ -318,8 +340,8 @@ def part_memory(args, flow, scene, out):
 
 
 def part_reference(args, flow, fast, ref, scene, out):
-    n = args.ref_frames
-    mv = shape_masks(512, 20, n, seed=4)
+    n, size, cells = args.ref_frames, args.ref_size, args.ref_cells
+    mv = shape_masks(size, cells, n, seed=4)
     ref.passes = fast.passes = 0  # DiffusionPainter counts network passes per cell
     v_ref, t_ref, i_ref, _ = run_video(mv.labels, ref, flow, scene,
                                    SynthesisConfig(seed=4, warp="reference", tf0=200, tf_non0=10),
@@ -329,7 +351,7 @@ def part_reference(args, flow, fast, ref, scene, out):
     q = {}
     for name, v in (("reference", v_ref), ("ours", v_our)):
         q[name] = {**temporal_consistency(v, mv.labels, flow, smooth=2.0), **texture_summary(v, mv.labels, range(n))}
-    print(f"\n[reference] 512x512, 20 cells, {n} frames, same masks and flow")
+    print(f"\n[reference] {size}x{size}, {cells} cells, {n} frames, same masks and flow")
     print(f"{'schedule':<44} {'passes':>7} {'s':>7} {'s/frame':>8} {'MAD s2':>8} {'cv':>6} {'fine':>6}")
     for name, t, p in (("reference: DDPM 200/10, one cell at a time", t_ref, ref.passes),
                        (f"ours: DDIM {fast.config.ddim_steps}, batched, {fast.config.precision}", t_our, fast.passes)):
@@ -340,7 +362,10 @@ def part_reference(args, flow, fast, ref, scene, out):
           f"({c_ref:.0f} s vs {c_our:.0f} s); network passes {ref.passes / max(fast.passes, 1):.1f}x fewer")
     out["reference"] = {"frames": n, "seconds": {"reference": t_ref, "ours": t_our}, "ratio": t_ref / t_our,
                         "cpu_seconds": {"reference": c_ref, "ours": c_our}, "cpu_ratio": c_ref / c_our,
-                        "passes": {"reference": ref.passes, "ours": fast.passes}, "quality": q}
+                        "passes": {"reference": ref.passes, "ours": fast.passes}, "quality": q,
+                        "size": size, "cells": cells, "reference_precision": ref.config.precision,
+                        "our_precision": fast.config.precision}
+    out[f"ratio_vs_reference_{size}_{cells}"] = t_ref / t_our
 
 
 def part_figure(img, lab, ours):
@@ -375,7 +400,8 @@ def main() -> None:
                     help="texture weights, or 'classical' for the model-free painter")
     ap.add_argument("--flow", type=Path, default=DEFAULTS / "flow.safetensors")
     ap.add_argument("--ddim-steps", type=int, default=10, help="DDIM passes for a Tf0 start (refresh: 1)")
-    ap.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
+                    help="our painter's arithmetic (auto: bf16 where native, as bvdm generate)")
     ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="our painter's sampler")
     ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
     ap.add_argument("--refresh-passes", type=int, default=None, help="DDIM passes per refresh at most")
@@ -383,10 +409,17 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
+    ap.add_argument("--ref-size", type=int, default=1024, help="frame size of the reference comparison")
+    ap.add_argument("--ref-cells", type=int, default=50, help="cells of the reference comparison")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--json", type=Path, default=None, help="also write the figures to this JSON file")
     args = ap.parse_args()
+    from napari_bvdm.runtime.device import resolve_precision
+    from napari_bvdm.runtime.memory import keep_freed_memory
+
     torch.set_num_threads(args.threads)
+    keep_freed_memory()  # as bvdm generate does
+    args.precision = resolve_precision(args.precision, "cpu")
     parts = set(args.parts.split(","))
     flow = FlowModel.load(args.flow)
     fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision, args.sampler, args.ddim_eta,
@@ -409,6 +442,10 @@ def main() -> None:
         part_memory(args, flow, scene, out)
     if "speed" in parts:
         part_speed(args, flow, fast, scene, out)
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\npeak RSS {out['peak_rss_mb']:.0f} MB; " + ", ".join(
+        f"{k} {out[k]:.3g}" for k in ("s_per_frame_1024_50", "ratio_vs_reference_1024_50", "unet_gflop_per_s")
+        if k in out))
     if args.json:
         args.json.write_text(json.dumps(out, indent=2, default=float))
 
