@@ -215,3 +215,21 @@ def test_report_and_violation_text():
 def test_missing_and_non_ctc_paths(tmp_path):
     assert validate_ctc(tmp_path / "nope")[0].rule == "naming"
     assert "no CTC sequence" in validate_ctc(tmp_path)[0].message
+
+
+def test_a_malformed_track_line_is_reported_once(tmp_path):
+    import numpy as np
+    import tifffile
+
+    from napari_bvdm.io.validator import validate_ctc
+
+    (tmp_path / "01").mkdir()
+    (tmp_path / "01_GT" / "TRA").mkdir(parents=True)
+    for t in range(2):
+        tifffile.imwrite(tmp_path / "01" / f"t{t:03d}.tif", np.zeros((16, 16), np.uint8))
+        lab = np.zeros((16, 16), np.uint16)
+        lab[2:6, 2:6], lab[9:13, 9:13] = 1, 2
+        tifffile.imwrite(tmp_path / "01_GT" / "TRA" / f"man_track{t:03d}.tif", lab)
+    (tmp_path / "01_GT" / "TRA" / "man_track.txt").write_text("1 0 1 0\n2 0 1 0 junk\n")
+    lines = [v.message for v in validate_ctc(tmp_path) if "line 2" in v.message]
+    assert len(lines) == 1, lines

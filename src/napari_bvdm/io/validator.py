@@ -156,14 +156,19 @@ def _check_track_text(path: Path) -> tuple[list[Violation], np.ndarray | None]:
         text = raw.decode("ascii")
     except UnicodeDecodeError:
         return [Violation("format", f"{path.name} is not plain ASCII text", path=str(path))], None
+    bad_lines = set()
     for i, line in enumerate(text.replace("\r", "").split("\n"), 1):
         if line and not _STRICT_LINE.match(line):
+            bad_lines.add(i)
             out.append(Violation("format", f"{path.name}, line {i}: {line[:40]!r} is not four "
                                  "integers separated by single spaces", path=str(path)))
     try:
         check_track_text(text, path.name)
         lin = parse_track_file(text, str(path))
     except InputError as e:
+        where = re.search(r", line (\d+):", str(e))
+        if where and int(where.group(1)) in bad_lines:  # that line is reported above already
+            return out, None
         return out + [Violation("format", str(e), path=str(path))], None
     rows = [r for r in text.replace("\r", "").split("\n") if r.strip()]
     firsts = [int(r.split()[0]) for r in rows if r.split() and r.split()[0].isdigit()]
