@@ -11,16 +11,13 @@ target and renamed into place.
 
 from __future__ import annotations
 
-import json
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ..runtime.progress import CancelToken, Job, Progress
 from .readers import read_ctc
-from .training_pairs import MARKER, _sequences
+from .training_pairs import _sequences, check_target, staged_folder
 from .video import InputError
 
 __all__ = ["export_ome_zarr"]
@@ -56,15 +53,10 @@ def export_ome_zarr(dataset: str | Path, out: str | Path, *, overwrite: bool = F
     """Job: every sequence of ``dataset`` as ``out/NN.ome.zarr`` plus its lineage tables; returns ``out``."""
     zarr, write_image, write_labels = _writer()
     dataset, out = Path(dataset), Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists; choose another folder, or replace it with --overwrite")
-    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"{out} holds files napari-bvdm did not write (no {MARKER}); it is left as it is: "
-                         "choose another folder")
+    check_target(out, overwrite)
     seqs = _sequences(dataset)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.bvdm-zarr-", dir=out.parent))
-    try:
+    marker = {"format": "ome-zarr", "dataset": str(dataset.resolve()), "sequences": seqs}
+    with staged_folder(out, "zarr", marker) as tmp:
         for i, seq in enumerate(seqs):
             if cancel is not None:
                 cancel.check()
@@ -86,12 +78,4 @@ def export_ome_zarr(dataset: str | Path, out: str | Path, *, overwrite: bool = F
                 write_labels(np.asarray(video.labels["SEG"]).astype(np.uint32), root, name="segmentation",
                              scaler=None, **kw)
             yield Progress(i + 1, len(seqs), f"ome-zarr: {seq}", stage="export")
-        (tmp / MARKER).write_text(json.dumps({"format": "ome-zarr", "dataset": str(dataset.resolve()),
-                                              "sequences": seqs}, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

@@ -15,6 +15,8 @@ beside its target and renamed into place, so an interrupted export leaves nothin
 
 from __future__ import annotations
 
+import contextlib
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -27,7 +29,7 @@ from .physical import resolution_tags
 from .readers import find_ctc, read_ctc
 from .video import InputError
 
-__all__ = ["FORMATS", "export_training_pairs", "MARKER"]
+__all__ = ["FORMATS", "export_training_pairs", "MARKER", "check_target", "staged_folder"]
 
 #: written into every pairs folder: what it was made from (a folder holding it may be replaced by a new export)
 MARKER = "bvdm-pairs.json"
@@ -50,6 +52,35 @@ def _sequences(dataset: Path) -> list[str]:
     return [lay.sequence, *lay.other_sequences]
 
 
+def check_target(out: Path, overwrite: bool) -> None:
+    """Refuse an export folder that exists (without ``overwrite``), one holding files napari-bvdm did not write
+    (no :data:`MARKER`), or a file."""
+    if out.exists() and not overwrite:
+        raise InputError(f"{out} exists; choose another folder, or replace it with --overwrite")
+    if out.is_dir() and overwrite and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise InputError(f"{out} holds files napari-bvdm did not write (no {MARKER}); it is left as it is: "
+                         "choose another folder")
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} is a file, not a folder; choose another folder")
+
+
+@contextlib.contextmanager
+def staged_folder(out: Path, kind: str, marker: dict):
+    """A temporary folder beside ``out`` to write into; on success it gets :data:`MARKER` (``marker`` as JSON)
+    and replaces ``out``; on any failure it is removed and ``out`` stays as it was."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.bvdm-{kind}-", dir=out.parent))
+    try:
+        yield tmp
+        (tmp / MARKER).write_text(json.dumps(marker, indent=1))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def export_training_pairs(dataset: str | Path, out: str | Path, fmt: str, *, overwrite: bool = False,
                           cancel: CancelToken | None = None) -> Job[Path]:
     """Job: write the image/mask pairs of every sequence of ``dataset`` into ``out``; returns ``out``.
@@ -62,21 +93,14 @@ def export_training_pairs(dataset: str | Path, out: str | Path, fmt: str, *, ove
     if fmt not in FORMATS:
         raise InputError(f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     dataset, out = Path(dataset), Path(out)
-    if out.exists() and not overwrite:
-        raise InputError(f"{out} exists; choose another folder, or replace it with --overwrite")
-    if out.is_dir() and overwrite and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise InputError(f"{out} holds files napari-bvdm did not write (no {MARKER}); it is left as it is: "
-                         "choose another folder")
-    if out.exists() and not out.is_dir():
-        raise InputError(f"{out} is a file, not a folder; choose another folder")
+    check_target(out, overwrite)
     videos = [read_ctc(dataset, lazy=True, sequence=seq) for seq in _sequences(dataset)]
     jobs = [(v, t) for v in videos if "SEG" in v.labels for t in v.seg_frames]
     if not jobs:
         raise InputError(f"{dataset} has no full masks (no {videos[0].meta.get('sequence', 'NN')}_GT/SEG "
                          "frames): a segmenter trains on full masks; TRA markers are not enough")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.bvdm-pairs-", dir=out.parent))
-    try:
+    marker = {"format": fmt, "dataset": str(dataset.resolve()), "pairs": len(jobs)}
+    with staged_folder(out, "pairs", marker) as tmp:
         if fmt == "stardist":
             (tmp / "images").mkdir()
             (tmp / "masks").mkdir()
@@ -92,14 +116,4 @@ def export_training_pairs(dataset: str | Path, out: str | Path, fmt: str, *, ove
             tifffile.imwrite(img_path, image, **tags)
             tifffile.imwrite(mask_path, mask, **tags)
             yield Progress(i + 1, len(jobs), f"{fmt}: {name}", stage="export")
-        import json
-
-        (tmp / MARKER).write_text(json.dumps({"format": fmt, "dataset": str(dataset.resolve()),
-                                              "pairs": len(jobs)}, indent=1))
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
