@@ -189,10 +189,11 @@ def generate_job(state: Any, params: GenerateParams, *, frames: int | None = Non
     cfg = params.to_config(state)
     n = int(frames or cfg.shapes.frames)
     yield Progress(0, n, "preparing painter and background", stage="generate")
-    draft = current_draft(state, params)
+    key = _draft_key(state, params)  # the labels' checksum: computed once per run
+    draft = current_draft(state, params, key)
     if draft is None:
         draft = yield from recipe.start_video(cfg, ingredients(state, cfg), cancel=cancel)
-        state.extras["draft"] = (_draft_key(state, params), draft)
+        state.extras["draft"] = (key, draft)
     yield from draft.run(n, cancel=cancel)
     made = np.asarray(draft.labels[:n])
     tracks = tracks_layer_data(made, draft.lineage)
@@ -211,10 +212,11 @@ def _draft_key(state: Any, params: GenerateParams) -> tuple:
             getattr(state, "shape_path", None), getattr(state, "texture_path", None), getattr(state, "flow_path", None))
 
 
-def current_draft(state: Any, params: GenerateParams):
-    """The kept draft of video 01 when it was made with exactly these settings, models and real video."""
+def current_draft(state: Any, params: GenerateParams, key: tuple | None = None):
+    """The kept draft of video 01 when it was made with exactly these settings, models and real video
+    (``key``: :func:`_draft_key` of them, when the caller has it)."""
     kept = getattr(state, "extras", {}).get("draft")
-    if kept is None or kept[0] != _draft_key(state, params):
+    if kept is None or kept[0] != (key if key is not None else _draft_key(state, params)):
         return None
     return kept[1]
 
