@@ -150,7 +150,17 @@ def main() -> int:
             args.shots.mkdir(parents=True, exist_ok=True)
             viewer.window._qt_window.grab().save(str(args.shots / f"gui-{len(seconds):02d}-{name}.png"))
 
+    def settle() -> None:  # a user reading the new dock for a few seconds, while its warm-up runs
+        from napari_bvdm.widgets import _warmup
+
+        thread = _warmup._state["thread"]
+        t_end = time.monotonic() + 10
+        while thread is not None and thread.is_alive() and time.monotonic() < t_end:
+            app.processEvents()
+            time.sleep(0.002)
+
     s = wf.steps
+    step("dock", settle)
     step("open", lambda: viewer.open(str(seq), plugin="napari-bvdm"))
     step("data", lambda: (s["data"].select(viewer.layers[0].name, next(
         layer.name for layer in viewer.layers if layer.name.endswith("TRA"))), s["data"].use_layers()), s["data"])

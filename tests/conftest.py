@@ -9,6 +9,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# the dock's background warm-up freezes napari's heap out of the garbage collector (widgets/_warmup.py); napari's
+# fixtures check for leaked viewers with gc.collect(), so tests switch it off (test_warmup.py turns it on)
+os.environ.setdefault("NAPARI_BVDM_WARM_UP", "0")
 
 
 def _data_dir() -> Path:

@@ -184,6 +184,10 @@ class WorkflowWidget(QWidget):
         lay.setContentsMargins(0, 0, 0, 0)
         lay.addWidget(scroll)
         self.sections["data"].expand(animate=False)
+        from ._warmup import release, warm_up
+
+        if warm_up() is not None:
+            self.destroyed.connect(lambda *_: release())  # not a method: the widget is gone by then
 
     # ------------------------------------------------------------------ status headers
     def _update_header(self, key: str) -> None:
