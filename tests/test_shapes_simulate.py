@@ -78,6 +78,24 @@ def test_streaming_sink_gives_the_same_frames(model):
     np.testing.assert_array_equal(streamed.lineage, full.lineage)
 
 
+def test_frames_made_again_when_read_are_the_same(model):
+    """keep_frames=False keeps no frame: each is made again when read, in any order, and equals the kept one."""
+    from napari_bvdm.shapes.simulate import SimulatedLabels
+
+    full = _sim(model, frames=12)
+    lazy = run_job(simulate_masks(model, full.config, keep_frames=False))
+    assert isinstance(lazy.labels, SimulatedLabels) and lazy.labels.shape == full.labels.shape
+    assert lazy.labels.dtype == np.uint16 and len(lazy.labels) == 12
+    np.testing.assert_array_equal(lazy.lineage, full.lineage)
+    for t in (0, 5, 6, 2, 11, -1):  # forwards, backwards (a new simulation), the last
+        np.testing.assert_array_equal(lazy.labels[t], full.labels[t])
+    np.testing.assert_array_equal(lazy.labels[3, 10:20], full.labels[3, 10:20])
+    np.testing.assert_array_equal(np.asarray(lazy.labels), full.labels)
+    np.testing.assert_array_equal(lazy.labels[2:4], full.labels[2:4])
+    with pytest.raises(IndexError, match="frame 12 of a 12-frame video"):
+        lazy.labels[12]
+
+
 def test_border_entry_and_exit_and_density(model):
     sim = _sim(model, frames=40, cells=10, motion_scale=4.0, seed=5)
     lin = sim.lineage

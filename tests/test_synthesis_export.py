@@ -315,3 +315,23 @@ def test_a_draft_is_continued_not_made_again(tmp_path, monkeypatch):
         run_job(draft2.run(3, cancel=token))
     assert draft2.frames == []
     np.testing.assert_array_equal(run_job(draft2.run(1)).frames[0].image, draft.frames[0].image)
+
+
+def test_an_export_keeps_neither_masks_nor_frames(tmp_path, monkeypatch):
+    """bvdm generate's memory does not grow with the video: simulated masks are made again when read and the
+    frames are written as they are made, not kept."""
+    from napari_bvdm.shapes.simulate import SimulatedLabels
+    from napari_bvdm.synthesis import draft as draft_mod
+    from napari_bvdm.synthesis import recipe
+    from napari_bvdm.synthesis.config import GenerateConfig
+
+    made = []
+    init = draft_mod.VideoDraft.__init__
+    monkeypatch.setattr(draft_mod.VideoDraft, "__init__",
+                        lambda self, *a, **k: made.append(self) or init(self, *a, **k))
+    cfg = GenerateConfig.from_dict({"seed": 1, "shapes": {"frames": 5, "height": 64, "width": 64, "cells": 2},
+                                    "texture": {"model": "classical"}, "output": {"videos": 1}})
+    run_job(recipe.generate(cfg, tmp_path / "out", recipe.prepare(cfg)))
+    (d,) = made
+    assert isinstance(d.labels, SimulatedLabels) and not d.keep and d.frames == [] and d.complete
+    assert len(list((tmp_path / "out" / "01").glob("t*.tif"))) == 5

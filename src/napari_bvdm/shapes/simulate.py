@@ -19,7 +19,8 @@ Every cell carries a small state that evolves frame by frame:
 Frames are painted one at a time (older cells first, no pixel painted twice), so no two cells
 overlap, and a cell that has no pixel left in a frame ends its track in the frame before: every track
 is visible in every frame of its span and the CTC export is valid by construction. Frames can be
-streamed to a ``sink`` instead of kept, for long videos on large canvases.
+streamed to a ``sink`` instead of kept, or kept as :class:`SimulatedLabels` that make each frame again
+when it is read (``keep_frames=False``): memory stays that of one frame for a video of any length.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from ..runtime.seeding import numpy_rng
 from .contours import fill_polygon, outline_to_polygon, rasterise
 from .model import N_QUANTILES, ShapeModel
 
-__all__ = ["SimulationConfig", "MaskVideo", "simulate_masks", "max_cells", "check_cells_fit"]
+__all__ = ["SimulationConfig", "MaskVideo", "SimulatedLabels", "simulate_masks", "max_cells", "check_cells_fit"]
 
 _LEVELS = np.linspace(0.0, 1.0, N_QUANTILES)
 MAX_ID = 65535
@@ -116,7 +117,8 @@ class MaskVideo:
 
     Attributes
     ----------
-    labels : (T, H, W) uint16 track ids, or ``None`` when the frames went to a ``sink``.
+    labels : (T, H, W) uint16 track ids: an array, a :class:`SimulatedLabels` (``keep_frames=False``), or
+        ``None`` when the frames went to a ``sink``.
     lineage : (N, 4) int64 CTC rows ``L B E P`` sorted by L.
     brightness : per track, mean intensity per frame of its span (normalised units).
     stage : per track, stage index per frame of its span (0 interphase, 3 mitotic, 5 telophase).
@@ -610,11 +612,64 @@ class _Simulator:
         self.finish(self.cfg.frames - 1)
 
 
+class SimulatedLabels:
+    """The (T, H, W) uint16 frames of one simulation, made again when they are read.
+
+    Reading frames in order costs one simulation step each (an earlier frame starts the simulation again),
+    and only the last frame read is held, so a video of any length takes the memory of one frame.
+    ``labels[t]`` gives frame ``t``; ``np.asarray(labels)`` makes the whole video.
+    """
+
+    dtype = np.dtype(np.uint16)
+    ndim = 3
+
+    def __init__(self, model: ShapeModel, config: SimulationConfig) -> None:
+        self._model, self._cfg = model, config
+        self.shape = (int(config.frames), int(config.height), int(config.width))
+        self._frames: Any = None
+        self._last: tuple[int, np.ndarray] | None = None
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _frame(self, t: int) -> np.ndarray:
+        if self._last is not None and self._last[0] == t:
+            return self._last[1]
+        if self._last is None or t < self._last[0]:
+            self._frames = _Simulator(self._model, self._cfg).run_frames(None)
+            self._last = None
+        for i, frame in self._frames:
+            self._last = (i, frame)
+            if i == t:
+                return frame
+        raise IndexError(t)  # pragma: no cover - t was checked against the length
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, tuple):
+            first, rest = (key[0], key[1:]) if key else (slice(None), ())
+        else:
+            first, rest = key, ()
+        if isinstance(first, (int, np.integer)):
+            t = int(first) + (self.shape[0] if first < 0 else 0)
+            if not 0 <= t < self.shape[0]:
+                raise IndexError(f"frame {first} of a {self.shape[0]}-frame video")
+            frame = self._frame(t).copy()
+            return frame[rest] if rest else frame
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = np.zeros(self.shape, dtype=np.uint16)
+        for t in range(self.shape[0]):
+            out[t] = self._frame(t)
+        return out if dtype is None else out.astype(dtype)
+
+
 def simulate_masks(
     model: ShapeModel,
     config: SimulationConfig | None = None,
     *,
     sink: Callable[[int, np.ndarray], None] | None = None,
+    keep_frames: bool = True,
     cancel: CancelToken | None = None,
 ) -> Job[MaskVideo]:
     """Simulate a mask video; yields progress per frame and returns a :class:`MaskVideo`.
@@ -625,15 +680,18 @@ def simulate_masks(
     config : size, cells, seed and switches (:class:`SimulationConfig`).
     sink : optional ``sink(t, frame)`` called with each (H, W) uint16 frame; the frames are then not
         kept (``MaskVideo.labels`` is ``None``), so memory stays flat for any length.
+    keep_frames : ``False``: the frames are not kept either, and ``MaskVideo.labels`` is a
+        :class:`SimulatedLabels` that makes each one again when it is read (the same frames).
     cancel : checked between frames.
     """
     cfg = config or SimulationConfig()
     sim = _Simulator(model, cfg)
-    labels = None if sink is not None else np.zeros((cfg.frames, cfg.height, cfg.width), dtype=np.uint16)
+    keep = sink is None and keep_frames
+    labels = np.zeros((cfg.frames, cfg.height, cfg.width), dtype=np.uint16) if keep else None
     for t, frame in sim.run_frames(cancel):
         if sink is not None:
             sink(t, frame)
-        else:
+        elif keep:
             labels[t] = frame
         yield Progress(t + 1, cfg.frames, f"frame {t + 1}/{cfg.frames}, {len(sim.cells)} cells", stage="simulate")
     # daughters that were never visible leave their mother with fewer children: fine for CTC
@@ -642,6 +700,8 @@ def simulate_masks(
     lineage = np.array(sorted(rows), dtype=np.int64).reshape(-1, 4)
     out = sim._out
     mothers_done = len({int(p) for p in lineage[:, 3] if p > 0})
+    if sink is None and not keep_frames:
+        labels = SimulatedLabels(model, cfg)
     return MaskVideo(
         labels=labels,
         lineage=lineage,

@@ -43,12 +43,17 @@ class VideoDraft:
     labels, lineage : checked masks (see :func:`~napari_bvdm.synthesis.pipeline.prepare_labels`).
     brightness, info : the mask simulation's per-track brightness and description.
     painter, flow, scene, config : the engine's ingredients and settings (``config.seed``: the video's seed).
+    keep : keep the frames made, to give them again to a later run (``False``: for a single run that hands
+        each frame on, e.g. an export writing the video as it is made; memory stays that of one frame).
     """
 
     def __init__(self, labels: Any, lineage: np.ndarray, painter: Any, flow: Any, scene: Any,
-                 config: SynthesisConfig, *, brightness: dict | None = None, info: dict | None = None) -> None:
+                 config: SynthesisConfig, *, brightness: dict | None = None, info: dict | None = None,
+                 keep: bool = True) -> None:
         self.labels, self.lineage, self.brightness = labels, lineage, brightness
         self.info = dict(info or {})
+        self.keep = keep
+        self._made = 0  # frames made by the current generator
         self._engine = (painter, flow, scene, config)
         self.frames: list[SynthFrame] = []
         self.result: dict[str, Any] | None = None  # generate_video's summary, once every frame is made
@@ -77,7 +82,7 @@ class VideoDraft:
                            stage="generate")
         self._relay.current = cancel
         try:
-            while len(self.frames) < n or (n == self.n_frames and self.result is None):
+            while self._made < n or (n == self.n_frames and self.result is None):
                 if self._gen is None:
                     painter, flow, scene, cfg = self._engine
                     self._gen = generate_video(self.labels, painter, flow, scene, cfg, lineage=self.lineage,
@@ -89,10 +94,12 @@ class VideoDraft:
                     self._gen = None
                     break
                 if isinstance(ev, SynthFrame):
-                    self.frames.append(ev)
+                    self._made += 1
+                    if self.keep:
+                        self.frames.append(ev)
                 yield ev
         except (Cancelled, Exception):
-            self._gen, self.frames = None, []
+            self._gen, self.frames, self._made = None, [], 0
             raise
         finally:
             self._relay.current = None

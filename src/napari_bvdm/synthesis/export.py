@@ -221,7 +221,7 @@ def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, 
 
     i, total = position
     if draft is None:
-        draft = new_draft(seq, ms, painter, flow, scene, vcfg)
+        draft = new_draft(seq, ms, painter, flow, scene, vcfg, keep=False)  # written as made, never kept
     n_frames = draft.n_frames
     writer = CTCSequenceWriter(out_dir, seq, n_frames=n_frames, overwrite=publish.overwrite, cancel=cancel,
                                pixel_size=pixel_size)
@@ -247,14 +247,15 @@ def _write_video(out_dir: Path, seq: str, ms: MaskSet, painter: Any, flow: Any, 
     return entry
 
 
-def new_draft(seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats, vcfg: SynthesisConfig):
+def new_draft(seq: str, ms: MaskSet, painter: Any, flow: Any, scene: SceneStats, vcfg: SynthesisConfig, *,
+              keep: bool = True):
     """A :class:`~napari_bvdm.synthesis.draft.VideoDraft` of video ``seq``, its masks checked (CTC rules 1-8)."""
     from .draft import VideoDraft
     from .pipeline import prepare_labels
 
     labels, lineage = prepare_labels(ms.labels, ms.lineage)
     _check_masks(seq, labels, lineage)
-    return VideoDraft(labels, lineage, painter, flow, scene, vcfg, brightness=ms.brightness, info=ms.info)
+    return VideoDraft(labels, lineage, painter, flow, scene, vcfg, brightness=ms.brightness, info=ms.info, keep=keep)
 
 
 def _entry(ms: MaskSet, result: dict[str, Any], n_frames: int, pixel_size: float | None,

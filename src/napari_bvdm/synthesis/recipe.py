@@ -217,8 +217,13 @@ def engine_config(cfg: GenerateConfig, halo: list[float] | None = None):
                            halo=list(halo or []))
 
 
-def mask_source(cfg: GenerateConfig, ing: Ingredients, cancel: CancelToken | None = None):
-    """``(number, seed) -> Job[MaskVideo]``: the simulation of one video; or the fixed label video."""
+def mask_source(cfg: GenerateConfig, ing: Ingredients, cancel: CancelToken | None = None, *,
+                keep_frames: bool = True):
+    """``(number, seed) -> Job[MaskVideo]``: the simulation of one video; or the fixed label video.
+
+    ``keep_frames=False``: the simulated frames are made again when read
+    (:class:`~napari_bvdm.shapes.simulate.SimulatedLabels`), so memory does not grow with the video's length.
+    """
     if ing.labels is not None:
         return ing.labels
     from ..shapes import SimulationConfig, simulate_masks
@@ -231,7 +236,7 @@ def mask_source(cfg: GenerateConfig, ing: Ingredients, cancel: CancelToken | Non
     check_cells_fit(ing.shape_model, base)  # before any video is started
 
     def masks(number: int, seed: int):
-        return simulate_masks(ing.shape_model, base.replace(seed=seed), cancel=cancel)
+        return simulate_masks(ing.shape_model, base.replace(seed=seed), keep_frames=keep_frames, cancel=cancel)
 
     return masks
 
@@ -289,7 +294,8 @@ def generate(cfg: GenerateConfig, out_dir: str | Path, ing: Ingredients | None =
 
     ing = ing or prepare(cfg)
     record = {"config": resolved(cfg).to_dict(), "source": source, "inputs": ing.inputs}
-    return (yield from export_dataset(out_dir, mask_source(cfg, ing, cancel), ing.painter, ing.flow, ing.scene,
+    masks = mask_source(cfg, ing, cancel, keep_frames=False)  # frames made again when read: memory flat in length
+    return (yield from export_dataset(out_dir, masks, ing.painter, ing.flow, ing.scene,
                                       engine_config(cfg, ing.halo), n_videos=cfg.output.videos,
                                       first_video=cfg.output.first_video, model_files=ing.files, record=record,
                                       overwrite=overwrite, resume=resume, cancel=cancel,
