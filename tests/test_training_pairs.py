@@ -105,6 +105,7 @@ def test_ome_zarr_reads_back_with_the_ome_zarr_library(dataset, tmp_path, gowt1)
     np.testing.assert_array_equal(lineage, truth)
     table = np.loadtxt(out / "01_tracks.csv", delimiter=",", skiprows=1, ndmin=2)
     assert set(table[:, 0].astype(int)) == set(truth[:, 0].astype(int)) and ome_zarr is not None
+    _check_geff(out / "01.ome.zarr" / "tracks.geff", truth, len(table))
     # a real sequence keeps its pixel size (GOWT1: 0.2405 um)
     real = tmp_path / "real"
     assert main(["export", str(gowt1), "--to", "ome-zarr", "-o", str(real), "--quiet"]) == 0
@@ -113,3 +114,34 @@ def test_ome_zarr_reads_back_with_the_ome_zarr_library(dataset, tmp_path, gowt1)
     assert scale[0] == 1.0 and abs(scale[1] - 0.2405) < 1e-6 and abs(scale[2] - 0.2405) < 1e-6
     axes = node.metadata["axes"]
     assert [a["name"] for a in axes] == ["t", "y", "x"] and axes[1].get("unit") == "micrometer"
+    _, meta = _check_geff(real / "01.ome.zarr" / "tracks.geff",
+                          np.loadtxt(gowt1 / "01_GT" / "TRA" / "man_track.txt", ndmin=2))
+    assert [(a.name, a.type, a.scaled_unit) for a in meta.axes] == [
+        ("t", "time", None), ("y", "space", "micrometer"), ("x", "space", "micrometer")]
+    assert abs(meta.axes[1].scale - 0.2405) < 1e-6
+
+
+def _check_geff(path, truth: np.ndarray, n_nodes: int | None = None):
+    """The GEFF graph read back with the geff library holds the CTC lineage: each track a chain of nodes over
+    its frames, each daughter linked from its mother's last node."""
+    geff = pytest.importorskip("geff", reason="pip install geff")
+    graph, meta = geff.read(str(path))
+    assert meta.track_node_props == {"tracklet": "track_id", "lineage": "lineage_id"}
+    assert [(r.type, r.path, r.node_prop) for r in meta.related_objects] == [("labels", "../labels/tracks", "seg_id")]
+    if n_nodes is not None:
+        assert graph.number_of_nodes() == n_nodes
+    nodes = graph.nodes
+    by_track: dict[int, list[int]] = {}
+    for n in nodes:
+        by_track.setdefault(int(nodes[n]["track_id"]), []).append(int(nodes[n]["t"]))
+    for lab, b, e, _p in truth.astype(int):
+        assert sorted(by_track[lab]) == list(range(b, e + 1)), lab
+    first = {int(nodes[n]["track_id"]): n for n in nodes if graph.in_degree(n) == 0
+             or nodes[next(iter(graph.predecessors(n)))]["track_id"] != nodes[n]["track_id"]}
+    for lab, _b, _e, p in truth.astype(int):
+        preds = [int(nodes[m]["track_id"]) for m in graph.predecessors(first[lab])]
+        assert preds == ([p] if p else []), (lab, preds)
+        assert nodes[first[lab]]["lineage_id"] == (nodes[first[p]]["lineage_id"] if p else lab)
+    within = sum(int(e - b) for _l, b, e, _p in truth.astype(int))
+    assert graph.number_of_edges() == within + int((truth[:, 3] > 0).sum())
+    return graph, meta

@@ -12,8 +12,8 @@ DESCRIPTION = (
     "a segmenter trains from. cellpose: NAME.tif and NAME_masks.tif in one folder (train with `python -m "
     "cellpose --train --dir DIR --mask_filter _masks`); stardist: images/NAME.tif and masks/NAME.tif. NAME "
     "is <sequence>_t<frame>; images keep their pixel type and pixel size. ome-zarr: NN.ome.zarr per sequence "
-    "(NGFF image with the pixel size, labels 'tracks' and 'segmentation') plus NN_lineage.csv and "
-    "NN_tracks.csv (needs pip install \"napari-bvdm[ome-zarr]\")."
+    "(NGFF image with the pixel size, labels 'tracks' and 'segmentation', the lineage as a GEFF graph "
+    "'tracks.geff') plus NN_lineage.csv and NN_tracks.csv (needs pip install \"napari-bvdm[ome-zarr]\")."
 )
 
 
@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", type=Path, help="CTC dataset or sequence folder (e.g. a `bvdm generate` output)")
     p.add_argument("--to", required=True, choices=[*sorted(FORMATS), "ome-zarr"],
                    help="; ".join(f"{k}: {v}" for k, v in FORMATS.items())
-                   + "; ome-zarr: NGFF image + labels per sequence, lineage tables")
+                   + "; ome-zarr: NGFF image + labels per sequence, GEFF lineage graph, lineage tables")
     p.add_argument("-o", "--output", type=Path, required=True, help="folder to write (must not exist)")
     p.add_argument("--overwrite", action="store_true", help="replace the output folder")
     add_settings_argument(p)
@@ -43,7 +43,8 @@ def run(args: argparse.Namespace) -> int:
         from ..io.ome_zarr_export import export_ome_zarr
 
         out = run_job(export_ome_zarr(args.dataset, args.output, overwrite=args.overwrite), progress_callback(args))
-        print(f"wrote {len(list(out.glob('*.ome.zarr')))} OME-Zarr sequence(s) with lineage tables to {out}")
+        print(f"wrote {len(list(out.glob('*.ome.zarr')))} OME-Zarr sequence(s) with their GEFF lineage graphs and "
+              f"lineage tables to {out}")
         return 0
     out = run_job(export_training_pairs(args.dataset, args.output, args.to, overwrite=args.overwrite),
                   progress_callback(args))

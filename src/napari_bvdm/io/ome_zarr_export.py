@@ -1,12 +1,15 @@
-"""A CTC dataset as OME-Zarr (NGFF), with its lineage as tables trackers read.
+"""A CTC dataset as OME-Zarr (NGFF), with its lineage as a GEFF graph and as tables trackers read.
 
 Per sequence ``NN``: ``DIR/NN.ome.zarr`` holds the image (axes t, y, x; the pixel size in micrometres where it
-is known) and NGFF labels ``tracks`` (the TRA track ids of every frame) and, where every frame has full masks,
-``segmentation`` (SEG); ``DIR/NN_lineage.csv`` lists ``track_id,begin,end,parent`` (the CTC ``man_track.txt``
-with a header) and ``DIR/NN_tracks.csv`` ``track_id,t,y,x`` (centroids in pixels, the napari Tracks layout
-that trackastra, traccuracy and motile users load with pandas). The time axis counts frames: CTC data carry no
-frame interval. Written with the ``ome-zarr`` library (``pip install "napari-bvdm[ome-zarr]"``), beside the
-target and renamed into place.
+is known), NGFF labels ``tracks`` (the TRA track ids of every frame) and, where every frame has full masks,
+``segmentation`` (SEG), and ``tracks.geff``: the lineage as a GEFF graph (one node per cell and frame with
+``t``, ``y``, ``x`` in pixels, ``track_id``, ``lineage_id`` and ``seg_id``, the cell's value in
+``labels/tracks``; an edge from each cell to itself in the next frame and from a mother's last frame to
+each daughter's first), which trackastra, traccuracy and motile read with the ``geff`` library.
+``DIR/NN_lineage.csv`` lists ``track_id,begin,end,parent`` (the CTC ``man_track.txt`` with a header) and
+``DIR/NN_tracks.csv`` ``track_id,t,y,x`` (the napari Tracks layout) for pandas users. The time axis counts
+frames: CTC data carry no frame interval. Written with the ``ome-zarr`` and ``geff`` libraries
+(``pip install "napari-bvdm[ome-zarr]"``), beside the target and renamed into place.
 """
 
 from __future__ import annotations
@@ -25,32 +28,81 @@ __all__ = ["export_ome_zarr"]
 
 def _writer():
     try:
+        import geff  # noqa: F401
         import zarr
         from ome_zarr.writer import write_image, write_labels
-    except ImportError:
-        raise InputError("the ome-zarr export needs the ome-zarr library: pip install \"napari-bvdm[ome-zarr]\"") \
-            from None
+    except ImportError as e:
+        raise InputError(f"the ome-zarr export needs the {e.name or 'ome-zarr'} library: "
+                         "pip install \"napari-bvdm[ome-zarr]\"") from None
     return zarr, write_image, write_labels
 
 
-def _tables(tmp: Path, seq: str, labels: np.ndarray, lineage: np.ndarray) -> None:
+def _centroids(labels: np.ndarray) -> list[tuple[int, int, float, float]]:
+    """``(track_id, t, y, x)`` of every cell in every frame, centroids in pixels."""
     from scipy import ndimage
 
-    rows = "\n".join(f"{int(a)},{int(b)},{int(e)},{int(p)}" for a, b, e, p in np.asarray(lineage).reshape(-1, 4))
-    (tmp / f"{seq}_lineage.csv").write_text("track_id,begin,end,parent\n" + rows + "\n")
     out = []
     for t, frame in enumerate(labels):
         ids = np.unique(frame)
         ids = ids[ids > 0]
         for i, (y, x) in zip(ids, ndimage.center_of_mass(np.ones_like(frame), frame, ids), strict=True):
-            out.append(f"{int(i)},{t},{y:.3f},{x:.3f}")
-    lines = "\n".join(out)
+            out.append((int(i), t, float(y), float(x)))
+    return out
+
+
+def _tables(tmp: Path, seq: str, cells: list[tuple[int, int, float, float]], lineage: np.ndarray) -> None:
+    rows = "\n".join(f"{int(a)},{int(b)},{int(e)},{int(p)}" for a, b, e, p in np.asarray(lineage).reshape(-1, 4))
+    (tmp / f"{seq}_lineage.csv").write_text("track_id,begin,end,parent\n" + rows + "\n")
+    lines = "\n".join(f"{i},{t},{y:.3f},{x:.3f}" for i, t, y, x in cells)
     (tmp / f"{seq}_tracks.csv").write_text("track_id,t,y,x\n" + lines + "\n")
+
+
+def _geff(group: Path, cells: list[tuple[int, int, float, float]], lineage: np.ndarray,
+          pixel_size: float | None) -> None:
+    """The lineage as a GEFF graph in ``group`` (a sibling of the OME-Zarr's ``labels``)."""
+    import geff
+    import networkx as nx
+    from geff_spec import GeffMetadata, RelatedObject
+
+    parent = {int(a): int(p) for a, _b, _e, p in np.asarray(lineage).reshape(-1, 4)}
+
+    def root(track: int) -> int:
+        seen = set()
+        while parent.get(track, 0) and track not in seen:
+            seen.add(track)
+            track = parent[track]
+        return track
+
+    node = {(i, t): n for n, (i, t, _y, _x) in enumerate(cells)}
+    graph = nx.DiGraph()
+    for n, (i, t, y, x) in enumerate(cells):
+        graph.add_node(n, t=t, y=y, x=x, track_id=i, lineage_id=root(i), seg_id=i)
+    for (i, t), n in node.items():
+        if (i, t + 1) in node:
+            graph.add_edge(n, node[(i, t + 1)])
+    first = {}
+    last = {}
+    for (i, _t), n in sorted(node.items(), key=lambda kv: kv[0][1]):
+        first.setdefault(i, n)
+        last[i] = n
+    for child, mother in parent.items():
+        if mother and child in first and mother in last:
+            graph.add_edge(last[mother], first[child])
+    unit = "micrometer" if pixel_size else None
+    scale = float(pixel_size) if pixel_size else None
+    geff.write(graph, str(group), axis_names=["t", "y", "x"], axis_types=["time", "space", "space"],
+               axis_units=[None, "pixel", "pixel"], axis_scales=[None, scale, scale],
+               scaled_units=[None, unit, unit], zarr_format=3)
+    meta = GeffMetadata.read(str(group))
+    meta.track_node_props = {"tracklet": "track_id", "lineage": "lineage_id"}
+    meta.related_objects = [RelatedObject(type="labels", path="../labels/tracks", node_prop="seg_id")]
+    meta.write(str(group))
 
 
 def export_ome_zarr(dataset: str | Path, out: str | Path, *, overwrite: bool = False,
                     cancel: CancelToken | None = None) -> Job[Path]:
-    """Job: every sequence of ``dataset`` as ``out/NN.ome.zarr`` plus its lineage tables; returns ``out``."""
+    """Job: every sequence of ``dataset`` as ``out/NN.ome.zarr`` (with its GEFF lineage) plus its lineage tables;
+    returns ``out``."""
     zarr, write_image, write_labels = _writer()
     dataset, out = Path(dataset), Path(out)
     check_target(out, overwrite)
@@ -73,7 +125,10 @@ def export_ome_zarr(dataset: str | Path, out: str | Path, *, overwrite: bool = F
             if tra is not None:
                 tra = np.asarray(tra).astype(np.uint32)
                 write_labels(tra, root, name="tracks", scaler=None, **kw)
-                _tables(tmp, seq, tra, video.lineage if video.lineage is not None else np.zeros((0, 4), int))
+                lineage = video.lineage if video.lineage is not None else np.zeros((0, 4), int)
+                cells = _centroids(tra)
+                _tables(tmp, seq, cells, lineage)
+                _geff(tmp / f"{seq}.ome.zarr" / "tracks.geff", cells, lineage, px)
             if "SEG" in video.labels and len(video.seg_frames) == video.n_frames:
                 write_labels(np.asarray(video.labels["SEG"]).astype(np.uint32), root, name="segmentation",
                              scaler=None, **kw)

@@ -63,7 +63,7 @@ class ExportWidget(StepWidget):
         self.pairs_combo.addItem("CTC only", "")
         self.pairs_combo.addItem("CTC + Cellpose training pairs", "cellpose")
         self.pairs_combo.addItem("CTC + StarDist training pairs", "stardist")
-        self.pairs_combo.addItem("CTC + OME-Zarr (with lineage tables)", "ome-zarr")
+        self.pairs_combo.addItem("CTC + OME-Zarr (with the lineage as a GEFF graph)", "ome-zarr")
         self.pairs_combo.setToolTip("also write image/mask pairs for training Cellpose (NAME.tif + "
                                     "NAME_masks.tif) or StarDist (images/ + masks/), or the videos as OME-Zarr with "
                                     "lineage tables, into a folder beside the dataset named <folder>-cellpose, "
