@@ -217,3 +217,9 @@ def test_no_write_permission(tmp_path, monkeypatch):
         assert os.listdir(ro) == []
     finally:
         ro.chmod(stat.S_IRWXU)
+
+
+def test_name_digits_grow_beyond_ten_thousand_frames():
+    from napari_bvdm.io.validator import name_digits
+
+    assert [name_digits(n) for n in (1, 999, 1000, 10000, 10001, 100000, 100001)] == [3, 3, 4, 4, 5, 5, 6]

@@ -11,7 +11,7 @@ Two forms:
 Everything is written into a hidden temporary folder and renamed into place only after the
 lineage was checked against the labels (CTC rules 1-10), so a failure, a cancel or a closed
 generator leaves nothing behind; an existing sequence is replaced only with ``overwrite=True``.
-Label images are uint16, names have 3 digits (4 for 1000+ frames), the track file is ``L B E P``
+Label images are uint16, names have 3 digits (4 for 1000+ frames, more beyond 10,000), the track file is ``L B E P``
 with single spaces, LF endings, sorted by L.
 """
 
@@ -32,7 +32,7 @@ from ..runtime.locks import owner_gone, owner_tag, parse_owner_tag
 from ..runtime.progress import CancelToken, Job, Progress, run_job
 from .lineage import frame_label_sets, label_spans, write_track_file
 from .physical import resolution_tags
-from .validator import Violation, check_lineage
+from .validator import Violation, check_lineage, name_digits
 from .video import InputError, Video
 
 __all__ = ["CTCSequenceWriter", "export_ctc", "export_ctc_job", "export_video", "ExportError",
@@ -54,8 +54,6 @@ class ExportError(InputError):
         self.violations = list(violations or [])
 
 
-def _digits(n_frames: int) -> int:
-    return 4 if n_frames >= 1000 else 3
 
 
 def _temp_owner(name: str) -> tuple[str, int] | None:
@@ -182,7 +180,7 @@ class CTCSequenceWriter:
             raise PermissionError(
                 f"cannot write to {parent}: permission denied; choose a folder you can write to"
             ) from None
-        self._width = _digits(n_frames) if n_frames else 3
+        self._width = name_digits(n_frames) if n_frames else 3
         self._per_frame: dict[int, np.ndarray] = {}
         self._shape: tuple[int, int] | None = None
         self._image_dtype: np.dtype | None = None
@@ -412,7 +410,7 @@ class CTCSequenceWriter:
         return [p.name for p in (self._raw_dir, self._tmp / f"{self.seq}_{self.mode}") if p.exists()]
 
     def _fix_width(self, n: int) -> None:
-        w = _digits(n)
+        w = name_digits(n)
         if w == self._width:
             return
         for folder, prefix in ((self._raw_dir, "t"), (self._lab_dir, self._lab_name(0, 1)[:-5]),

@@ -19,7 +19,7 @@ Rules (java-ctcmetrics ``TRA.CheckConsistency`` / ``TrackDataCache.LoadTrackFile
 10. GT/RES (and raw/label) image pairs have the same size
 
 Extra checks (rule ``"naming"`` / ``"format"`` / ``"file"``): file names ``tTTT``/``man_trackTTT``/
-``man_segTTT``/``maskTTT`` with one digit width (3, or 4 for >= 1000 frames), frames numbered 0..T-1
+``man_segTTT``/``maskTTT`` with one digit width (3, or 4 for >= 1000 frames, more beyond 10,000), frames numbered 0..T-1
 without gaps, track file lines of four integers separated by single spaces with LF endings, sorted by L,
 numbers that fit in uint32; every raw frame's header (an empty, truncated or damaged file, a file that
 is no TIFF, a frame of another size or pixel type than the first; with ``deep=True`` every raw frame is
@@ -199,9 +199,14 @@ def _indexed(folder: Path, prefix: str) -> tuple[list[tuple[int, Path, int]], li
     return out, bad
 
 
+def name_digits(n_frames: int) -> int:
+    """Digits of the frame index in CTC file names: 3, 4 from 1000 frames, and as many as the last index needs
+    beyond 10,000 frames (CTC's own data stop below that)."""
+    return max(4 if n_frames >= 1000 else 3, len(str(max(n_frames - 1, 0))))
+
+
 def _width_ok(widths: set[int], n_frames: int) -> bool:
-    want = 4 if n_frames >= 1000 else 3
-    return widths <= {want}
+    return widths <= {name_digits(n_frames)}
 
 
 def _read_pixels(p: Path, header: TiffHeader | None = None) -> np.ndarray:
@@ -336,7 +341,7 @@ def _raw_info(dataset: Path, seq: str) -> tuple[int | None, tuple | None, list[V
         bad.append(Violation("naming", f"{seq}/: raw frames missing: {missing[:5]}",
                              frame=missing[0], path=str(dataset / seq)))
     if not _width_ok({w for _, _, w in files}, n):
-        bad.append(Violation("naming", f"{seq}/: frame names must use {4 if n >= 1000 else 3} "
+        bad.append(Violation("naming", f"{seq}/: frame names must use {name_digits(n)} "
                              "digits (tTTT.tif)", path=str(dataset / seq)))
     shape = None
     for _, p, _ in files:
@@ -412,7 +417,7 @@ def _validate_part(dataset: Path, seq: str, kind: str, n_frames: int | None) -> 
     out += bad
     n = n_frames or n_raw or (max(t for t, _, _ in files) + 1 if files else 0)
     if files and not _width_ok({w for _, _, w in files}, n):
-        out.append(Violation("naming", f"{where}: names must use {4 if n >= 1000 else 3} digits "
+        out.append(Violation("naming", f"{where}: names must use {name_digits(n)} digits "
                              f"({prefix}TTT.tif) for {n} frames", path=str(tra_dir)))
     per_frame = None
     if files:
@@ -433,7 +438,7 @@ def _validate_part(dataset: Path, seq: str, kind: str, n_frames: int | None) -> 
         if seg_files:
             if not _width_ok({w for _, _, w in seg_files}, n):
                 out.append(Violation("naming", f"{seq}_GT/SEG: names must use "
-                                     f"{4 if n >= 1000 else 3} digits (man_segTTT.tif)",
+                                     f"{name_digits(n)} digits (man_segTTT.tif)",
                                      path=str(folder / "SEG")))
             _check_label_folder(seg_files, n, None, f"{seq}_GT/SEG", every_frame=False,
                                 ref_shape=raw_shape, out=out)
