@@ -6,8 +6,10 @@ probability, ``ExperimentConfig.real_share``),
 ``classical`` = data from the classical renderer) and each seed, the same segmentation network is
 trained with the same budget, applied to the held-out second part of the real sequence, linked by the
 overlap tracker and scored (SEG, DET, TRA, LNK) with py-ctcmetrics against the real ground truth.
-The result folder holds the per-run scores (``runs.csv``), mean and spread per training set
-(``summary.csv``, ``summary.md``), a plot (``scores.png``), the config and every ``01_RES``.
+The segmenter is the small UNet of :mod:`.segnet` (default) or Cellpose 3 trained from scratch
+(``segmenter="cellpose"``, :mod:`.cellpose_seg`). The result folder holds the per-run scores (``runs.csv``),
+mean and spread per training set (``summary.csv``, ``summary.md``), a plot (``scores.png``), the config and
+every ``01_RES``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import numpy as np
 from ..io.video import InputError
 from ..runtime.config import Config
 from ..runtime.progress import CancelToken, Job, Progress
+from .cellpose_seg import CellposeConfig
 from .data import (
     find_sequences,
     load_sequence,
@@ -59,6 +62,7 @@ __all__ = [
 ]
 
 TRAINING_SETS = ("real", "synthetic", "real+synthetic", "classical")
+SEGMENTERS = ("segnet", "cellpose")
 
 
 @dataclass
@@ -83,6 +87,9 @@ class ExperimentConfig(Config):
     real_share : in ``real+synthetic``, every training patch comes from the real frames with this
         probability, else from the synthetic ones.
     generate : how ``bvdm evaluate --generate`` makes the synthetic sets from the training part.
+    segmenter : ``segnet`` (the small UNet, settings ``net`` and ``train``) or ``cellpose`` (Cellpose 3 trained
+        from scratch, settings ``cellpose``; only fully annotated real frames, as its loss has no ignore mask).
+    cellpose : Cellpose's training and segmentation settings.
     """
 
     real: str = ""
@@ -103,8 +110,11 @@ class ExperimentConfig(Config):
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     save_weights: bool = False
     generate: SyntheticSetsConfig = field(default_factory=SyntheticSetsConfig)
+    segmenter: str = "segnet"
+    cellpose: CellposeConfig = field(default_factory=CellposeConfig)
 
     def check(self) -> None:
+        self._require(self.segmenter in SEGMENTERS, "segmenter", f"must be one of {list(SEGMENTERS)}")
         bad = sorted(set(self.sets) - set(TRAINING_SETS))
         self._require(not bad, "sets", f"unknown training set(s) {bad}; use {list(TRAINING_SETS)}")
         self._require(len(self.sets) > 0, "sets", "give at least one training set")
@@ -420,7 +430,8 @@ def run_experiment(
     targets = check_targets(summary)
     tf = data.info["test_frames"]
     title = (f"train on synthetic, test on real: {Path(config.real).parent.name}/{Path(config.real).name}, "
-             f"test frames {tf[0]}-{tf[1]}, 1/{config.downsample} scale")
+             f"test frames {tf[0]}-{tf[1]}, 1/{config.downsample} scale"
+             + (", segmenter Cellpose 3 (from scratch)" if config.segmenter == "cellpose" else ""))
     _write_summary_csv(out / "summary.csv", summary, config.metrics)
     _write_text_atomic(out / "summary.md",
                        summary_markdown(summary, config.metrics, targets, data.skipped, title, runs))
@@ -453,6 +464,7 @@ class _Data:
     test: Any
     gt_dir: Path
     info: dict[str, Any]
+    raw: dict[str, list[Any]] = field(default_factory=dict)  # Cellpose's (images, masks) parts per set
 
 
 def _prepare_data(config: ExperimentConfig, out: Path):
@@ -469,13 +481,24 @@ def _prepare_data(config: ExperimentConfig, out: Path):
     gt_info = write_gt_window(real, test_frames, gt_dir, factor=f, crop=crop)
     test = window_images(real, test_frames, factor=f, crop=crop)
     pools: dict[str, list[Any]] = {}  # training set name -> its pools, in name order
+    raw: dict[str, list[Any]] = {}  # the same for Cellpose: (images, masks) per part
     skipped: dict[str, str] = {}
-    real_pool = None
+    real_pool = real_raw = None
+    cellpose = config.segmenter == "cellpose"
+    if cellpose:
+        from .cellpose_seg import cellpose_pairs, require_cellpose
+
+        require_cellpose()
     if any("real" in s.split("+") for s in config.sets):
-        real_pool = prepare_pool("real", training_pairs(real, train_frames, factor=f, label_source="auto"),
-                                 config.net)
-        if "real" in config.sets:
+        real_pairs = training_pairs(real, train_frames, factor=f, label_source="auto")
+        real_pool = prepare_pool("real", real_pairs, config.net)
+        real_raw = cellpose_pairs(real_pairs) if cellpose else None
+        if cellpose and not real_raw[0]:
+            skipped.update({s: "no fully annotated real training frame for Cellpose"
+                            for s in config.sets if "real" in s.split("+")})
+        elif "real" in config.sets:
             pools["real"] = [real_pool]
+            raw["real"] = [real_raw]
     yield Progress(1, 3, "reading synthetic data", stage="prepare")
     sf = config.synthetic_downsample or f
     for key, path in (("synthetic", config.synthetic), ("classical", config.classical)):
@@ -485,11 +508,15 @@ def _prepare_data(config: ExperimentConfig, out: Path):
         if not path:
             skipped.update({s: f"no {key} data given" for s in wanted})
             continue
-        pool = prepare_pool(key, _load_synthetic(path, sf, config.max_synthetic_frames, key), config.net)
+        pairs = _load_synthetic(path, sf, config.max_synthetic_frames, key)
+        pool = prepare_pool(key, pairs, config.net)
+        part = cellpose_pairs(pairs) if cellpose else None
         if key in wanted:
             pools[key] = [pool]
-        if f"real+{key}" in wanted:
+            raw[key] = [part]
+        if f"real+{key}" in wanted and f"real+{key}" not in skipped:
             pools[f"real+{key}"] = [real_pool, pool]
+            raw[f"real+{key}"] = [real_raw, part]
     del real
     info = {
         "real": config.real,
@@ -498,11 +525,13 @@ def _prepare_data(config: ExperimentConfig, out: Path):
         "test_shape": list(test.shape),
         "gt": gt_info,
         "pool_sizes": {p.name: len(p.images) for parts in pools.values() for p in parts},
+        "segmenter": config.segmenter,
+        **({"cellpose_frames": {k: [len(part[0]) for part in v] for k, v in raw.items()}} if cellpose else {}),
         "device": str(resolve_device(config.train.device)),
     }
     _write_text_atomic(out / "info.json", json.dumps(info, indent=2) + "\n")
     yield Progress(3, 3, "data ready", stage="prepare")
-    return _Data(pools, skipped, test, gt_dir, info)
+    return _Data(pools, skipped, test, gt_dir, info, raw)
 
 
 def _one_run(config: ExperimentConfig, out: Path, data: _Data, name: str, seed: int, cancel):
@@ -510,8 +539,15 @@ def _one_run(config: ExperimentConfig, out: Path, data: _Data, name: str, seed: 
     tcfg = config.train.replace(seed=seed)
     t0 = time.monotonic()
     losses: list[float] = []
-    gen = train_segnet(data.pools[name], config.net, tcfg, cancel=cancel,
-                       **_mixing(name.split("+"), config.real_share))
+    if config.segmenter == "cellpose":
+        from ..runtime.device import resolve_device
+        from .cellpose_seg import segment_cellpose, train_cellpose
+
+        gen = train_cellpose(data.raw[name], config.cellpose, seed=seed, device=str(resolve_device(tcfg.device)),
+                             cancel=cancel, **_mixing(name.split("+"), config.real_share))
+    else:
+        gen = train_segnet(data.pools[name], config.net, tcfg, cancel=cancel,
+                           **_mixing(name.split("+"), config.real_share))
     try:
         while True:
             ev = next(gen)
@@ -521,12 +557,15 @@ def _one_run(config: ExperimentConfig, out: Path, data: _Data, name: str, seed: 
     except StopIteration as stop:
         model = stop.value
     t1 = time.monotonic()
-    device = next(model.parameters()).device
-    masks = yield from segment_frames(model, data.test, config.net, device=device, cancel=cancel)
+    if config.segmenter == "cellpose":
+        masks = yield from segment_cellpose(model, data.test, config.cellpose, cancel=cancel)
+    else:
+        device = next(model.parameters()).device
+        masks = yield from segment_frames(model, data.test, config.net, device=device, cancel=cancel)
     tracks, lineage = track_instances(masks, config.tracker)
     run_dir = out / "runs" / f"{name}-seed{seed}"
     write_res(run_dir / "01_RES", tracks, lineage)
-    if config.save_weights:
+    if config.save_weights and config.segmenter == "segnet":
         save_segnet(run_dir / "segnet.safetensors", model, config.net,
                     {"set": name, "seed": seed, "train": tcfg.to_dict()})
     t2 = time.monotonic()
