@@ -196,56 +196,23 @@ def load_label_video(path: str | Path, *, lazy: bool = False) -> tuple[np.ndarra
     """Label video for training from a CTC dataset/sequence folder, a label TIFF stack or a folder of TIFFs.
 
     Returns ``(labels (T,H,W), lineage or None, kind)``. CTC ground truth gives TRA markers (tracked,
-    every frame); a plain label video is returned as it is. ``lazy`` returns a lazily read array
-    (frames decoded on access) when the project's reader is available.
+    every frame); a plain label video (integer TIFF stack or frame folder, values checked by
+    :func:`~napari_bvdm.io.readers.label_video`) is returned as it is. ``lazy`` returns a lazily read array
+    (frames decoded on access).
     """
+    from ..io.readers import label_video, read_video
+
     path = Path(path)
     if not path.exists():
         raise InputError(f"{path} does not exist; give a CTC dataset folder (e.g. Fluo-N2DH-GOWT1), "
                          "a sequence folder (01) or a label video (TIFF stack or folder of TIFFs)")
-    try:
-        from ..io.readers import read_video  # the I/O developer's reader, when present
-    except ImportError:  # pragma: no cover - depends on the integration state
-        read_video = None
-    if read_video is not None:
-        try:
-            video = read_video(path, lazy=lazy)
-        except ImportError:  # pragma: no cover - reader present but its helpers not yet
-            return _load_labels_fallback(path)
-        main = video.main_labels()
-        if main is None and not (path / "01").exists() and video.image is not None \
-                and np.dtype(video.image.dtype).kind in "ui":
-            main = ("labels", video.image)  # a plain label video given as a TIFF stack or frame folder
-        if main is None:
-            raise InputError(f"{path} holds no labels (no _GT/TRA, SEG or label images); "
-                             "the flow model trains on masks")
-        kind, lab = main
-        return (lab if lazy else np.asarray(lab)), video.lineage, kind
-    return _load_labels_fallback(path)
-
-
-def _load_labels_fallback(path: Path) -> tuple[np.ndarray, np.ndarray | None, str]:
-    import tifffile
-
-    tra = None
-    if path.is_dir():
-        cands = sorted(path.glob("*_GT/TRA")) or sorted(path.parent.glob(f"{path.name}_GT/TRA"))
-        if path.name == "TRA":
-            cands = [path]
-        elif (path / "TRA").is_dir():
-            cands = [path / "TRA"]
-        tra = cands[0] if cands else None
-    if tra is not None:
-        files = sorted(tra.glob("man_track*.tif"))
-        lin_file = tra / "man_track.txt"
-        lineage = np.loadtxt(lin_file, dtype=np.int64, ndmin=2) if lin_file.exists() else None
-        return np.stack([tifffile.imread(f) for f in files]), lineage, "TRA"
-    if path.is_dir():
-        files = sorted(path.glob("*.tif")) + sorted(path.glob("*.tiff"))
-        if not files:
-            raise InputError(f"{path} holds no TIFF label images")
-        return np.stack([tifffile.imread(f) for f in files]), None, "labels"
-    arr = tifffile.imread(path)
-    if arr.ndim != 3:
-        raise InputError(f"{path}: expected a (T, H, W) label stack, got shape {arr.shape}")
-    return arr, None, "labels"
+    video = read_video(path, lazy=lazy)
+    main = video.main_labels()
+    if main is None and not (path / "01").exists() and video.image is not None \
+            and np.dtype(video.image.dtype).kind in "ui":
+        main = ("labels", label_video(video).labels["labels"])  # a plain label video
+    if main is None:
+        raise InputError(f"{path} holds no labels (no _GT/TRA, SEG or label images); "
+                         "the flow model trains on masks")
+    kind, lab = main
+    return (lab if lazy else np.asarray(lab)), video.lineage, kind
