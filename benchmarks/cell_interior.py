@@ -9,7 +9,7 @@ cell, size against brightness: area quantiles, the share of cells over ``--large
 (mean inside minus the frame's background median) and the correlation of log area and contrast (real MSC:
 larger, spread cells are dimmer).
 
-Example (docs/evaluation.md, stop 18)::
+Example::
 
     python benchmarks/cell_interior.py ../shared/data/Fluo-C2DL-MSC/01 --downsample 2 \
         eval_msc_s11/data/synthetic/01 e18_dist/synthetic/01

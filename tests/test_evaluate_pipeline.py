@@ -470,3 +470,27 @@ def test_seg_breakdown_counts_merged_neighbours(tmp_path):
     assert iou == (pytest.approx(100 / 180), 0.0, 1.0) and added[0] == pytest.approx(0.8) and missed[1] == 1.0
     assert mod.cell_rows(run, touch_px=5)[0][0]  # 4 px apart touch at --touch 5
     assert mod.main([f"ours={run}"]) == 0
+
+
+def test_bench_gap_of_a_sequence_with_itself_is_zero(tmp_path, capsys):
+    """benchmarks/bench_gap.py: real against the same frames gives no gap, and every measure is a number."""
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    from napari_bvdm.io.ctc_writer import export_ctc
+    from napari_bvdm.io.toy import toy_sequence
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_gap.py"
+    spec = importlib.util.spec_from_file_location("bench_gap", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    image, labels, lineage = toy_sequence()
+    export_ctc(tmp_path / "toy", image, labels, lineage)
+    assert mod.main(["--real", str(tmp_path / "toy" / "01"), "--synthetic", str(tmp_path / "toy"),
+                     "--json", str(tmp_path / "gap.json")]) == 0
+    res = json.loads((tmp_path / "gap.json").read_text())
+    assert res["cells"] == {"real": 17, "synthetic": 17}  # 5 frames: 3 + 3 + 3 + 4 + 4 discs
+    assert res["boundary"]["gap"] == 0 and res["texture"]["gap"] == 0 and res["size_brightness"]["ks_log_area"] == 0
+    assert res["clustering"]["closer_than_1_2"]["real"] == res["clustering"]["closer_than_1_2"]["synthetic"]
+    assert 0.5 < res["boundary"]["profile_real"][0] < 1.5 and "inner spectrum gap" in capsys.readouterr().out
