@@ -36,6 +36,21 @@ def test_cellpose_layout_pairs_every_frame_with_its_masks(dataset, tmp_path, cap
         assert masks.dtype == np.uint16 and masks.max() > 0
 
 
+def test_cellpose_reads_the_pairs_for_training(dataset, tmp_path):
+    """Cellpose's own loader (``cellpose.io.load_train_test_data``, what ``python -m cellpose --train --dir``
+    uses) finds every image with its masks."""
+    pytest.importorskip("cellpose", reason='Cellpose is not installed (pip install "napari-bvdm[cellpose]")')
+    from cellpose import io as cp_io
+
+    out = tmp_path / "cellpose"
+    assert main(["export", str(dataset), "--to", "cellpose", "-o", str(out), "--quiet"]) == 0
+    images, labels, names = cp_io.load_train_test_data(str(out), mask_filter="_masks")[:3]
+    assert len(images) == len(labels) == 6 and sorted(names) == sorted(str(p) for p in out.glob("*_t???.tif"))
+    for img, lab, name in zip(images, labels, names, strict=True):
+        np.testing.assert_array_equal(img, tifffile.imread(name))
+        assert lab.shape == img.shape[-2:] and lab.max() > 0
+
+
 def test_stardist_layout_has_matching_names(dataset, tmp_path):
     out = tmp_path / "stardist"
     assert main(["export", str(dataset), "--to", "stardist", "-o", str(out), "--quiet"]) == 0
