@@ -47,7 +47,9 @@ def test_segmenter_setting_is_checked():
 def test_without_cellpose_the_error_says_how_to_install_it(gowt1, tmp_path, capsys):
     from napari_bvdm.cli import main
 
-    code = main(["evaluate", "--real", str(gowt1 / "01"), "--segmenter", "cellpose", "--sets", "real",
+    cfg = tmp_path / "cp.json"
+    cfg.write_text('{"segmenter": "cellpose"}')
+    code = main(["evaluate", "--real", str(gowt1 / "01"), "--config", str(cfg), "--sets", "real",
                  "-o", str(tmp_path / "ev"), "--quiet"])
     err = capsys.readouterr().err
     assert code != 0 and 'pip install "napari-bvdm[cellpose]"' in err, err

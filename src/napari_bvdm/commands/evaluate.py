@@ -29,10 +29,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="training sets (default: real synthetic real+synthetic classical; missing data is skipped)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1 2)")
     p.add_argument("--steps", type=int, default=None, help="training steps per network (default 300)")
-    p.add_argument("--segmenter", choices=("segnet", "cellpose"), default=None,
-                   help="the network trained on each set: segnet (napari-bvdm's small UNet, default) or cellpose "
-                        "(Cellpose 3 trained from scratch, pip install 'napari-bvdm[cellpose]'; its epochs are "
-                        "cellpose.epochs in --config, default 100)")
     p.add_argument("--downsample", type=int, default=None, help="shrink the real frames by this factor (default 2)")
     p.add_argument("--synthetic-downsample", type=int, default=None,
                    help="shrink the synthetic frames by this factor (default: as --downsample)")
@@ -56,8 +52,7 @@ def build_config(args: argparse.Namespace):
 
     cfg = load_config(args, ExperimentConfig)
     top = {"real": args.real, "synthetic": args.synthetic, "sets": args.sets, "seeds": args.seeds,
-           "downsample": args.downsample, "synthetic_downsample": args.synthetic_downsample,
-           "segmenter": args.segmenter}
+           "downsample": args.downsample, "synthetic_downsample": args.synthetic_downsample}
     changes = {k: (str(v) if isinstance(v, Path) else v) for k, v in top.items() if v is not None}
     if args.steps is not None:
         changes["train"] = cfg.train.replace(steps=args.steps)

@@ -1,11 +1,11 @@
 """Cellpose as the evaluation's segmenter: trained from scratch on a training set, then run on the test frames.
 
-``bvdm evaluate --segmenter cellpose`` trains Cellpose 3's network (CPnet, 6.6 M parameters) with Cellpose's
-own training function (``cellpose.train.train_seg``: its flows, augmentation, loss and learning-rate schedule)
-on the real, synthetic or mixed training set, and segments the test frames with ``CellposeModel.eval``. It
-trains from random weights: Cellpose's pretrained models (and Cellpose 4's SAM-based network) are downloaded
-from the internet on first use, which napari-bvdm never does. Cellpose is optional
-(``pip install "napari-bvdm[cellpose]"``); the default segmenter is the small UNet of :mod:`.segnet`.
+``bvdm evaluate`` with ``"segmenter": "cellpose"`` in its ``--config`` file trains Cellpose 3's network (CPnet,
+6.6 M parameters) with Cellpose's own training function (``cellpose.train.train_seg``: its flows, augmentation,
+loss and learning-rate schedule) on the real, synthetic or mixed training set, and segments the test frames
+with ``CellposeModel.eval``. It trains from random weights: Cellpose's pretrained models (and Cellpose 4's
+SAM-based network) are downloaded from the internet on first use, which napari-bvdm never does. Cellpose is
+optional (``pip install "napari-bvdm[cellpose]"``); the default segmenter is the small UNet of :mod:`.segnet`.
 
 Seeds: ``seed`` drives the network's initialisation; Cellpose draws its augmentations from NumPy's global
 generator seeded by epoch, the same for every run.
@@ -68,10 +68,10 @@ def require_cellpose():
         import cellpose
         from cellpose import models, train  # noqa: F401
     except ImportError:
-        raise InputError("--segmenter cellpose needs Cellpose 3: pip install \"napari-bvdm[cellpose]\"") from None
+        raise InputError("the segmenter 'cellpose' needs Cellpose 3: pip install \"napari-bvdm[cellpose]\"") from None
     version = str(getattr(cellpose, "version", "") or "")
     if version and not version.startswith("3"):
-        raise InputError(f"--segmenter cellpose needs Cellpose 3 (its network trains from scratch on a CPU); this "
+        raise InputError(f"the segmenter 'cellpose' needs Cellpose 3 (its network trains from scratch on a CPU); this "
                          f"environment has Cellpose {version}: pip install \"cellpose<4\"")
     return cellpose
 
