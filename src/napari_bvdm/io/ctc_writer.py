@@ -54,8 +54,6 @@ class ExportError(InputError):
         self.violations = list(violations or [])
 
 
-
-
 def _temp_owner(name: str) -> tuple[str, int] | None:
     """``(host, pid)`` of a temporary export folder's name, ``None`` for a name of another form."""
     if TEMP_PREFIX not in name:

@@ -73,16 +73,15 @@ def _geff(group: Path, cells: list[tuple[int, int, float, float]], lineage: np.n
             track = parent[track]
         return track
 
-    node = {(i, t): n for n, (i, t, _y, _x) in enumerate(cells)}
     graph = nx.DiGraph()
-    for n, (i, t, y, x) in enumerate(cells):
-        graph.add_node(n, t=t, y=y, x=x, track_id=i, lineage_id=root(i), seg_id=i)
-    for (i, t), n in node.items():
-        if (i, t + 1) in node:
-            graph.add_edge(n, node[(i, t + 1)])
-    first = {}
-    last = {}
-    for (i, _t), n in sorted(node.items(), key=lambda kv: kv[0][1]):
+    node, first, last, lineage_id = {}, {}, {}, {}
+    for n, (i, t, y, x) in enumerate(cells):  # frame by frame (see _centroids)
+        if i not in lineage_id:
+            lineage_id[i] = root(i)
+        graph.add_node(n, t=t, y=y, x=x, track_id=i, lineage_id=lineage_id[i], seg_id=i)
+        if (i, t - 1) in node:
+            graph.add_edge(node[(i, t - 1)], n)
+        node[(i, t)] = n
         first.setdefault(i, n)
         last[i] = n
     for child, mother in parent.items():
