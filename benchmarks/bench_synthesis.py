@@ -13,7 +13,8 @@ drift        GOWT1 01, all 92 frames: per-cell mean and texture contrast (cv of 
 speed        shape-model masks: seconds per frame at 512 x 512 with 20 cells and 1024 x 1024 with 50 cells
              (``--big-frames`` frames, 100 for the issue's target), resident memory at frame 10 vs the last.
 reference    ``--ref-size`` (1024) with ``--ref-cells`` (50), ``--ref-frames`` frames: the reference schedule one
-             cell at a time (DDPM 200 + 10 per later frame, sequential nearest warps) vs ours (DDIM, batched, composed),
+             cell at a time in 96 x 96 crops (DDPM 200 + 10 per later frame, sequential nearest warps) vs ours
+             (DDIM, batched by crop size, composed),
              same masks, same run: time ratio and the quality measures of both.
 figure       docs/images/synthesis_side_by_side.png: real frame, synthetic frame, labels.
 memory       resident memory over an 80-frame 768 x 768 video (not in the default set); run it plainly and
@@ -294,7 +295,7 @@ def part_speed(args, flow, fast, scene, out):
     for size, cells, frames in ((512, 20, 10), (1024, 50, args.big_frames)):
         mv = shape_masks(size, cells, frames, seed=3)
         n_cells = [len(np.unique(mv.labels[t])) - 1 for t in range(frames)]
-        fast.passes = 0
+        fast.passes = fast.pass_pixels = 0
         _, t, info, rss = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=3), lineage=mv.lineage,
                                     brightness=mv.brightness, keep=False, rss_at=(10, frames))
         key = f"{size}x{size}, {cells} cells"
@@ -302,7 +303,7 @@ def part_speed(args, flow, fast, scene, out):
                     "cpu_seconds_per_frame": info["cpu_seconds"] / frames,
                     "cells_mean": float(np.mean(n_cells)), "rss_mb": rss, "painter_calls": info["painter_calls"]}
         if hasattr(fast, "model") and fast.passes:
-            gflop = flops_per_pass(fast, int(info["crop_size"])) * fast.passes / 1e9
+            gflop = flops_per_pass(fast, 96) / 96 ** 2 * fast.pass_pixels / 1e9  # convolutions: linear in pixels
             res[key]["network_gflop"] = gflop
             res[key]["gflop_per_s_over_the_whole_run"] = gflop / t
         print(f"\n[speed] {key}: {frames} frames ({np.mean(n_cells):.1f} cells/frame) in {t:.1f} s = "
@@ -344,7 +345,7 @@ def part_reference(args, flow, fast, ref, scene, out):
     mv = shape_masks(size, cells, n, seed=4)
     ref.passes = fast.passes = 0  # DiffusionPainter counts network passes per cell
     v_ref, t_ref, i_ref, _ = run_video(mv.labels, ref, flow, scene,
-                                   SynthesisConfig(seed=4, warp="reference", tf0=200, tf_non0=10),
+                                   SynthesisConfig(seed=4, warp="reference", tf0=200, tf_non0=10, crop_size=96),
                                    lineage=mv.lineage, brightness=mv.brightness)
     v_our, t_our, i_our, _ = run_video(mv.labels, fast, flow, scene, SynthesisConfig(seed=4), lineage=mv.lineage,
                                    brightness=mv.brightness)

@@ -27,9 +27,11 @@ def main() -> int:
     ap.add_argument("--cells", type=int, default=8)
     ap.add_argument("--videos", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seeds", default="0", help="comma list of generation seeds (one line per mode and seed)")
     ap.add_argument("--modes", default="compose,reference",
-                    help="comma list: compose, reference (sequential nearest-neighbour warps, one cell at a time) "
-                         "and compose-tN (compose with refresh strength N)")
+                    help="comma list: compose, reference (sequential nearest-neighbour warps, one cell at a time); "
+                         "suffixes -tN (refresh strength N), -pN (at most N network passes per refresh), -cN "
+                         "(smallest crop N px), e.g. compose-p4-c48")
     args = ap.parse_args()
     import tifffile
     import torch
@@ -47,14 +49,19 @@ def main() -> int:
     print(f"real GOWT1 crops: {len(real)}; synthetic: {args.videos} videos x {args.frames} frames, 256 x 256, "
           f"{args.cells} cells, DDIM, crops from frame {args.from_frame} on")
     with tempfile.TemporaryDirectory() as tmp:
-        for mode in args.modes.split(","):
-            out = Path(tmp) / mode
+        for mode, seed in ((m, int(s)) for s in args.seeds.split(",") for m in args.modes.split(",")):
+            out = Path(tmp) / f"{mode}-s{seed}"
+            warp, *suffixes = mode.split("-")
+            opts = {s[0]: int(s[1:]) for s in suffixes}
             cfg = GenerateConfig().with_updates({
                 "shapes.frames": args.frames, "shapes.height": 256, "shapes.width": 256, "shapes.cells": args.cells,
-                "output.videos": args.videos, "texture.refresh_strength": int(mode.split("-t")[1]) if "-t" in mode
-                else None})
+                "output.videos": args.videos, "texture.refresh_strength": opts.get("t"), "seed": seed})
             ing = recipe.prepare(cfg)
-            engine = recipe.engine_config(cfg, ing.halo).replace(warp=mode.split("-")[0])
+            if "p" in opts:
+                ing.painter.config = ing.painter.config.replace(refresh_passes=opts["p"])
+            engine = recipe.engine_config(cfg, ing.halo).replace(warp=warp)
+            if "c" in opts:
+                engine = engine.replace(crop_size=opts["c"])
             run_job(export_dataset(out, recipe.mask_source(cfg, ing), ing.painter, ing.flow, ing.scene, engine,
                                    n_videos=args.videos))
             imgs, masks = [], []
@@ -71,7 +78,8 @@ def main() -> int:
             a = c2st_accuracy(real.images[ri], fake[fi])
             h = histogram_distance(real.images[ri], fake[fi], real.masks[ri], fmask[fi])
             s = spectrum_distance(real.images[ri], fake[fi])
-            print(f"{mode:<11} crops {n:4d}  C2ST accuracy {a:.3f}  histogram {h:.4f}  spectrum {s:.3f}", flush=True)
+            print(f"{mode:<16} seed {seed}  crops {n:4d}  C2ST accuracy {a:.3f}  histogram {h:.4f}  "
+                  f"spectrum {s:.3f}", flush=True)
     return 0
 
 

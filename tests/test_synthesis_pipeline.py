@@ -162,6 +162,28 @@ def test_streams_frames_labels_exact_and_daughters_inherit():
     assert cell > f.image[f.labels == 0].astype(float).mean() + 40
 
 
+def test_each_track_gets_its_own_crop_size_and_daughters_fit_their_mothers():
+    lab = np.zeros((6, 96, 96), np.uint16)
+    for t in range(6):
+        lab[t, 70:80, 10 + t:20 + t] = 2  # small cell: 10 px
+        if t < 3:
+            lab[t, 10:40, 30 + t:60 + t] = 1  # large cell: 30 px, divides at t = 3
+        else:
+            lab[t, 8:20, 30 + t:42 + t] = 3
+            lab[t, 26:38, 40 + t:52 + t] = 4
+    lineage = np.array([[1, 0, 2, 0], [2, 0, 5, 0], [3, 3, 5, 1], [4, 3, 5, 1]])
+    painter = RecordingPainter()
+    frames, _, info = _run(lab, painter, _flow(), SynthesisConfig(tf0=20, tf_non0=3), lineage=lineage)
+    # 30 px + margin -> 40 (a multiple of 4): the large cell and its daughters' first frame (they start from
+    # her texture); then the daughters, like the small cell, fit 32
+    assert info["crop_sizes"] == {32: 10, 40: 5} and info["crop_size"] == 40
+    assert [c["n"] for c in painter.calls] == [1, 1] * 3 + [1, 2] + [3, 3]  # one batch per crop size and frame
+    assert sum(not c["init"] for c in painter.calls) == 2  # daughters inherit: no fresh painting after t = 0
+    for f in frames:
+        assert np.array_equal(f.labels, lab[f.t])
+        assert f.image[f.labels > 0].astype(float).mean() > f.image[f.labels == 0].astype(float).mean() + 40
+
+
 def test_same_seed_same_video_other_seed_differs():
     labels, lineage = _toy_labels(5)
     a = _run(labels, RecordingPainter(), _flow(), SynthesisConfig(seed=7), lineage=lineage)[0]
@@ -217,8 +239,10 @@ def test_bad_label_videos_are_handled():
     with pytest.warns(UserWarning) as rec:
         frames, _, info = _run(lab, RecordingPainter(), _flow(), SynthesisConfig())
     msgs = " ".join(str(w.message) for w in rec)
-    assert "hold no cell" in msgs and "grown from 32 to 68" in msgs  # multiple of the tiny flow net (4)
-    assert info["crop_size"] == 68 and frames[2].labels.max() == 0 and len(frames) == 6
+    assert "hold no cell" in msgs
+    # only the large cell's track gets the large crop (a multiple of the tiny flow net's step, 4)
+    assert info["crop_size"] == 68 and info["crop_sizes"][68] == 1 and min(info["crop_sizes"]) == 32
+    assert frames[2].labels.max() == 0 and len(frames) == 6
     with pytest.raises(InputError, match=r"\(T, H, W\)"):
         _run(labels[0], RecordingPainter(), _flow(), SynthesisConfig())
 
@@ -371,3 +395,16 @@ def test_msc_top_rows_are_brighter_in_real_and_synthetic_backgrounds(msc):
     assert r[:4].mean() > 1.5 * stats.noise and abs(r[200:600].mean()) < 0.3 * stats.noise
     bg = generate_background(stats, v.image.shape[1:], np.random.default_rng(0))
     assert bg[:4].mean() - bg[200:600].mean() > 1.5 * stats.noise
+
+
+def test_resized_track_state_warps_the_same_texture():
+    from napari_bvdm.flow.net import warp
+    from napari_bvdm.synthesis.pipeline import _fit
+
+    rng = np.random.default_rng(0)
+    anchor = torch.from_numpy(rng.random((1, 1, 32, 32)).astype(np.float32))
+    disp = torch.from_numpy(rng.normal(0, 1.5, (1, 2, 32, 32)).astype(np.float32))
+    small = warp(anchor, disp)[0, 0].numpy()
+    big = warp(_fit(anchor, 48), _fit(disp, 48))[0, 0].numpy()  # padded by 8 px on each side
+    assert np.allclose(big[8:40, 8:40], small, atol=1e-5)
+    assert np.array_equal(_fit(_fit(small, 48), 32), small) and _fit(small, 16).shape == (16, 16)

@@ -3,7 +3,9 @@
 :func:`generate_video` is the frame-by-frame engine behind :mod:`~napari_bvdm.synthesis.recipe`. Each frame
 goes through named steps around a :class:`_VideoState`:
 
-- **cut** (:func:`_cut_cells`): one crop per cell, centred on it;
+- **cut** (:func:`_cut_cells`): one crop per cell, centred on it, the smallest that holds the cell now and
+  in its previous frame (a track's state is padded or trimmed when its size changes); cells of one crop size
+  go through the networks in one batch;
 - **sort** (:func:`_sort_cells`): a cell continues its track, inherits its mother's last texture (a
   daughter's first frame: *division*), or starts afresh;
 - **first frame** (:func:`_paint_new`): new cells are painted in one batch,
@@ -75,7 +77,9 @@ class SynthesisConfig(Config):
     halo : the real frames' halo to hold every frame to (mean intensity at 1, 2, ... px outside the outlines
         as a share of the nearest cell's contrast, :func:`~napari_bvdm.texture.profile.measure_halo`);
         empty = none.
-    crop_size : cell crop size (``None`` = the painter's); grown to fit the largest mask.
+    crop_size : smallest cell crop; ``None`` = :data:`MIN_CROP`. A cell's crop is the smallest multiple of the
+        flow network's size step, at least this large, that holds its mask in this frame and in the previous
+        one (its mother's, for a daughter's first frame) with a margin.
     seed : with ``video_index`` it selects every random stream.
     """
 
@@ -101,6 +105,9 @@ class SynthesisConfig(Config):
     def one_cell_at_a_time(self) -> bool:
         return self.warp == "reference"
 
+
+#: Smallest cell crop (px) when ``SynthesisConfig.crop_size`` is not set
+MIN_CROP = 32
 
 #: Gaussian sigma of the 2-px band (1 px in, 1 px out) blended at every cell outline
 EDGE_SIGMA = 1.0
@@ -200,7 +207,6 @@ class _VideoState:
     labels: Any
     lineage: np.ndarray
     video_index: int
-    size: int
     notes: list[str]
     get_brightness: Callable[[int, int], float]
     illumination: np.ndarray
@@ -211,6 +217,8 @@ class _VideoState:
     children: dict[int, list[int]]
     starts: dict[int, int]
     tracks: dict[int, _Track] = dataclasses.field(default_factory=dict)
+    extents: dict[int, int] = dataclasses.field(default_factory=dict)  # label -> bounding-box extent, last frame
+    crop_counts: dict[int, int] = dataclasses.field(default_factory=dict)  # crop size -> cell-frames
     stats: dict[str, int] = dataclasses.field(
         default_factory=lambda: {"painter_calls": 0, "cells_painted": 0, "flow_calls": 0})
 
@@ -243,10 +251,10 @@ class _VideoState:
         return torch.cat(out)
 
 
-def _crop_size(labels: Any, painter: Any, flow: Any, cfg: SynthesisConfig) -> tuple[int, list[str], list[float]]:
-    """The painter's crop size grown to hold the largest cell (one pass over bounding boxes), with notes."""
+def _survey(labels: Any, painter: Any) -> tuple[list[str], list[float]]:
+    """Notes on the label video (empty frames, cells larger than the painter's crops) and a sample of cell
+    areas, in one pass over bounding boxes."""
     n_frames = int(labels.shape[0])
-    base = int(cfg.crop_size or getattr(painter, "crop_size", 96))
     extent, areas, empty = 0, [], []
     for t in range(n_frames):
         fr = np.asarray(labels[t])
@@ -257,14 +265,14 @@ def _crop_size(labels: Any, painter: Any, flow: Any, cfg: SynthesisConfig) -> tu
             extent = max(extent, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
         if t % max(1, n_frames // 10) == 0 and obs:
             areas.extend(np.bincount(fr.ravel())[list(obs)].tolist())
-    multiple = int(getattr(flow, "multiple", 16)) if flow is not None else 16
-    size = needed_crop(extent, base, multiple)
     notes: list[str] = []
-    if size != base:
-        notes.append(f"largest cell spans {extent} px: crops grown from {base} to {size} px")
+    trained = int(getattr(painter, "crop_size", 0) or 0) if getattr(painter, "model", None) is not None else 0
+    if trained and extent > trained:  # a learnt texture model (the classical renderer has no crop to outgrow)
+        notes.append(f"the largest cell spans {extent} px, more than the {trained}-px crops the texture model "
+                     "learnt from: its texture may look less real")
     if empty:
         notes.append(f"{len(empty)} frame(s) hold no cell (e.g. t={empty[0]}): they are background only")
-    return size, notes, areas
+    return notes, areas
 
 
 def _setup(labels: Any, painter: Any, flow: Any, scene: SceneStats, cfg: SynthesisConfig, lineage: np.ndarray | None,
@@ -275,7 +283,7 @@ def _setup(labels: Any, painter: Any, flow: Any, scene: SceneStats, cfg: Synthes
         raise InputError("a flow model is needed for temporal='flow' (or use temporal='independent')")
     labels, lineage = prepare_labels(labels, lineage)
     n_frames, height, width = (int(s) for s in labels.shape)
-    size, notes, areas = _crop_size(labels, painter, flow, cfg)
+    notes, areas = _survey(labels, painter)
     notes += check_compatibility(painter, flow, scene, float(np.median(areas)) if areas else 0.0)
     for n in notes:
         warnings.warn(n, stacklevel=3)
@@ -291,56 +299,91 @@ def _setup(labels: Any, painter: Any, flow: Any, scene: SceneStats, cfg: Synthes
             children.setdefault(p, []).append(c)
     rng_b = numpy_rng(cfg.seed, "video", video_index, "brightness")
     return _VideoState(
-        cfg, painter, flow, scene, labels, lineage, video_index, size, notes,
+        cfg, painter, flow, scene, labels, lineage, video_index, notes,
         _brightness_lookup(brightness, lineage, scene, rng_b, n_frames), illumination_field(scene, (height, width)),
         to_scene, float(getattr(painter, "camera_noise_share", 1.0)), getattr(flow, "device", torch.device("cpu")),
         parents, children, {int(r[0]): int(r[1]) for r in lineage})
 
 
 def _cut_cells(v: _VideoState, frame_lab: np.ndarray, t: int):
-    """Step *cut*: ``(ids, masks (n, s, s), corners, brightness)`` of the cells of one frame."""
+    """Step *cut*: ``(ids, masks, corners, brightness)`` of the cells of one frame; ``masks[k]`` is cell k's
+    crop at its track's size."""
     obs = objects(frame_lab)
     ids = sorted(obs)
-    masks = np.zeros((len(ids), v.size, v.size), bool)
-    corners = []
-    for k, lab in enumerate(ids):
-        y0, x0 = crop_window(obs[lab], v.size)
+    base, multiple = int(v.cfg.crop_size or MIN_CROP), int(getattr(v.flow, "multiple", 16))
+    masks, corners, extents = [], [], {}
+    for lab in ids:
+        sl = obs[lab]
+        extents[lab] = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        before = v.extents.get(lab, v.extents.get(v.parents.get(lab, 0), 0))  # its own last frame, or its mother's
+        size = needed_crop(max(extents[lab], before), base, multiple)
+        v.crop_counts[size] = v.crop_counts.get(size, 0) + 1
+        y0, x0 = crop_window(sl, size)
         corners.append((y0, x0))
-        masks[k] = crop_centred(frame_lab, y0, x0, v.size) == lab
+        masks.append(crop_centred(frame_lab, y0, x0, size) == lab)
+    v.extents.update(extents)
     bright = np.array([v.get_brightness(lab, t) for lab in ids], dtype=np.float32)
     return ids, masks, corners, bright
 
 
-def _sort_cells(v: _VideoState, ids: list[int]) -> tuple[list[tuple[int, _Track]], list[int]]:
+def _sort_cells(v: _VideoState, ids: list[int], masks: list[np.ndarray]) -> tuple[list[tuple[int, _Track]],
+                                                                                 list[int]]:
     """Step *sort*: cells that continue a track (a daughter continues from its mother: *division*) and new ones."""
     cont, first = [], []
     for k, lab in enumerate(ids):
         if v.cfg.temporal == "independent":
             first.append(k)
         elif lab in v.tracks:
-            cont.append((k, v.tracks[lab]))
+            cont.append((k, _resized(v.tracks[lab], masks[k].shape[0])))
         elif v.parents.get(lab, 0) in v.tracks:
-            cont.append((k, _inherit(v.tracks[v.parents[lab]])))
+            cont.append((k, _inherit(v.tracks[v.parents[lab]], masks[k].shape[0])))
         else:
             first.append(k)
     return cont, first
 
 
-def _inherit(mother: _Track) -> _Track:
+def _fit(a: Any, size: int) -> Any:
+    """A centred crop of ``a`` (numpy or torch, ``(..., s, s)``) padded with zeros or trimmed to ``size``."""
+    if a is None or a.shape[-1] == size:
+        return a
+    d = size - a.shape[-1]
+    lo, hi = d // 2, d - d // 2
+    if not isinstance(a, np.ndarray):  # torch: negative padding trims
+        import torch.nn.functional as F
+
+        return F.pad(a, (lo, hi, lo, hi))
+    if d > 0:
+        return np.pad(a, [(0, 0)] * (a.ndim - 2) + [(lo, hi), (lo, hi)])
+    return a[..., -lo:a.shape[-2] + hi, -lo:a.shape[-1] + hi]
+
+
+def _resized(st: _Track, size: int) -> _Track:
+    """A track's state in a crop of ``size`` (same centre; pixel displacements keep their meaning)."""
+    if st.mask.shape[-1] == size:
+        return st
+    return _Track(_fit(st.anchor, size), _fit(st.anchor_mask, size), None if st.disp is None else _fit(st.disp, size),
+                  _fit(st.mask, size), _fit(st.tex, size), st.since_anchor, st.contrast)
+
+
+def _inherit(mother: _Track, size: int) -> _Track:
     """Division: a daughter's first texture is its mother's last one, warped onto the daughter's mask."""
-    return _Track(mother.tex, mother.mask.astype(np.float32), None, mother.mask, mother.tex, 0, mother.contrast)
+    tex, mask = _fit(mother.tex, size), _fit(mother.mask, size)
+    return _Track(tex, mask.astype(np.float32), None, mask, tex, 0, mother.contrast)
 
 
-def _paint_new(v: _VideoState, tex: np.ndarray, first: list[int], masks: np.ndarray, bright: np.ndarray,
+def _paint_new(v: _VideoState, tex: list[np.ndarray], first: list[int], masks: list[np.ndarray], bright: np.ndarray,
                gen: Any) -> None:
-    """Step *first frame*: new cells painted from their silhouettes in one batch."""
+    """Step *first frame*: new cells (all of one crop size) painted from their silhouettes in one batch."""
     if first:
         fk = np.array(first)
-        tex[fk] = v.paint(masks[fk], bright[fk], None, v.cfg.tf0, gen)
+        for k, painted in zip(first, v.paint(np.stack([masks[k] for k in first]), bright[fk], None, v.cfg.tf0, gen),
+                              strict=True):
+            tex[k] = painted
 
 
-def _warp_cells(v: _VideoState, cont: list[tuple[int, _Track]], masks: np.ndarray, bright: np.ndarray):
-    """Step *warp*: each continuing cell's keyframe texture resampled onto its current mask.
+def _warp_cells(v: _VideoState, cont: list[tuple[int, _Track]], masks: list[np.ndarray], bright: np.ndarray):
+    """Step *warp*: each continuing cell's keyframe texture resampled onto its current mask (all of one crop
+    size).
 
     Returns the warped textures (holes filled) and the displacements from the keyframes."""
     import torch
@@ -348,7 +391,8 @@ def _warp_cells(v: _VideoState, cont: list[tuple[int, _Track]], masks: np.ndarra
     from ..flow.net import compose, warp
 
     ck = np.array([k for k, _ in cont])
-    u = v.predict(np.stack([st.mask for _, st in cont]), masks[ck])
+    size = masks[ck[0]].shape[0]
+    u = v.predict(np.stack([st.mask for _, st in cont]), np.stack([masks[k] for k in ck]))
     if v.cfg.warp == "compose":
         anchors = torch.from_numpy(np.stack([st.anchor for _, st in cont]))[:, None]
         amasks = torch.from_numpy(np.stack([st.anchor_mask for _, st in cont]).astype(np.float32))[:, None]
@@ -361,31 +405,32 @@ def _warp_cells(v: _VideoState, cont: list[tuple[int, _Track]], masks: np.ndarra
         disp, mode = u, "nearest"
     warped = warp(anchors, disp, mode=mode)[:, 0].numpy()
     valid = warp(amasks, disp, mode="bilinear")[:, 0].numpy() > 0.5
-    init = np.zeros((len(ck), v.size, v.size), np.float32)
+    init = np.zeros((len(ck), size, size), np.float32)
     for i, k in enumerate(ck):
         init[i] = _fill_holes(warped[i], valid[i], masks[k], bright[k])
     return init, disp
 
 
-def _refresh_cells(v: _VideoState, tex: np.ndarray, cont: list[tuple[int, _Track]], init: np.ndarray,
-                   masks: np.ndarray, bright: np.ndarray, gen: Any) -> None:
-    """Step *refresh*: the warped textures re-noised to ``tf_non0`` and denoised in one batch."""
-    ck = np.array([k for k, _ in cont])
-    if v.cfg.tf_non0 > 0:
-        tex[ck] = v.paint(masks[ck], bright[ck], init, int(v.cfg.tf_non0), gen)
-    else:
-        tex[ck] = init
+def _refresh_cells(v: _VideoState, tex: list[np.ndarray], cont: list[tuple[int, _Track]], init: np.ndarray,
+                   masks: list[np.ndarray], bright: np.ndarray, gen: Any) -> None:
+    """Step *refresh*: the warped textures (all of one crop size) re-noised to ``tf_non0`` and denoised in one
+    batch."""
+    ck = [k for k, _ in cont]
+    out = v.paint(np.stack([masks[k] for k in ck]), bright[ck], init, int(v.cfg.tf_non0), gen) \
+        if v.cfg.tf_non0 > 0 else init
+    for k, refreshed in zip(ck, out, strict=True):
+        tex[k] = refreshed
 
 
-def _keep_tracks(v: _VideoState, t: int, ids: list[int], masks: np.ndarray, bright: np.ndarray, tex: np.ndarray,
-                 cont: list[tuple[int, _Track]], disp: Any) -> None:
+def _keep_tracks(v: _VideoState, t: int, ids: list[int], masks: list[np.ndarray], bright: np.ndarray,
+                 tex: list[np.ndarray], cont: list[tuple[int, _Track]], disp: dict[int, Any]) -> None:
     """Hold each cell to its track's contrast and target brightness; update the per-track state."""
     new: dict[int, _Track] = {}
-    for i, (k, st) in enumerate(cont):
+    for k, st in cont:
         lab = ids[k]
         since = st.since_anchor + 1 if lab in v.tracks else 1
         if v.cfg.warp == "compose" and since < v.cfg.reanchor_every:
-            new[lab] = _Track(st.anchor, st.anchor_mask, disp[i], masks[k], tex[k], since, st.contrast)
+            new[lab] = _Track(st.anchor, st.anchor_mask, disp[k], masks[k], tex[k], since, st.contrast)
         else:
             new[lab] = _Track(None, None, None, masks[k], tex[k], 0, st.contrast)  # re-anchored below
     for k, lab in enumerate(ids):
@@ -419,7 +464,7 @@ def _compose_scene(v: _VideoState, t: int, frame_lab: np.ndarray, ids: list[int]
     canvas = generate_background(v.scene, (height, width), rng, v.illumination)
     for k, lab in enumerate(ids):
         y0, x0 = corners[k]
-        dst, src = paste_window((height, width), y0, x0, v.size)
+        dst, src = paste_window((height, width), y0, x0, tex[k].shape[0])
         own = frame_lab[dst] == lab
         canvas[dst][own] = tex[k][src][own] * v.to_scene[0] + v.to_scene[1]
     if ids:
@@ -437,14 +482,17 @@ def _frame(v: _VideoState, t: int) -> SynthFrame:
     """One frame through every step."""
     frame_lab = np.asarray(v.labels[t])
     ids, masks, corners, bright = _cut_cells(v, frame_lab, t)
-    tex = np.zeros((len(ids), v.size, v.size), np.float32)
+    tex = [np.zeros(m.shape, np.float32) for m in masks]
     gen = torch_generator(v.cfg.seed, "video", v.video_index, "paint", t)
-    cont, first = _sort_cells(v, ids)
-    _paint_new(v, tex, first, masks, bright, gen)
-    disp = None
-    if cont:
-        init, disp = _warp_cells(v, cont, masks, bright)
-        _refresh_cells(v, tex, cont, init, masks, bright, gen)
+    cont, first = _sort_cells(v, ids, masks)
+    disp: dict[int, Any] = {}
+    for size in sorted({m.shape[0] for m in masks}):  # one batch per crop size
+        _paint_new(v, tex, [k for k in first if masks[k].shape[0] == size], masks, bright, gen)
+        group = [(k, st) for k, st in cont if masks[k].shape[0] == size]
+        if group:
+            init, d = _warp_cells(v, group, masks, bright)
+            _refresh_cells(v, tex, group, init, masks, bright, gen)
+            disp.update({k: d[i] for i, (k, _) in enumerate(group)})
     _keep_tracks(v, t, ids, masks, bright, tex, cont, disp)
     image = _compose_scene(v, t, frame_lab, ids, corners, tex)
     return SynthFrame(t, image, frame_lab.astype(np.uint16, copy=True))
@@ -481,7 +529,8 @@ def generate_video(
 
     Returns
     -------
-    dict with ``lineage``, ``crop_size``, ``warnings``, ``painter_calls``, ``cells_painted``, ``flow_calls``.
+    dict with ``lineage``, ``crop_size`` (the largest crop), ``crop_sizes`` (cell-frames per crop size),
+    ``warnings``, ``painter_calls``, ``cells_painted``, ``flow_calls``.
     """
     v = _setup(labels, painter, flow, scene, config or SynthesisConfig(), lineage, brightness, video_index)
     n_frames = v.shape[0]
@@ -493,7 +542,8 @@ def generate_video(
         yield Progress(t + 1, n_frames, f"frame {t + 1}/{n_frames}",
                        metrics={"cells": float(len(np.unique(frame.labels)) - (frame.labels == 0).any())},
                        stage="generate")
-    return {"lineage": v.lineage, "crop_size": v.size, "warnings": v.notes, **v.stats}
+    return {"lineage": v.lineage, "crop_size": max(v.crop_counts, default=0),
+            "crop_sizes": dict(sorted(v.crop_counts.items())), "warnings": v.notes, **v.stats}
 
 def _contrast(tex: np.ndarray, mask: np.ndarray) -> float:
     """std / mean of a texture inside its mask (0 when undefined)."""

@@ -176,6 +176,7 @@ class DiffusionPainter:
 
             model.to(resolve_device(self.config.device))
         self.passes = 0  # network evaluations per cell, summed over calls (for speed reports)
+        self.pass_pixels = 0  # the same, weighted by each crop's padded pixel count
 
     @property
     def crop_size(self) -> int:
@@ -245,6 +246,7 @@ class DiffusionPainter:
                        eta=cfg.ddim_eta)
             out[s:s + cfg.batch_size] = x[:, 0, :h, :w].float().cpu().numpy()
         self.passes += n_eval * B
+        self.pass_pixels += n_eval * B * (h + ph) * (w + pw)
         profile = self.profile
         if profile is not None:  # refreshes too: warping and re-noising drift back to the model's own rim
             out = profile.match(out, masks)
