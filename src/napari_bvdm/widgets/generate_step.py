@@ -8,6 +8,7 @@ import numpy as np
 from qtpy.QtWidgets import QLabel, QPushButton, QWidget
 
 from ._base import MISSING, READY, UNAVAILABLE, StepWidget, unavailable_reason
+from ._breathe import breathe
 from ._form import ConfigForm
 from ._recipe import GenerateParams, generate_job, missing_for_generation
 
@@ -136,6 +137,7 @@ class GenerateWidget(StepWidget):
             if names[2] in self.viewer.layers:
                 self.viewer.layers.remove(names[2])
             if len(data):
+                breathe()
                 self.viewer.add_tracks(data, graph=graph, name=names[2], **self._scale())
             warn = (result.get("info") or {}).get("warnings") or []
             whole = result["draft"].n_frames
@@ -218,6 +220,7 @@ class GenerateWidget(StepWidget):
         scale = self._scale()
         added = []
         for name, kind, data, kw in real:
+            breathe()
             added.append(getattr(self.viewer, f"add_{kind}")(data, name=name, **kw, **scale))
         self._real_layers = [layer.name for layer in added]
         # the top three (real) fill the left canvas, the next three the right one; layers are matched by name
@@ -227,13 +230,16 @@ class GenerateWidget(StepWidget):
             layer.visible = layer.name in group
         for name in group:
             self.viewer.layers.move(self.viewer.layers.index(name), len(self.viewer.layers))
+        breathe()
         self.viewer.grid.stride = len(added) if len(added) == len(synth) else 1
         self.viewer.grid.shape = (1, 2) if len(added) == len(synth) else (-1, -1)
         self.viewer.grid.enabled = True
+        breathe()
         for name in group:  # outlines, so the texture under the labels stays visible
             layer = self.viewer.layers[name]
             if hasattr(layer, "contour"):
                 layer.contour = 2
+        breathe()
         self.viewer.reset_view()
         self._limit_time_slider(n)
         self.back_btn.setVisible(True)
