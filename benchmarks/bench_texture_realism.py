@@ -34,9 +34,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--val-fraction", type=float, default=0.25, help="used when the weights do not list val tracks")
-    ap.add_argument("--methods", help="comma list: classical, ddpmN, ddimN, with -bf16, -tfN (SDEdit start, "
-                    "default 200), (DDIM) -etaX, and -rim / -flat (rim profile of the training tracks, or none; "
-                    "default: the model's own) suffixes",
+    ap.add_argument("--methods", help="comma list: classical, ddpmN, ddimN, dpmN (DPM-Solver++), with -bf16, -tfN "
+                    "(SDEdit start, default 200), (DDIM, DPM) -etaX, and -rim / -flat (rim profile of the training "
+                    "tracks, or none; default: the model's own) suffixes",
                     default="classical,ddpm200,ddim50,ddim20,ddim10,ddim5,ddpm200-bf16,ddim20-bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -74,7 +74,8 @@ def main() -> None:
             prec = "bf16" if "-bf16" in meth else "fp32"
             eta = float(meth.split("-eta")[1].split("-")[0]) if "-eta" in meth else 0.0
             name = meth.split("-")[0]
-            sampler, n = name[:4], int(name[4:])
+            sampler = name.rstrip("0123456789")
+            n = int(name[len(sampler):])
             tf0 = int(meth.split("-tf")[1].split("-")[0]) if "-tf" in meth else 200
             painter = DiffusionPainter(model, sampler, ddim_steps=n, tf0=tf0, precision=prec, batch_size=64,
                                        ddim_eta=eta, **rim)

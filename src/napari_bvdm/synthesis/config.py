@@ -74,10 +74,13 @@ class TextureSection(Config):
     #: Texture model weights (``.safetensors`` from ``bvdm train-texture`` or the Texture step); empty = the
     #: bundled model; ``classical`` = the model-free renderer (instant, less realistic).
     model: str = BUNDLED
-    #: Sampler: ``ddim`` (few network passes, the measured default) or ``ddpm`` (every step, the reference).
-    sampler: Literal["ddim", "ddpm"] = "ddim"
-    #: Network passes to paint a new cell with ``ddim`` (a refresh uses at most 8).
+    #: Sampler: ``ddim`` (few network passes, the measured default), ``dpm`` (DPM-Solver++, second order: as
+    #: real in fewer passes) or ``ddpm`` (every step, the reference).
+    sampler: Literal["ddim", "dpm", "ddpm"] = "ddim"
+    #: Network passes to paint a new cell with ``ddim`` or ``dpm``.
     passes: int = 50
+    #: At most this many network passes to refresh a carried-over cell (``ddim`` or ``dpm``).
+    refresh_passes: int = 8
     #: Noise level a new cell is painted from (SDEdit strength, 1..1000; the reference's Tf0 = 200).
     first_strength: int = 200
     #: Noise level a carried-over cell is refreshed from every frame (the reference's Tf_non0 is 10; 100 makes
@@ -90,6 +93,7 @@ class TextureSection(Config):
 
     def check(self) -> None:
         self._require(1 <= self.passes <= 1000, "passes", "must be between 1 and 1000")
+        self._require(1 <= self.refresh_passes <= 1000, "refresh_passes", "must be between 1 and 1000")
         self._require(1 <= self.first_strength <= 1000, "first_strength", "must be between 1 and 1000")
         self._require(1 <= self.refresh_strength <= 1000, "refresh_strength", "must be between 1 and 1000")
 

@@ -94,7 +94,8 @@ def build_painter(cfg: GenerateConfig, texture_model: Any = None, *, crops: Any 
         path = Path(t.model)
     from ..runtime.device import resolve_precision
 
-    pcfg = DiffusionPainterConfig(sampler=t.sampler, ddim_steps=t.passes, ddim_eta=0.5, tf0=t.first_strength,
+    pcfg = DiffusionPainterConfig(sampler=t.sampler, ddim_steps=t.passes, refresh_passes=t.refresh_passes,
+                                  ddim_eta=0.5, tf0=t.first_strength,
                                   tf_non0=t.refresh_strength, precision=resolve_precision(t.precision, cfg.device),
                                   device=cfg.device)
     return DiffusionPainter(texture_model, sampler=t.sampler, config=pcfg, profile=profile), path

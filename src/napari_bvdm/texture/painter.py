@@ -113,9 +113,11 @@ class DiffusionPainterConfig(Config):
 
     Parameters
     ----------
-    sampler : "ddpm" (ancestral, every timestep: the reference) or "ddim" (deterministic, subset of steps).
-    ddim_steps : DDIM network passes for a Tf0-strength start (a refresh uses proportionally fewer, >= 1).
-    ddim_eta : DDIM stochasticity (0 deterministic; 1 adds DDPM-like noise on the strided steps).
+    sampler : "ddpm" (ancestral, every timestep: the reference), "ddim" (a subset of steps) or "dpm"
+        (DPM-Solver++(2M) on the same subset: second order, fewer passes for the same result).
+    ddim_steps : DDIM or DPM network passes for a Tf0-strength start (a refresh uses proportionally fewer,
+        >= 1).
+    ddim_eta : stochasticity of DDIM and DPM (0 deterministic; 1 adds DDPM-like noise on the strided steps).
     tf0, tf_non0 : SDEdit strengths for a track's first frame and for later-frame refreshes (200, 10).
     refresh_passes : with DDIM, at most this many network passes for a refresh (a start from a warped
         texture; otherwise ``ceil(ddim_steps * strength / tf0)``); 8 measured as good as 25 for a
@@ -147,7 +149,7 @@ class DiffusionPainterConfig(Config):
     device: str | None = None
 
     def check(self) -> None:
-        self._require(self.sampler in ("ddpm", "ddim"), "sampler", "must be 'ddpm' or 'ddim'")
+        self._require(self.sampler in ("ddpm", "ddim", "dpm"), "sampler", "must be 'ddpm', 'ddim' or 'dpm'")
         self._require(self.ddim_steps >= 1, "ddim_steps", "must be >= 1")
         self._require(0 <= self.ddim_eta <= 1, "ddim_eta", "must be in [0, 1]")
         self._require(1 <= self.tf0 <= 1000, "tf0", "must be in 1..1000")

@@ -1,4 +1,4 @@
-"""Cosine noise schedule (T = 1000), forward noising, ancestral DDPM and DDIM steps, SDEdit timesteps.
+"""Cosine noise schedule (T = 1000), forward noising, ancestral DDPM, DDIM and DPM-Solver++ steps, SDEdit.
 
 Follows the reference (``bvdm-method.md`` sections 4-5): Nichol & Dhariwal cosine schedule with
 s = 0.008, betas clipped to [1e-4, 0.9999], epsilon prediction, "fixedlarge" reverse variance (beta_t).
@@ -68,18 +68,18 @@ class CosineSchedule:
 def sdedit_timesteps(t_start: int, sampler: str, steps: int | None = None) -> list[int]:
     """Timesteps visited when denoising from ``t_start - 1`` to 0.
 
-    ``ddpm`` visits every one of them (``t_start`` network passes); ``ddim`` an evenly spaced subset of
-    ``steps`` (default ``t_start``) that starts at ``t_start - 1`` and ends at 0.
+    ``ddpm`` visits every one of them (``t_start`` network passes); ``ddim`` and ``dpm`` an evenly spaced
+    subset of ``steps`` (default ``t_start``) that starts at ``t_start - 1`` and ends at 0.
     """
     if t_start < 1:
         raise ValueError(f"t_start must be >= 1, got {t_start}")
     if sampler == "ddpm":
         return list(range(t_start - 1, -1, -1))
-    if sampler == "ddim":
+    if sampler in ("ddim", "dpm"):
         n = max(1, min(int(steps or t_start), t_start))
         ts = np.unique(np.round(np.linspace(0, t_start - 1, n)).astype(int))[::-1]
         return [int(v) for v in ts]
-    raise ValueError(f"unknown sampler {sampler!r}; use 'ddpm' or 'ddim'")
+    raise ValueError(f"unknown sampler {sampler!r}; use 'ddpm', 'ddim' or 'dpm'")
 
 
 @torch.no_grad()
@@ -88,7 +88,9 @@ def sdedit(eps_fn: EpsFn, schedule: CosineSchedule, x_start: torch.Tensor, t_sta
            callback: Callable[[int, int], None] | None = None) -> torch.Tensor:
     """Noise ``x_start`` to ``t_start - 1`` and denoise back to 0.
 
-    ``eta`` is the DDIM stochasticity (0: deterministic, 1: DDPM-like variance on the strided steps).
+    ``eta`` is the stochasticity of ``ddim`` and ``dpm`` (0: deterministic, 1: DDPM-like variance on the
+    strided steps). ``dpm`` is DPM-Solver++(2M) (Lu et al. 2022), its stochastic form for ``eta > 0``: a
+    second-order multistep solver on the data prediction, as good in fewer passes as DDIM in more.
     Noise is drawn on the CPU from ``generator`` and moved to the device, so a seed gives the same
     result on every device (up to floating-point differences).
     """
@@ -98,6 +100,8 @@ def sdedit(eps_fn: EpsFn, schedule: CosineSchedule, x_start: torch.Tensor, t_sta
         return torch.randn(x_start.shape, generator=generator, dtype=torch.float32).to(x_start.device)
 
     x = schedule.add_noise(x_start, torch.full((x_start.shape[0],), ts[0], dtype=torch.long), randn())
+    if sampler == "dpm":
+        return _dpm_solver(eps_fn, schedule, x, ts, eta, randn, callback)
     for i, t in enumerate(ts):
         tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         eps = eps_fn(x, tt).float()
@@ -109,3 +113,33 @@ def sdedit(eps_fn: EpsFn, schedule: CosineSchedule, x_start: torch.Tensor, t_sta
         if callback is not None:
             callback(i + 1, len(ts))
     return x
+
+
+def _dpm_solver(eps_fn: EpsFn, schedule: CosineSchedule, x: torch.Tensor, ts: list[int], eta: float,
+                randn: Callable[[], torch.Tensor], callback: Callable[[int, int], None] | None) -> torch.Tensor:
+    """DPM-Solver++(2M) from ``x`` at ``ts[0]`` down to x0, in the variance-exploding variables
+    ``x / sqrt(abar)`` with ``sigma = sqrt((1 - abar) / abar)`` (log-SNR ``lambda = -log sigma``)."""
+    ab = schedule.alphas_cumprod
+    sigma = [math.sqrt((1 - ab[t]) / ab[t]) for t in ts]
+    xv = x / math.sqrt(ab[ts[0]])
+    previous, h_last = None, 0.0
+    for i, t in enumerate(ts):
+        tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
+        x_t = xv * math.sqrt(ab[t])
+        eps = eps_fn(x_t, tt).float()
+        denoised = (x_t - math.sqrt(1 - ab[t]) * eps) / math.sqrt(ab[t])
+        if i + 1 == len(ts):  # the last pass predicts x0
+            xv = denoised
+        else:
+            h = math.log(sigma[i]) - math.log(sigma[i + 1])
+            eta_h = eta * h
+            gain = -math.expm1(-h - eta_h)
+            xv = sigma[i + 1] / sigma[i] * math.exp(-eta_h) * xv + gain * denoised
+            if previous is not None:  # second order: the slope of the data prediction over the last step
+                xv = xv + 0.5 * gain * (h / h_last) * (denoised - previous)
+            if eta > 0:
+                xv = xv + randn() * sigma[i + 1] * math.sqrt(-math.expm1(-2 * eta_h))
+            previous, h_last = denoised, h
+        if callback is not None:
+            callback(i + 1, len(ts))
+    return xv
