@@ -355,7 +355,8 @@ def part_reference(args, flow, fast, ref, scene, out):
     print(f"\n[reference] {size}x{size}, {cells} cells, {n} frames, same masks and flow")
     print(f"{'schedule':<44} {'passes':>7} {'s':>7} {'s/frame':>8} {'MAD s2':>8} {'cv':>6} {'fine':>6}")
     for name, t, p in (("reference: DDPM 200/10, one cell at a time", t_ref, ref.passes),
-                       (f"ours: DDIM {fast.config.ddim_steps}, batched, {fast.config.precision}", t_our, fast.passes)):
+                       (f"ours: {fast.config.sampler.upper()} {fast.config.ddim_steps}, batched, "
+                        f"{fast.config.precision}", t_our, fast.passes)):
         k = "reference" if name.startswith("ref") else "ours"
         print(f"{name:<44} {p:>7} {t:7.1f} {t / n:8.2f} {q[k]['rel_mad']:8.4f} {q[k]['cv']:6.3f} {q[k]['fine']:6.3f}")
     c_ref, c_our = i_ref["cpu_seconds"], i_our["cpu_seconds"]
@@ -403,10 +404,12 @@ def main() -> None:
     ap.add_argument("--ddim-steps", type=int, default=10, help="DDIM passes for a Tf0 start (refresh: 1)")
     ap.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"),
                     help="our painter's arithmetic (auto: bf16 where native, as bvdm generate)")
-    ap.add_argument("--sampler", default="ddim", choices=("ddim", "ddpm"), help="our painter's sampler")
+    ap.add_argument("--sampler", default="ddim", choices=("ddim", "dpm", "ddpm"), help="our painter's sampler")
     ap.add_argument("--ddim-eta", type=float, default=0.0, help="DDIM stochasticity of our painter")
     ap.add_argument("--refresh-passes", type=int, default=None, help="DDIM passes per refresh at most")
     ap.add_argument("--tf-non0", type=int, default=None, help="refresh strength of later frames (default: config)")
+    ap.add_argument("--noise-share", type=float, default=None,
+                    help="share of the fitted camera noise added on our painter's textures (default: the painter's)")
     ap.add_argument("--frames", type=int, default=12, help="frames for the consistency part")
     ap.add_argument("--ref-frames", type=int, default=4, help="frames for the reference comparison")
     ap.add_argument("--big-frames", type=int, default=100, help="frames of the 1024 x 1024, 50-cell video")
@@ -425,6 +428,8 @@ def main() -> None:
     flow = FlowModel.load(args.flow)
     fast, ref, desc = painters(args.texture, args.ddim_steps, args.precision, args.sampler, args.ddim_eta,
                                args.refresh_passes)
+    if args.noise_share is not None:
+        fast.camera_noise_share = args.noise_share
     print(f"painter: {desc}; flow: {args.flow.name}; torch threads {args.threads}")
     img, lab = load_gowt1(None if "drift" in parts else max(args.frames, 8))
     scene = fit_scene_stats(img, lab, fast.normalisation, source="GOWT1 01")

@@ -31,8 +31,8 @@ def main() -> int:
     ap.add_argument("--modes", default="compose,reference",
                     help="comma list: compose, reference (sequential nearest-neighbour warps, one cell at a time); "
                          "suffixes -tN (refresh strength N), -pN (at most N network passes per refresh), -cN "
-                         "(smallest crop N px), -dpm (DPM-Solver++), -nN (N passes for a new cell), "
-                         "e.g. compose-dpm-n15-p4")
+                         "(smallest crop N px), -dpm / -ddim (sampler), -nN (N passes for a new cell), "
+                         "e.g. compose-ddim-n50-p8-t100 (the earlier defaults)")
     args = ap.parse_args()
     import tifffile
     import torch
@@ -53,11 +53,12 @@ def main() -> int:
         for mode, seed in ((m, int(s)) for s in args.seeds.split(",") for m in args.modes.split(",")):
             out = Path(tmp) / f"{mode}-s{seed}"
             warp, *suffixes = mode.split("-")
-            opts = {s[0]: int(s[1:]) for s in suffixes if s != "dpm"}
+            samplers = [s for s in suffixes if s in ("dpm", "ddim")]
+            opts = {s[0]: int(s[1:]) for s in suffixes if s not in samplers}
             cfg = GenerateConfig().with_updates({
                 "shapes.frames": args.frames, "shapes.height": 256, "shapes.width": 256, "shapes.cells": args.cells,
                 "output.videos": args.videos, "texture.refresh_strength": opts.get("t"), "seed": seed,
-                "texture.sampler": "dpm" if "dpm" in suffixes else None, "texture.passes": opts.get("n")})
+                "texture.sampler": samplers[0] if samplers else None, "texture.passes": opts.get("n")})
             ing = recipe.prepare(cfg)
             if "p" in opts:
                 ing.painter.config = ing.painter.config.replace(refresh_passes=opts["p"])

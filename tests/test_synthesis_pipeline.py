@@ -107,7 +107,8 @@ def test_background_illumination_and_noise_correlation():
 
 def test_noise_share_scales_the_added_camera_noise():
     """The diffusion painter's textures carry grain already: half the fitted noise variance is added on top
-    of them (its ``camera_noise_share``); the classical painter (no attribute) gets all of it."""
+    of DDIM's, none on DPM-Solver++'s (its ``camera_noise_share``); the classical painter (no attribute) gets
+    all of it."""
     from napari_bvdm.synthesis.background import add_shot_noise
     from napari_bvdm.texture.painter import ClassicalPainter, DiffusionPainter
 
@@ -121,7 +122,13 @@ def test_noise_share_scales_the_added_camera_noise():
         spread[share] = float(f.var())
     assert spread[1.0] == pytest.approx(0.005, rel=0.05) and spread[0.5] == pytest.approx(0.0025, rel=0.05)
     assert spread[0.0] == 0.0
-    assert DiffusionPainter.camera_noise_share == 0.5 and not hasattr(ClassicalPainter, "camera_noise_share")
+    from napari_bvdm.texture.model import TextureModel, TextureModelConfig
+    from napari_bvdm.texture.unet import UNetConfig
+
+    tiny = TextureModel(TextureModelConfig(unet=UNetConfig(width=4, depth=2), crop_size=32), SCENE.norm)
+    assert DiffusionPainter(tiny, "ddim").camera_noise_share == 0.5
+    assert DiffusionPainter(tiny, "dpm").camera_noise_share == 0.0
+    assert not hasattr(ClassicalPainter, "camera_noise_share")
     lab, lin = _toy_labels(3)
     painter = RecordingPainter()
     grain = {}

@@ -35,14 +35,16 @@ def test_default_model_paints_held_out_gowt1_masks_with_mask_fidelity():
 
 
 def test_generate_uses_the_measured_default_painter():
-    """The default configuration paints with DDIM 50, eta 0.5 (docs/texture.md: beats the classical renderer
-    on every realism measure with Otsu mask fidelity >= 0.85), on the bundled texture model."""
+    """The default configuration paints with DPM-Solver++ in 15 passes, eta 0.5, at most 4 per refresh and no
+    added camera noise (docs/texture.md, docs/synthesis.md: as real as DDPM-200, and a segmenter trained on its
+    videos does better), on the bundled texture model."""
     from napari_bvdm.synthesis.config import GenerateConfig
     from napari_bvdm.synthesis.recipe import build_painter
 
     cfg = GenerateConfig()
     p, path = build_painter(cfg)
     assert path == DEFAULT_WEIGHTS
-    assert (p.config.sampler, p.config.ddim_steps, p.config.ddim_eta) == ("ddim", 50, 0.5)
+    assert (p.config.sampler, p.config.ddim_steps, p.config.ddim_eta, p.config.refresh_passes) == ("dpm", 15, 0.5, 4)
+    assert p.config.tf_non0 == 50 and p.camera_noise_share == 0.0
     assert p.model.mask_conditioned and p.model.config.cell_level is None
     assert build_painter(cfg.with_updates({"texture.sampler": "ddpm"}))[0].config.sampler == "ddpm"

@@ -163,9 +163,12 @@ class DiffusionPainterConfig(Config):
 class DiffusionPainter:
     """SDEdit painter with a :class:`TextureModel` (see module doc)."""
 
-    #: share of the scene's fitted camera-noise variance the synthesis adds on top of this painter's
-    #: textures: they already carry the grain of the real crops (measured, docs/synthesis.md)
-    camera_noise_share = 0.5
+    @property
+    def camera_noise_share(self) -> float:
+        """Share of the scene's fitted camera-noise variance the synthesis adds on top of this painter's
+        textures, which carry grain of their own: DDIM's smoother cells get half, DPM-Solver++'s none (their
+        fine grain and contrast then match real GOWT1 cells: docs/synthesis.md)."""
+        return 0.0 if self.config.sampler == "dpm" else 0.5
 
     def __init__(self, model: TextureModel, sampler: str = "ddpm", config: DiffusionPainterConfig | None = None,
                  profile: RimProfile | None = None, **overrides: Any) -> None:

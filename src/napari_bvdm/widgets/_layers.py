@@ -280,8 +280,8 @@ def classical_segmentation(
     return out
 
 
-def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, n: int = 8, sampler: str = "ddim",
-                    ddim_steps: int = 20, tf0: int = 200, seed: int = 0, device: str | None = None,
+def texture_preview(model: Any, image: Any, labels: Any, tracks: Any = None, *, n: int = 8, sampler: str = "dpm",
+                    ddim_steps: int = 10, tf0: int = 200, seed: int = 0, device: str | None = None,
                     token: CancelToken | None = None) -> Job[np.ndarray]:
     """Paint ``n`` real cell masks with the texture model: returns a (2 h, n w) mosaic, real crops on
     top, painted ones below (normalised units), for a side-by-side look in napari."""

@@ -45,7 +45,7 @@ class GenerateParams:
     outlines: Literal["model", "real"] = _DEFAULT.shapes.outlines
     seed: int = _DEFAULT.seed
     painter: Literal["diffusion", "classical"] = "diffusion"  # classical: instant, no learning
-    sampler: Literal["ddim", "dpm", "ddpm"] = _DEFAULT.texture.sampler
+    sampler: Literal["dpm", "ddim", "ddpm"] = _DEFAULT.texture.sampler
     passes: int = _DEFAULT.texture.passes
     first_strength: int = _DEFAULT.texture.first_strength
     refresh_strength: int = _DEFAULT.texture.refresh_strength
