@@ -28,7 +28,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "Fluo-N2DH-GOWT1" / "01"
 #: the step of the dock each benchmark step's screenshot shows
-SHOWN = {"open": "data", "preview": "generate"}
+SHOWN = {"dock": "data", "open": "data", "preview": "generate"}
 
 
 def crop_sequence(src: Path, dst: Path, frames: int, size: int, y0: int = 300, x0: int = 300) -> Path:
