@@ -251,6 +251,11 @@ class _VideoState:
         return torch.cat(out)
 
 
+def _extent(bbox: tuple[slice, slice]) -> int:
+    """The longer side of a bounding box."""
+    return max(bbox[0].stop - bbox[0].start, bbox[1].stop - bbox[1].start)
+
+
 def _survey(labels: Any, painter: Any) -> tuple[list[str], list[float]]:
     """Notes on the label video (empty frames, cells larger than the painter's crops) and a sample of cell
     areas, in one pass over bounding boxes."""
@@ -262,7 +267,7 @@ def _survey(labels: Any, painter: Any) -> tuple[list[str], list[float]]:
         if not obs:
             empty.append(t)
         for sl in obs.values():
-            extent = max(extent, sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+            extent = max(extent, _extent(sl))
         if t % max(1, n_frames // 10) == 0 and obs:
             areas.extend(np.bincount(fr.ravel())[list(obs)].tolist())
     notes: list[str] = []
@@ -307,14 +312,14 @@ def _setup(labels: Any, painter: Any, flow: Any, scene: SceneStats, cfg: Synthes
 
 def _cut_cells(v: _VideoState, frame_lab: np.ndarray, t: int):
     """Step *cut*: ``(ids, masks, corners, brightness)`` of the cells of one frame; ``masks[k]`` is cell k's
-    crop at its track's size."""
+    crop, sized for the cell in this frame and in its previous one (or its mother's last)."""
     obs = objects(frame_lab)
     ids = sorted(obs)
     base, multiple = int(v.cfg.crop_size or MIN_CROP), int(getattr(v.flow, "multiple", 16))
     masks, corners, extents = [], [], {}
     for lab in ids:
         sl = obs[lab]
-        extents[lab] = max(sl[0].stop - sl[0].start, sl[1].stop - sl[1].start)
+        extents[lab] = _extent(sl)
         before = v.extents.get(lab, v.extents.get(v.parents.get(lab, 0), 0))  # its own last frame, or its mother's
         size = needed_crop(max(extents[lab], before), base, multiple)
         v.crop_counts[size] = v.crop_counts.get(size, 0) + 1
@@ -361,8 +366,8 @@ def _resized(st: _Track, size: int) -> _Track:
     """A track's state in a crop of ``size`` (same centre; pixel displacements keep their meaning)."""
     if st.mask.shape[-1] == size:
         return st
-    return _Track(_fit(st.anchor, size), _fit(st.anchor_mask, size), None if st.disp is None else _fit(st.disp, size),
-                  _fit(st.mask, size), _fit(st.tex, size), st.since_anchor, st.contrast)
+    return _Track(_fit(st.anchor, size), _fit(st.anchor_mask, size), _fit(st.disp, size), _fit(st.mask, size),
+                  _fit(st.tex, size), st.since_anchor, st.contrast)
 
 
 def _inherit(mother: _Track, size: int) -> _Track:

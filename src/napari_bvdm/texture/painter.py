@@ -119,7 +119,7 @@ class DiffusionPainterConfig(Config):
         >= 1).
     ddim_eta : stochasticity of DDIM and DPM (0 deterministic; 1 adds DDPM-like noise on the strided steps).
     tf0, tf_non0 : SDEdit strengths for a track's first frame and for later-frame refreshes (200, 10).
-    refresh_passes : with DDIM, at most this many network passes for a refresh (a start from a warped
+    refresh_passes : with DDIM or DPM, at most this many network passes for a refresh (a start from a warped
         texture; otherwise ``ceil(ddim_steps * strength / tf0)``); 8 measured as good as 25 for a
         strength-100 refresh (docs/synthesis.md). None = no limit.
     silhouette : grey of the silhouette (model units); None uses each cell's brightness, or the model's
